@@ -1,0 +1,111 @@
+//! The [`Backend`] trait: the one surface every storage system implements.
+//!
+//! The required surface is small; optional abilities have defaults that say honestly what
+//! was not done. Backends contain no timing code: the runner's measuring wrapper times every
+//! call.
+
+use crate::error::BackendError;
+use crate::namespace::Namespace;
+use crate::record::{Record, RecordId};
+use crate::system::SystemKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Records streamed into a bulk insert. Items are errors when the source fails mid-way
+/// (a real-world file that cannot be read).
+pub type RecordStream<'a> = &'a mut dyn Iterator<Item = Result<Record, BackendError>>;
+
+/// What the system itself reports about the size of the lab namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InternalSizes {
+    /// The system's own total for the namespace, when it has one.
+    pub total_bytes: Option<u64>,
+    /// Further figures (per container, page counts, part counts, …).
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a maintenance step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceReport {
+    /// The operation, e.g. `VACUUM`, or `none: <why>` when the system has none.
+    pub action: String,
+}
+
+/// What a preflight check found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreflightReport {
+    pub server_version: Option<String>,
+    /// Lines describing each check that passed.
+    pub checks: Vec<String>,
+}
+
+/// A storage system under test, bound to one endpoint and one variant.
+pub trait Backend: Send {
+    fn kind(&self) -> SystemKind;
+
+    /// The variant label (`default` unless the system has configuration variants).
+    fn variant(&self) -> &str {
+        "default"
+    }
+
+    /// Where this backend writes, for messages (never contains a secret).
+    fn endpoint(&self) -> String;
+
+    /// Connect, authenticate, create and drop the namespace, check consistency.
+    fn preflight(&mut self, ns: &Namespace) -> Result<PreflightReport, BackendError> {
+        self.reset(ns)?;
+        self.teardown(ns)?;
+        Ok(PreflightReport {
+            server_version: self.server_version().ok(),
+            checks: vec!["created and dropped the lab namespace".into()],
+        })
+    }
+
+    fn server_version(&mut self) -> Result<String, BackendError> {
+        Ok(String::new())
+    }
+
+    /// Make the namespace exist and be empty (idempotent).
+    fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError>;
+
+    /// Load all records through the bulk path; returns the row count the system reports.
+    fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError>;
+
+    /// Insert one record as its own operation; returns the rows the system reports.
+    fn insert_one(&mut self, ns: &Namespace, record: &Record) -> Result<u64, BackendError>;
+
+    /// Delete one record as its own operation; returns the rows the system reports.
+    fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError>;
+
+    /// Read one record back (for verification).
+    fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// The system's space-reclaim operation.
+    fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError>;
+
+    /// Make written data durable so a size reading is stable.
+    fn settle(&mut self, _ns: &Namespace) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Records stored in the namespace.
+    fn count(&mut self, ns: &Namespace) -> Result<u64, BackendError>;
+
+    /// The system's own size figures for the namespace.
+    fn sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError>;
+
+    /// Drop the namespace and everything in it.
+    fn teardown(&mut self, ns: &Namespace) -> Result<(), BackendError>;
+
+    /// Directories holding the namespace's data on this machine, for the `fs` probe.
+    fn data_paths(&mut self, _ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Close and reopen the store so the next stage starts cold. Returns what was done, or
+    /// `None` when the backend cannot do it.
+    fn reopen(&mut self) -> Result<Option<String>, BackendError> {
+        Ok(None)
+    }
+}

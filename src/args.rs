@@ -1,0 +1,127 @@
+//! Raw command-line arguments (clap). Nothing here is validated beyond syntax: `plan.rs`
+//! turns these plus the config file into a validated plan before anything connects or writes.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "dedup-lab", version, about = "Measure how much physical storage database systems spend on duplicated data")]
+pub struct Cli {
+    /// TOML configuration file (see dedup-lab.example.toml).
+    #[arg(long, global = true, env = "DEDUP_LAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write datasets with manifests to a directory, then stop (connects nowhere).
+    Generate(GenerateArgs),
+    /// Re-hash a dataset directory against its manifests.
+    Verify {
+        /// A directory written by `dedup-lab generate`.
+        dir: PathBuf,
+    },
+    /// Intrinsic duplicate and compression ratios of datasets: the ideal store.
+    Analyze(AnalyzeArgs),
+    /// Run the experiment matrix (the embedded default when nothing is configured).
+    Run(RunArgs),
+    /// Connect to each selected system, create and drop the lab namespace, check consistency.
+    Preflight(PreflightArgs),
+    /// What a running or stopped run has done, failed and has left.
+    Status {
+        /// Run id (default: the newest run in the results directory).
+        run_id: Option<String>,
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Drop lab namespaces that interrupted runs left behind.
+    Cleanup(PreflightArgs),
+}
+
+/// What datasets to build: shared by `generate`, `analyze` and `run`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DatasetArgs {
+    /// Payload types, comma-separated (random_binary, structured_json, text_document, uuid_keys, jsonb_documents).
+    #[arg(long, value_delimiter = ',')]
+    pub payload_types: Option<Vec<String>>,
+    /// Duplication grades, comma-separated, e.g. U0,U50,U90.
+    #[arg(long, value_delimiter = ',')]
+    pub grades: Option<Vec<String>>,
+    /// Size profile: quick (16 records of 512 KiB) or seed (500 records of 512 KiB, the original study).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Records per dataset (overrides the profile).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Record size, e.g. 512KiB or 4KiB..1MiB (overrides the profile).
+    #[arg(long)]
+    pub record_size: Option<String>,
+    /// PRNG seed (default 20240501).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write the datasets to.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Write into an existing directory that is not a dataset directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Generator threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A dataset directory to analyse (otherwise the datasets are generated in memory from the spec flags).
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Systems, comma-separated (default: the embedded sqlite, lsm, files).
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+    /// Stages, comma-separated (bulk_insert, perfile_insert, perfile_delete, maintenance).
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Repetitions of every cell.
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// Results directory (default: ./results).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Continue a stopped run: finished cells are skipped, a partly run cell is redone.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// Print the plan and its size; connect to nothing, create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the lab namespace after each cell (to inspect it).
+    #[arg(long)]
+    pub keep: bool,
+    /// Records read back and hash-checked after each insert stage.
+    #[arg(long)]
+    pub readback: Option<u64>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Systems, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+}

@@ -1,0 +1,47 @@
+//! The raw configuration file (TOML), read into plain structs. Validation happens in `plan.rs`.
+//!
+//! Every key is documented in `dedup-lab.example.toml`.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Lab namespace name (default `dedup_lab`).
+    pub lab: Option<String>,
+    /// Where run results go (default `results`).
+    pub results_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub matrix: RawMatrix,
+    /// Per-system settings, `[systems.<name>]`, passed to the backend that reads them.
+    #[serde(default)]
+    pub systems: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatrix {
+    pub systems: Option<Vec<String>>,
+    pub payload_types: Option<Vec<String>>,
+    pub grades: Option<Vec<String>>,
+    pub stages: Option<Vec<String>>,
+    pub runs: Option<u32>,
+    pub profile: Option<String>,
+    pub records: Option<u64>,
+    pub record_size: Option<String>,
+    pub seed: Option<u64>,
+    pub readback: Option<u64>,
+}
+
+/// Reads the config file, or returns the defaults when there is none.
+pub fn load(path: Option<&Path>) -> Result<RawConfig> {
+    let Some(path) = path else { return Ok(RawConfig::default()) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}; check the --config path", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!("config file {} is not valid (see dedup-lab.example.toml for every key)", path.display())
+    })
+}
