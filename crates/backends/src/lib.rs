@@ -1,1 +1,52 @@
-//! placeholder
+//! Storage backends: one module per system, all behind [`dedup_lab_core::Backend`], and one
+//! `match` as the registry ([`open`]). Each backend is behind a cargo feature; a backend
+//! left out of the build fails with a sentence naming the feature that enables it.
+
+pub mod config;
+#[cfg(feature = "files")]
+pub mod files;
+#[cfg(feature = "lsm")]
+pub mod lsm;
+#[cfg(feature = "postgresql")]
+pub mod postgresql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use config::{BackendConfig, Secret};
+use dedup_lab_core::{Backend, BackendError, SystemKind};
+
+/// Opens a backend for `kind` in configuration `variant`.
+pub fn open(kind: SystemKind, variant: &str, cfg: &BackendConfig) -> Result<Box<dyn Backend>, BackendError> {
+    match kind {
+        #[cfg(feature = "sqlite")]
+        SystemKind::Sqlite => Ok(Box::new(sqlite::SqliteBackend::open(cfg, variant)?)),
+        #[cfg(feature = "lsm")]
+        SystemKind::Lsm => Ok(Box::new(lsm::LsmBackend::open(cfg, variant)?)),
+        #[cfg(feature = "files")]
+        SystemKind::Files => Ok(Box::new(files::FilesBackend::open(cfg, variant)?)),
+        #[cfg(feature = "postgresql")]
+        SystemKind::Postgresql | SystemKind::Cockroachdb => postgresql::PgBackend::open(kind, cfg, variant),
+        other => Err(not_built(other)),
+    }
+}
+
+/// The configuration variants a system is measured in (each becomes its own matrix row).
+pub fn variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    match kind {
+        #[cfg(feature = "postgresql")]
+        SystemKind::Postgresql | SystemKind::Cockroachdb => postgresql::variants(kind, cfg),
+        _ => Ok(cfg.string_list("variants")?.unwrap_or_else(|| vec!["default".to_string()])),
+    }
+}
+
+/// The error for a system whose backend is not part of this build, or not written yet.
+pub fn not_built(kind: SystemKind) -> BackendError {
+    let feature = match kind {
+        SystemKind::Cockroachdb => "postgresql",
+        other => other.name(),
+    };
+    BackendError::msg(format!(
+        "system {kind} is not available in this build of dedup-lab; rebuild with `--features {feature}` \
+         (or check that its backend exists in this version)"
+    ))
+}
