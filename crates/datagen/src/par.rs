@@ -38,7 +38,11 @@ impl ParRecords {
                     let mut data = Vec::with_capacity(entry.size as usize);
                     ds.fill(entry.source, entry.size, &mut data);
                     let sha256 = Sha256::digest(&data).into();
-                    let record = GeneratedRecord { index: entry.index, source: entry.source, data };
+                    let record = GeneratedRecord {
+                        index: entry.index,
+                        source: entry.source,
+                        data,
+                    };
                     if tx.send(HashedRecord { record, sha256 }).is_err() {
                         return; // the consumer stopped early
                     }
@@ -46,7 +50,11 @@ impl ParRecords {
             }));
             receivers.push(rx);
         }
-        ParRecords { receivers, next: 0, workers }
+        ParRecords {
+            receivers,
+            next: 0,
+            workers,
+        }
     }
 }
 
@@ -72,5 +80,7 @@ impl Drop for ParRecords {
 
 /// Threads to use for generation by default: the machine's cores.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
