@@ -32,13 +32,18 @@ const GOLDEN: &[(&str, &str, &str)] = &[
     ("jsonb_documents", "U90", "39a1f27b4abb31cce66c10f568817c3311dfbf4200bb4f361f2044e17920c05a"),
 ];
 
-/// Datasets of other shapes: a seeded record-size range, U95, the default seed.
+/// Datasets of other shapes: a seeded record-size range, U95, the default seed,
+/// the smallest record size.
 #[rustfmt::skip]
 const GOLDEN_OTHER: &[(&str, &str, u64, &str, u64, &str)] = &[
     ("random_binary", "U50", 12, "64..8192", 1, "0e834f19a7d11d71a70466f2daeee37ceef32a996c3a56a8a3a3610defe599f8"),
     ("structured_json", "U50", 12, "64..8192", 1, "d41ba069c41e53cab34fc9d148842dd223cd67f070f89622a3ae8d61fd23730b"),
     ("jsonb_documents", "U90", 12, "64..8192", 1, "80c983fcb66da1fde7a067ebfc1b8fecc9e2afda95769ba9caca7b6d7e0f3e57"),
     ("uuid_keys", "U95", 40, "1024", 20240501, "0bb0dd43c32bd13669ccc8213851e8f40bc0851b86a1797a93d82f7947a0344b"),
+    ("structured_json", "U0", 6, "64", 1, "b545c23b8599503586671c568846946b010a339393c9f136544dd326744ee351"),
+    ("jsonb_documents", "U0", 6, "64", 1, "72bcceb93f2ec19577df3cc0e3ddfb587695e893a20602ca84ef0984c8d85cc1"),
+    ("text_document", "U0", 6, "64", 1, "c0385ac585497ae370de5e55f889e65206e6fdad71ef9b5559d5d16c6b31da32"),
+    ("uuid_keys", "U0", 6, "64", 1, "4046fcd84adc56e497feb201348e13f22321c3cc2d5566ae7ca950d3dc3a52c5"),
 ];
 
 fn spec(payload: &str, grade: &str, records: u64, size: &str, seed: u64) -> DatasetSpec {
@@ -82,6 +87,10 @@ fn other_specs() -> Vec<DatasetSpec> {
         spec("structured_json", "U50", 12, "64..8192", 1),
         spec("jsonb_documents", "U90", 12, "64..8192", 1),
         spec("uuid_keys", "U95", 40, "1024", 20_240_501),
+        spec("structured_json", "U0", 6, "64", 1),
+        spec("jsonb_documents", "U0", 6, "64", 1),
+        spec("text_document", "U0", 6, "64", 1),
+        spec("uuid_keys", "U0", 6, "64", 1),
     ]
 }
 
