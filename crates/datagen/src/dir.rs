@@ -85,7 +85,12 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
         }
         let is_dataset_dir = root.join(MARKER).is_file();
         let empty = fs::read_dir(root)
-            .map_err(|e| DatasetError::io(root, e))?
+            .map_err(|e| {
+                DatasetError::Invalid(format!(
+                    "cannot read output directory {}: {e}; choose another --output",
+                    root.display()
+                ))
+            })?
             .next()
             .is_none();
         if !is_dataset_dir && !empty && !force {
@@ -96,7 +101,23 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
             )));
         }
     } else {
-        fs::create_dir_all(root).map_err(|e| DatasetError::io(root, e))?;
+        fs::create_dir_all(root).map_err(|e| {
+            // Name the culprit when a part of the path is a file (ENOTDIR says only "Not a
+            // directory", not which one).
+            let file = root
+                .ancestors()
+                .skip(1)
+                .find(|a| a.exists())
+                .filter(|a| !a.is_dir());
+            let why = match file {
+                Some(f) => format!("{} is a file, not a directory", f.display()),
+                None => e.to_string(),
+            };
+            DatasetError::Invalid(format!(
+                "cannot create output directory {}: {why}; choose another --output",
+                root.display()
+            ))
+        })?;
     }
     // Prove we can write here before generating anything.
     let probe = root.join(".dedup-lab-write-test");

@@ -22,13 +22,18 @@ pub enum DatasetError {
     Parse(#[from] ParseError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// The I/O error is part of the message, not a `source`: printing the error chain
+    /// (`{:#}`) would otherwise repeat it.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 impl DatasetError {
-    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        DatasetError::Io { path: path.as_ref().display().to_string(), source }
+    pub fn io(path: impl AsRef<std::path::Path>, error: std::io::Error) -> Self {
+        DatasetError::Io {
+            path: path.as_ref().display().to_string(),
+            error,
+        }
     }
 }
 
@@ -61,9 +66,10 @@ impl FromStr for RecordSize {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let size = match s.split_once("..") {
-            Some((a, b)) => {
-                RecordSize::Range { min: parse_bytes("record size", a)?, max: parse_bytes("record size", b)? }
-            }
+            Some((a, b)) => RecordSize::Range {
+                min: parse_bytes("record size", a)?,
+                max: parse_bytes("record size", b)?,
+            },
             None => RecordSize::Fixed(parse_bytes("record size", s)?),
         };
         let (min, max) = match size {
@@ -71,7 +77,11 @@ impl FromStr for RecordSize {
             RecordSize::Range { min, max } => (min, max),
         };
         if min > max {
-            return Err(ParseError::new("record size", s, "the range's lower bound is above its upper bound"));
+            return Err(ParseError::new(
+                "record size",
+                s,
+                "the range's lower bound is above its upper bound",
+            ));
         }
         if min < MIN_RECORD_SIZE || max > MAX_RECORD_SIZE {
             return Err(ParseError::new(
@@ -141,10 +151,16 @@ mod tests {
 
     #[test]
     fn record_sizes() {
-        assert_eq!("512KiB".parse::<RecordSize>().unwrap(), RecordSize::Fixed(524_288));
+        assert_eq!(
+            "512KiB".parse::<RecordSize>().unwrap(),
+            RecordSize::Fixed(524_288)
+        );
         assert_eq!(
             "4KiB..1MiB".parse::<RecordSize>().unwrap(),
-            RecordSize::Range { min: 4096, max: 1 << 20 }
+            RecordSize::Range {
+                min: 4096,
+                max: 1 << 20
+            }
         );
         for bad in ["0", "10", "2GiB", "1MiB..4KiB", "abc"] {
             let e = bad.parse::<RecordSize>().unwrap_err().to_string();
