@@ -482,6 +482,45 @@ fn an_existing_directory_that_is_not_a_dataset_is_not_overwritten_without_force(
 }
 
 #[test]
+fn force_never_deletes_what_dedup_lab_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = tmp.path().join("shared/uuid_keys/U0");
+    fs::create_dir_all(&theirs).unwrap();
+    fs::write(theirs.join("notes.txt"), "mine").unwrap();
+    let gen_args = [
+        "generate",
+        "--output",
+        "shared",
+        "--force",
+        "--records",
+        "2",
+        "--record-size",
+        "4KiB",
+        "--grades",
+        "U0",
+    ];
+    let err = fails(
+        tmp.path(),
+        &[
+            &gen_args[..],
+            &["--payload-types", "random_binary,uuid_keys"],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("uuid_keys/U0 exists but dedup-lab did not write it"),
+        "{err}"
+    );
+    assert!(err.contains("move it away"), "{err}");
+    assert_eq!(
+        fs::read_to_string(theirs.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    // Checked before anything was generated: random_binary (first in order) is not there either.
+    assert_eq!(ls(&tmp.path().join("shared")), ["uuid_keys"]);
+}
+
+#[test]
 fn an_unwritable_output_gets_a_clear_error() {
     // We may run as root, where permissions stop nothing: use paths no one can create.
     let tmp = tempfile::tempdir().unwrap();

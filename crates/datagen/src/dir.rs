@@ -131,6 +131,29 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
     Ok(())
 }
 
+/// Checks that the dataset of `spec` may be written into `root`: its directory must not
+/// exist yet, or be one that dedup-lab wrote (listed in the root's index), which is then
+/// replaced. `--force` lets `generate` write into a directory it did not create; it never
+/// lets it delete what someone else put there.
+pub fn check_target(root: &Path, spec: &DatasetSpec) -> Result<(), DatasetError> {
+    let rel = dataset_rel_path(spec);
+    let dir = root.join(&rel);
+    if fs::symlink_metadata(&dir).is_err() {
+        return Ok(());
+    }
+    let ours =
+        root.join(MARKER).is_file() && read_index(root)?.datasets.iter().any(|d| d.path == rel);
+    if ours {
+        return Ok(());
+    }
+    Err(DatasetError::Invalid(format!(
+        "{} exists but dedup-lab did not write it (it is not listed in {}), so it is left alone; \
+         move it away (or delete it, if an interrupted generate left it) or choose another --output",
+        dir.display(),
+        root.join(MARKER).display()
+    )))
+}
+
 /// Reads the marker of a dataset directory.
 pub fn read_index(root: &Path) -> Result<DirIndex, DatasetError> {
     let path = root.join(MARKER);
@@ -176,9 +199,9 @@ pub fn write_dataset(
     let spec = ds.spec();
     let rel = dataset_rel_path(spec);
     let dir = root.join(&rel);
+    check_target(root, spec)?;
     if dir.exists() {
-        // Only a dataset of our own layout is replaced (the root carries our marker or was
-        // empty/forced): remove the old records so no stale file survives.
+        // A dataset this tool wrote before: remove its old records so no stale file survives.
         fs::remove_dir_all(&dir).map_err(|e| DatasetError::io(&dir, e))?;
     }
     let records_dir = dir.join("records");
