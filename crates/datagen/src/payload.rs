@@ -214,10 +214,15 @@ fn zipf_cdf() -> &'static [u64] {
 }
 
 /// Natural-language-like text: sentences of Zipf-distributed words in paragraphs.
+///
+/// Paragraphs are built in a small buffer and copied up to `size`, so the record never
+/// outgrows its `size` bytes of capacity (growing it would double its memory).
 fn text(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
     let start = buf.len();
     let cdf = zipf_cdf();
+    let mut para = Vec::with_capacity(4096);
     while buf.len() - start < size {
+        para.clear();
         let sentences = 3 + below(rng, 6);
         for _ in 0..sentences {
             let words = 5 + below(rng, 16);
@@ -226,22 +231,23 @@ fn text(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
                 let rank = cdf.partition_point(|&c| c <= x).min(WORDS.len() - 1);
                 let word = WORDS[rank].as_bytes();
                 if w == 0 {
-                    buf.push(word[0].to_ascii_uppercase());
-                    buf.extend_from_slice(&word[1..]);
+                    para.push(word[0].to_ascii_uppercase());
+                    para.extend_from_slice(&word[1..]);
                 } else {
-                    buf.push(b' ');
-                    buf.extend_from_slice(word);
+                    para.push(b' ');
+                    para.extend_from_slice(word);
                 }
                 if w + 1 < words && below(rng, 12) == 0 {
-                    buf.push(b',');
+                    para.push(b',');
                 }
             }
-            buf.extend_from_slice(b". ");
+            para.extend_from_slice(b". ");
         }
-        buf.pop();
-        buf.extend_from_slice(b"\n\n");
+        para.pop();
+        para.extend_from_slice(b"\n\n");
+        let room = size - (buf.len() - start);
+        buf.extend_from_slice(&para[..para.len().min(room)]);
     }
-    buf.truncate(start + size);
 }
 
 /// Lines of `<uuid v4>,<small value>`.
