@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "dedup-lab", version, about = "Measure how much physical storage database systems spend on duplicated data")]
+#[command(
+    name = "dedup-lab",
+    version,
+    about = "Measure how much physical storage database systems spend on duplicated data"
+)]
 pub struct Cli {
     /// TOML configuration file (see dedup-lab.example.toml).
     #[arg(long, global = true, env = "DEDUP_LAB_CONFIG")]
@@ -66,11 +70,16 @@ pub struct DatasetArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Directory to write the datasets to.
-    #[arg(long, short)]
-    pub output: PathBuf,
+    #[arg(long, short, required_unless_present = "no_write")]
+    pub output: Option<PathBuf>,
     /// Write into an existing directory that is not a dataset directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_write")]
     pub force: bool,
+    /// Generate and hash every record but write nothing; print each dataset's totals and
+    /// fingerprint (the dataset_sha256 its manifest would carry). To check that a machine
+    /// generates the same bytes as another, and for benchmarks.
+    #[arg(long, conflicts_with = "output")]
+    pub no_write: bool,
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

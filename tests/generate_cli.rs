@@ -196,6 +196,53 @@ fn thread_count_and_rerun_do_not_change_the_bytes() {
 }
 
 #[test]
+fn no_write_prints_the_manifest_fingerprints_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "generate",
+        "--no-write",
+        "--payload-types",
+        "uuid_keys,random_binary",
+        "--grades",
+        "U50",
+    ];
+    args.extend_from_slice(SMALL);
+    let out = ok(tmp.path(), &args);
+    assert!(ls(tmp.path()).is_empty(), "{:?}", ls(tmp.path()));
+    // The golden fingerprints (crates/datagen/tests/golden.rs), which `generate --output`
+    // puts in the manifests.
+    assert_eq!(
+        out.stdout,
+        "uuid_keys/U50 records=8 duplicate_records=4 logical_bytes=32768 \
+         dataset_sha256=b6cd4bc35556c96e0a41a2fc3170636956963c61f83594f2585ed40e28f50801\n\
+         random_binary/U50 records=8 duplicate_records=4 logical_bytes=32768 \
+         dataset_sha256=5475a7de8d20649f83f1f95dab510abd4da69fb4b65efd966d019e6a47957235\n"
+    );
+    generate(
+        tmp.path(),
+        "data",
+        &["--payload-types", "random_binary", "--grades", "U50"],
+    );
+    let totals = manifest(&tmp.path().join("data/random_binary/U50"))
+        .pop()
+        .unwrap();
+    assert_eq!(
+        totals["dataset_sha256"],
+        "5475a7de8d20649f83f1f95dab510abd4da69fb4b65efd966d019e6a47957235"
+    );
+
+    for bad in [&["--output", "x"][..], &["--force"]] {
+        let mut args = vec!["generate", "--no-write"];
+        args.extend_from_slice(bad);
+        let err = fails(tmp.path(), &args);
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+    let err = fails(tmp.path(), &["generate"]);
+    assert!(err.contains("--output"), "{err}");
+    assert_eq!(ls(tmp.path()), ["data"]);
+}
+
+#[test]
 fn a_bad_filter_fails_before_anything_is_created() {
     let tmp = tempfile::tempdir().unwrap();
     let err = fails(

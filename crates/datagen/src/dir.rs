@@ -188,6 +188,46 @@ fn write_index(root: &Path, index: &DirIndex) -> Result<(), DatasetError> {
     fs::rename(&tmp, &path).map_err(|e| DatasetError::io(&path, e))
 }
 
+/// Accumulates the totals line of a manifest, one record at a time.
+#[derive(Default)]
+pub struct TotalsBuilder {
+    totals: Totals,
+    fingerprint: Sha256,
+}
+
+impl TotalsBuilder {
+    pub fn add(&mut self, h: &par::HashedRecord) {
+        let (t, len) = (&mut self.totals, h.record.data.len() as u64);
+        self.fingerprint.update(h.sha256);
+        t.records += 1;
+        t.logical_bytes += len;
+        if h.record.is_duplicate() {
+            t.duplicate_records += 1;
+        } else {
+            t.unique_records += 1;
+            t.unique_bytes += len;
+        }
+    }
+
+    pub fn finish(self) -> Totals {
+        Totals {
+            dataset_sha256: hex::encode(self.fingerprint.finalize()),
+            ..self.totals
+        }
+    }
+}
+
+/// Generates and hashes every record of `ds` and writes nothing: the totals (with the
+/// fingerprint) that its manifest would carry. Calls `progress` with each record's bytes.
+pub fn dataset_totals(ds: &Dataset, threads: usize, progress: &mut dyn FnMut(u64)) -> Totals {
+    let mut totals = TotalsBuilder::default();
+    for h in ds.par_records(threads) {
+        totals.add(&h);
+        progress(h.record.data.len() as u64);
+    }
+    totals.finish()
+}
+
 /// Writes one dataset into `root` (prepared with [`prepare_output`]), calling `progress`
 /// with the bytes of every record written. Returns the totals.
 pub fn write_dataset(
@@ -222,23 +262,14 @@ pub fn write_dataset(
             spec: spec.clone(),
         },
     )?;
-    let mut totals = Totals::default();
-    let mut fingerprint = Sha256::new();
+    let mut totals = TotalsBuilder::default();
     let ext = spec.payload.extension();
     for h in ds.par_records(threads) {
         let r = &h.record;
         let file = format!("records/{}.{ext}", r.key());
         let path = dir.join(&file);
         fs::write(&path, &r.data).map_err(|e| DatasetError::io(&path, e))?;
-        fingerprint.update(h.sha256);
-        totals.records += 1;
-        totals.logical_bytes += r.data.len() as u64;
-        if r.is_duplicate() {
-            totals.duplicate_records += 1;
-        } else {
-            totals.unique_records += 1;
-            totals.unique_bytes += r.data.len() as u64;
-        }
+        totals.add(&h);
         line(
             &mut out,
             &ManifestLine::Record(ManifestRecord {
@@ -252,7 +283,7 @@ pub fn write_dataset(
         )?;
         progress(r.data.len() as u64);
     }
-    totals.dataset_sha256 = hex::encode(fingerprint.finalize());
+    let totals = totals.finish();
     line(&mut out, &ManifestLine::Totals(totals.clone()))?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
