@@ -112,9 +112,18 @@ pub struct RunArgs {
     /// Keep the lab namespace after each cell (to inspect it).
     #[arg(long)]
     pub keep: bool,
-    /// Records read back and hash-checked after each insert stage.
+    /// Records read back and hash-checked after each insert stage (default 8).
     #[arg(long)]
     pub readback: Option<u64>,
+    /// Duplicate placement, comma-separated: within (same container) and/or across (another container).
+    #[arg(long, value_delimiter = ',')]
+    pub placements: Option<Vec<String>>,
+    /// Cache state before each stage, comma-separated: warm and/or cold.
+    #[arg(long, value_delimiter = ',')]
+    pub caches: Option<Vec<String>>,
+    /// Generator threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }

@@ -34,6 +34,8 @@ pub struct RawMatrix {
     pub record_size: Option<String>,
     pub seed: Option<u64>,
     pub readback: Option<u64>,
+    pub placements: Option<Vec<String>>,
+    pub caches: Option<Vec<String>>,
 }
 
 /// Reads the config file, or returns the defaults when there is none.

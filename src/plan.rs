@@ -79,3 +79,112 @@ pub fn dataset_plan(args: &DatasetArgs, cfg: &RawMatrix) -> Result<DatasetPlan> 
     }
     Ok(DatasetPlan { specs })
 }
+
+/// Everything `run`, `preflight` and `cleanup` need, validated.
+pub struct RunPlan {
+    pub spec: dedup_lab_runner::RunSpec,
+    pub results: std::path::PathBuf,
+}
+
+/// Keys that would hold a secret; they must come from the environment or a file.
+const SECRET_KEYS: &[&str] = &["password", "secret", "token", "secret_key", "access_key_secret"];
+
+/// The systems to use and their settings.
+pub fn system_specs(
+    names: Option<&Vec<String>>,
+    cfg: &crate::config::RawConfig,
+    lab: &dedup_lab_core::LabName,
+) -> Result<Vec<dedup_lab_runner::SystemSpec>> {
+    use dedup_lab_core::SystemKind;
+    let kinds: Vec<SystemKind> = match names.or(cfg.matrix.systems.as_ref()) {
+        Some(list) => parse_list(list)?,
+        None => SystemKind::EMBEDDED.to_vec(),
+    };
+    if kinds.is_empty() {
+        bail!("no system selected; valid systems: {}", SystemKind::valid_names());
+    }
+    for name in cfg.systems.keys() {
+        if name.parse::<SystemKind>().is_err() {
+            bail!("config has a section [systems.{name}] for an unknown system; valid systems: {}", SystemKind::valid_names());
+        }
+    }
+    let mut out = Vec::new();
+    for kind in kinds {
+        let table = cfg
+            .systems
+            .iter()
+            .find(|(k, _)| k.parse::<SystemKind>().ok() == Some(kind))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        for key in table.keys() {
+            if SECRET_KEYS.contains(&key.as_str()) {
+                bail!(
+                    "config [systems.{kind}] has `{key}`: secrets never go in the config file; \
+                     set the environment variable (e.g. DEDUP_PG_PASSWORD) or `{key}_env` / `{key}_file`"
+                );
+            }
+        }
+        let settings = serde_json::to_value(&table)?;
+        let replicas = match table.get("replicas") {
+            None => 1,
+            Some(v) => v
+                .as_integer()
+                .filter(|r| (1..=1000).contains(r))
+                .ok_or_else(|| anyhow::anyhow!("config [systems.{kind}] replicas = {v:?}: expected a whole number from 1 to 1000"))?
+                as u32,
+        };
+        let probe = match table.get("probe").map(|v| v.as_str().unwrap_or("?")) {
+            None => dedup_lab_runner::probe::ProbeKind::Auto,
+            Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!("config [systems.{kind}] probe: {e}"))?,
+        };
+        dedup_lab_backends::available(kind)?;
+        let bcfg = dedup_lab_runner::engine::backend_config_for(lab, kind, &settings);
+        let variants = dedup_lab_backends::variants(kind, &bcfg)?;
+        out.push(dedup_lab_runner::SystemSpec { kind, variants, replicas, probe, settings });
+    }
+    Ok(out)
+}
+
+pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> Result<RunPlan> {
+    use dedup_lab_core::{CacheState, InsertionMode, LabName, Placement, Stage};
+    let lab: LabName = cfg.lab.as_deref().unwrap_or("dedup_lab").parse()?;
+    let datasets = dataset_plan(&args.dataset, &cfg.matrix)?;
+    let systems = system_specs(args.systems.as_ref(), cfg, &lab)?;
+    let stages: Vec<Stage> = match args.stages.as_ref().or(cfg.matrix.stages.as_ref()) {
+        Some(list) => parse_list(list)?,
+        None => Stage::DEFAULT.to_vec(),
+    };
+    let stages = dedup_lab_runner::RunSpec::validate_stages(&stages).map_err(anyhow::Error::msg)?;
+    let runs = args.runs.or(cfg.matrix.runs).unwrap_or(1);
+    if !(1..=1000).contains(&runs) {
+        bail!("invalid run count {runs}: give --runs a whole number from 1 to 1000");
+    }
+    let placements: Vec<Placement> = match args.placements.as_ref().or(cfg.matrix.placements.as_ref()) {
+        Some(l) => parse_list(l)?,
+        None => vec![Placement::Within],
+    };
+    let caches: Vec<CacheState> = match args.caches.as_ref().or(cfg.matrix.caches.as_ref()) {
+        Some(l) => parse_list(l)?,
+        None => vec![CacheState::Warm],
+    };
+    if placements.is_empty() || caches.is_empty() {
+        bail!("select at least one placement (within, across) and one cache state (warm, cold)");
+    }
+    let readback = args.readback.or(cfg.matrix.readback).unwrap_or(8);
+    let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
+    Ok(RunPlan {
+        spec: dedup_lab_runner::RunSpec {
+            lab,
+            systems,
+            datasets: datasets.specs,
+            stages,
+            runs,
+            placements,
+            caches,
+            modes: vec![InsertionMode::Blob],
+            readback,
+            keep: args.keep,
+        },
+        results,
+    })
+}

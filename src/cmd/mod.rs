@@ -2,6 +2,7 @@
 
 mod analyze;
 mod generate;
+mod run;
 mod verify;
 
 use crate::args::{Cli, Command};
@@ -14,7 +15,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(a) => generate::run(&a, &cfg),
         Command::Verify { dir } => verify::run(&dir),
         Command::Analyze(a) => analyze::run(&a, &cfg),
-        Command::Run(_) | Command::Preflight(_) | Command::Status { .. } | Command::Cleanup(_) => {
+        Command::Run(a) => run::run(&a, &cfg),
+        Command::Preflight(_) | Command::Status { .. } | Command::Cleanup(_) => {
             bail!("not implemented yet")
         }
     }

@@ -101,3 +101,12 @@ impl BackendConfig {
         Ok(std::env::var(&var).ok().map(SecretString::from))
     }
 }
+
+/// Where an embedded store lives: the `dir` setting (e.g. a directory on a deduplicating
+/// file system, to measure what the file system does), or `<run>/lab/<system>`.
+pub fn store_dir(cfg: &BackendConfig, system: &str) -> PathBuf {
+    match cfg.string("dir") {
+        Some(d) => PathBuf::from(d).join(system),
+        None => cfg.work_dir.join(system),
+    }
+}

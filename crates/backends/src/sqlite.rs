@@ -23,7 +23,7 @@ impl SqliteBackend {
         if variant != "default" {
             return Err(BackendError::msg(format!("sqlite has no variant {variant:?}; use `default`")));
         }
-        Ok(SqliteBackend { dir: cfg.work_dir.join("sqlite"), conn: None, path: None })
+        Ok(SqliteBackend { dir: crate::config::store_dir(cfg, "sqlite"), conn: None, path: None })
     }
 
     fn db_path(&self, ns: &Namespace) -> PathBuf {
@@ -174,8 +174,8 @@ impl Backend for SqliteBackend {
     }
 
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
-        let p = self.db_path(ns);
-        Ok(vec![p.clone(), PathBuf::from(format!("{}-wal", p.display()))])
+        // The main file only: settle() checkpoints the WAL into it and truncates the WAL.
+        Ok(vec![self.db_path(ns)])
     }
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {

@@ -108,3 +108,8 @@ impl Dataset {
         par::ParRecords::new(self, threads)
     }
 }
+
+/// SHA-256 of a byte slice.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
