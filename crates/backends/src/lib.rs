@@ -58,11 +58,16 @@ pub fn variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Ba
 /// The error for a system whose backend is not part of this build, or not written yet.
 pub fn not_built(kind: SystemKind) -> BackendError {
     let feature = match kind {
+        SystemKind::Sqlite | SystemKind::Lsm | SystemKind::Files | SystemKind::Postgresql => kind.name(),
         SystemKind::Cockroachdb => "postgresql",
-        other => other.name(),
+        _ => {
+            return BackendError::msg(format!(
+                "system {kind} has no backend in dedup-lab {} yet; available systems: sqlite, lsm, files, postgresql, cockroachdb",
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
     };
     BackendError::msg(format!(
-        "system {kind} is not available in this build of dedup-lab; rebuild with `--features {feature}` \
-         (or check that its backend exists in this version)"
+        "system {kind} is not available in this build of dedup-lab; rebuild with `cargo build --release --features {feature}`"
     ))
 }

@@ -105,6 +105,13 @@ impl<'a> Engine<'a> {
         Engine { spec, dir, info, journal, threads: threads.max(1), backends: HashMap::new(), observer }
     }
 
+    /// Uses `backend` for `(kind, variant)` instead of opening one from the registry (for
+    /// embedding the engine, and for tests that wrap a real backend).
+    pub fn with_backend(mut self, kind: SystemKind, variant: &str, backend: Box<dyn Backend>) -> Self {
+        self.backends.insert((kind, variant.to_string()), Ok(backend));
+        self
+    }
+
     /// Runs every cell not finished yet.
     pub fn run(mut self) -> Result<RunOutcome, RunError> {
         let cells = self.spec.cells();
@@ -155,9 +162,6 @@ impl<'a> Engine<'a> {
         if !self.backends.contains_key(&key) {
             let cfg = backend_config(&self.spec, kind, &self.dir.lab_dir());
             let opened = dedup_lab_backends::open(kind, variant, &cfg).map_err(|e| e.chain());
-            if let Ok(b) = &opened {
-                let _ = b; // versions are read below, with a mutable borrow
-            }
             self.backends.insert(key.clone(), opened);
             if let Some(Ok(b)) = self.backends.get_mut(&key) {
                 match b.server_version() {
