@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "dedup-lab", version, about = "Measure how much physical storage database systems spend on duplicated data")]
+#[command(
+    name = "dedup-lab",
+    version,
+    about = "Measure how much physical storage database systems spend on duplicated data"
+)]
 pub struct Cli {
     /// TOML configuration file (see dedup-lab.example.toml).
     #[arg(long, global = true, env = "DEDUP_LAB_CONFIG")]

@@ -29,9 +29,7 @@ impl DatasetPlan {
     }
 }
 
-fn parse_list<T: std::str::FromStr<Err = dedup_lab_core::ParseError> + PartialEq>(
-    values: &[String],
-) -> Result<Vec<T>> {
+fn parse_list<T: std::str::FromStr<Err = dedup_lab_core::ParseError> + PartialEq>(values: &[String]) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
         let parsed: T = v.parse()?;
@@ -103,9 +101,21 @@ pub fn system_specs(
     if kinds.is_empty() {
         bail!("no system selected; valid systems: {}", SystemKind::valid_names());
     }
-    for name in cfg.systems.keys() {
+    // Every section is checked, selected or not: a secret in a config file is refused.
+    for (name, table) in &cfg.systems {
         if name.parse::<SystemKind>().is_err() {
-            bail!("config has a section [systems.{name}] for an unknown system; valid systems: {}", SystemKind::valid_names());
+            bail!(
+                "config has a section [systems.{name}] for an unknown system; valid systems: {}",
+                SystemKind::valid_names()
+            );
+        }
+        for key in table.keys() {
+            if SECRET_KEYS.contains(&key.as_str()) {
+                bail!(
+                    "config [systems.{name}] has `{key}`: secrets never go in the config file; \
+                     set the environment variable (e.g. DEDUP_PG_PASSWORD) or `{key}_env` / `{key}_file`"
+                );
+            }
         }
     }
     let mut out = Vec::new();
@@ -116,22 +126,12 @@ pub fn system_specs(
             .find(|(k, _)| k.parse::<SystemKind>().ok() == Some(kind))
             .map(|(_, t)| t.clone())
             .unwrap_or_default();
-        for key in table.keys() {
-            if SECRET_KEYS.contains(&key.as_str()) {
-                bail!(
-                    "config [systems.{kind}] has `{key}`: secrets never go in the config file; \
-                     set the environment variable (e.g. DEDUP_PG_PASSWORD) or `{key}_env` / `{key}_file`"
-                );
-            }
-        }
         let settings = serde_json::to_value(&table)?;
         let replicas = match table.get("replicas") {
             None => 1,
-            Some(v) => v
-                .as_integer()
-                .filter(|r| (1..=1000).contains(r))
-                .ok_or_else(|| anyhow::anyhow!("config [systems.{kind}] replicas = {v:?}: expected a whole number from 1 to 1000"))?
-                as u32,
+            Some(v) => v.as_integer().filter(|r| (1..=1000).contains(r)).ok_or_else(|| {
+                anyhow::anyhow!("config [systems.{kind}] replicas = {v:?}: expected a whole number from 1 to 1000")
+            })? as u32,
         };
         let probe = match table.get("probe").map(|v| v.as_str().unwrap_or("?")) {
             None => dedup_lab_runner::probe::ProbeKind::Auto,

@@ -27,22 +27,19 @@ pub fn run(args: &GenerateArgs, cfg: &RawConfig) -> Result<ExitCode> {
         bar.set_message(format!("{} {}", spec.payload, spec.grade));
         let totals = dir::write_dataset(&args.output, ds, threads, &mut |n| bar.inc(n))
             .with_context(|| format!("generating {} {}", spec.payload, spec.grade))?;
-        bar.suspend(|| eprintln!(
-            "{:16} {:4} {:>6} records ({:>5} duplicates) {:>10}  {}",
-            spec.payload.name(),
-            spec.grade.to_string(),
-            totals.records,
-            totals.duplicate_records,
-            format_bytes(totals.logical_bytes),
-            args.output.join(dir::dataset_rel_path(spec)).display()
-        ));
+        bar.suspend(|| {
+            eprintln!(
+                "{:16} {:4} {:>6} records ({:>5} duplicates) {:>10}  {}",
+                spec.payload.name(),
+                spec.grade.to_string(),
+                totals.records,
+                totals.duplicate_records,
+                format_bytes(totals.logical_bytes),
+                args.output.join(dir::dataset_rel_path(spec)).display()
+            )
+        });
     }
     bar.finish_and_clear();
-    eprintln!(
-        "wrote {} dataset(s), {} in {}",
-        datasets.len(),
-        format_bytes(total),
-        args.output.display()
-    );
+    eprintln!("wrote {} dataset(s), {} in {}", datasets.len(), format_bytes(total), args.output.display());
     Ok(ExitCode::SUCCESS)
 }

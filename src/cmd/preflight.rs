@@ -58,7 +58,9 @@ pub fn cleanup(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
             continue; // handled below, per run directory
         }
         let bcfg = backend_config_for(&lab, sys.kind, &sys.settings);
-        match dedup_lab_backends::open(sys.kind, "default", &bcfg).and_then(|mut b| b.teardown(&Namespace::new(&lab, 2))) {
+        match dedup_lab_backends::open(sys.kind, "default", &bcfg)
+            .and_then(|mut b| b.teardown(&Namespace::new(&lab, 2)))
+        {
             Ok(()) => println!("dropped the lab namespace `{lab}` on {}", sys.kind),
             Err(e) => {
                 failed += 1;
@@ -70,7 +72,8 @@ pub fn cleanup(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
         for e in rd.flatten() {
             let lab_dir = e.path().join("lab");
             if lab_dir.is_dir() {
-                std::fs::remove_dir_all(&lab_dir).map_err(|err| anyhow::anyhow!("removing {}: {err}", lab_dir.display()))?;
+                std::fs::remove_dir_all(&lab_dir)
+                    .map_err(|err| anyhow::anyhow!("removing {}: {err}", lab_dir.display()))?;
                 println!("removed {}", lab_dir.display());
             }
         }

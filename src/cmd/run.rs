@@ -55,11 +55,19 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str) -> Result<ExitCode> {
     execute(info.spec.clone(), dir, info, journal, args.threads)
 }
 
-fn execute(spec: RunSpec, dir: RunDir, info: dedup_lab_runner::RunInfo, journal: Journal, threads: Option<usize>) -> Result<ExitCode> {
+fn execute(
+    spec: RunSpec,
+    dir: RunDir,
+    info: dedup_lab_runner::RunInfo,
+    journal: Journal,
+    threads: Option<usize>,
+) -> Result<ExitCode> {
     install_signal_handlers()?;
     let total = spec.cells().len() as u64;
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}").expect("valid template"),
+    );
     let mut observer = |e: Event| match e {
         Event::CellStart { key, .. } => bar.set_message(key.to_string()),
         Event::AlreadyDone { .. } => bar.inc(1),
@@ -150,10 +158,8 @@ fn print_plan(plan: &RunPlan) {
     let spec = &plan.spec;
     let cells = spec.cells();
     let bytes: u64 = cells.iter().map(|c| cell_bytes(spec, &c.dataset)).sum();
-    let ops: u64 = cells
-        .iter()
-        .map(|c| c.dataset.records * spec.stages.iter().filter(|s| s.is_per_record()).count() as u64)
-        .sum();
+    let ops: u64 =
+        cells.iter().map(|c| c.dataset.records * spec.stages.iter().filter(|s| s.is_per_record()).count() as u64).sum();
     // Rough: embedded stores ~150 MB/s, servers ~50 MB/s, 0.5 ms per per-record operation.
     let secs: f64 = cells
         .iter()
@@ -165,10 +171,28 @@ fn print_plan(plan: &RunPlan) {
         + ops as f64 * 0.0005;
     println!("plan: {} cells", cells.len());
     for s in &spec.systems {
-        println!("  system {:<12} variants: {}  replicas: {}  probe: {:?}", s.kind.name(), s.variants.join(", "), s.replicas, s.probe);
+        println!(
+            "  system {:<12} variants: {}  replicas: {}  probe: {:?}",
+            s.kind.name(),
+            s.variants.join(", "),
+            s.replicas,
+            s.probe
+        );
     }
-    let payloads: Vec<String> = spec.datasets.iter().map(|d| d.payload.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let grades: Vec<String> = spec.datasets.iter().map(|d| d.grade.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let payloads: Vec<String> = spec
+        .datasets
+        .iter()
+        .map(|d| d.payload.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let grades: Vec<String> = spec
+        .datasets
+        .iter()
+        .map(|d| d.grade.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     println!("  payload types: {}", payloads.join(", "));
     println!("  grades: {}", grades.join(", "));
     if let Some(d) = spec.datasets.first() {

@@ -44,7 +44,12 @@ pub fn run(run_id: Option<&str>, results: PathBuf) -> Result<ExitCode> {
         }
     }
     let count = |want: CellStatus| status.values().filter(|(s, _)| *s == want).count();
-    println!("run {id}  ({}; started {}{})", info.status, info.started_at, info.finished_at.as_ref().map(|f| format!(", finished {f}")).unwrap_or_default());
+    println!(
+        "run {id}  ({}; started {}{})",
+        info.status,
+        info.started_at,
+        info.finished_at.as_ref().map(|f| format!(", finished {f}")).unwrap_or_default()
+    );
     println!("  tool {} ({}) on {}", info.tool_version, info.git_commit, info.host);
     println!(
         "  cells: {} total, {} ok, {} invalid, {} failed, {} skipped, {} left",

@@ -69,12 +69,21 @@ pub fn run_suite(b: &mut dyn Backend, leftovers: &mut dyn FnMut(&mut dyn Backend
     let mut failing = (0..3u64)
         .map(|i| Ok(record(1000 + i, 0, 1024)))
         .chain(std::iter::once(Err(BackendError::msg("source failed"))));
-    assert!(b.bulk_insert(&ns, &mut failing).is_err(), "{}: a failing record stream must fail the bulk insert", b.kind());
+    assert!(
+        b.bulk_insert(&ns, &mut failing).is_err(),
+        "{}: a failing record stream must fail the bulk insert",
+        b.kind()
+    );
 
     // Per-record insert and delete with counts.
     b.reset(&ns).expect("reset before per-record stage");
     for i in 0..n {
-        assert_eq!(b.insert_one(&ns, &record(i, 0, size)).expect("insert_one"), 1, "{}: insert_one reports 1 row", b.kind());
+        assert_eq!(
+            b.insert_one(&ns, &record(i, 0, size)).expect("insert_one"),
+            1,
+            "{}: insert_one reports 1 row",
+            b.kind()
+        );
     }
     assert_eq!(b.count(&ns).expect("count"), n);
     // Re-inserting a key either fails (a primary key) or overwrites (a key-value store);

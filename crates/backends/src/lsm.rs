@@ -107,7 +107,9 @@ impl Backend for LsmBackend {
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let (_, ks) = self.db(ns)?;
-        ks[usize::from(r.id.container)].insert(r.id.key.as_bytes(), r.data.as_slice()).ctx(|| format!("lsm: insert {}", r.id.key))?;
+        ks[usize::from(r.id.container)]
+            .insert(r.id.key.as_bytes(), r.data.as_slice())
+            .ctx(|| format!("lsm: insert {}", r.id.key))?;
         Ok(1)
     }
 
@@ -123,7 +125,10 @@ impl Backend for LsmBackend {
 
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
         let (_, ks) = self.db(ns)?;
-        Ok(ks[usize::from(id.container)].get(id.key.as_bytes()).ctx(|| format!("lsm: read {}", id.key))?.map(|v| v.to_vec()))
+        Ok(ks[usize::from(id.container)]
+            .get(id.key.as_bytes())
+            .ctx(|| format!("lsm: read {}", id.key))?
+            .map(|v| v.to_vec()))
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {

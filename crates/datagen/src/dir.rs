@@ -212,8 +212,7 @@ pub fn read_manifest(path: &Path) -> Result<impl Iterator<Item = Result<Manifest
     let p = path.to_path_buf();
     Ok(BufReader::new(file).lines().enumerate().map(move |(n, l)| {
         let l = l.map_err(|e| DatasetError::io(&p, e))?;
-        serde_json::from_str(&l)
-            .map_err(|e| DatasetError::Invalid(format!("{} line {}: {e}", p.display(), n + 1)))
+        serde_json::from_str(&l).map_err(|e| DatasetError::Invalid(format!("{} line {}: {e}", p.display(), n + 1)))
     }))
 }
 
@@ -262,7 +261,9 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
                 ManifestLine::Totals(t) => {
                     saw_totals = true;
                     if t.records != counted.records {
-                        report.problems.push(format!("totals say {} records, manifest lists {}", t.records, counted.records));
+                        report
+                            .problems
+                            .push(format!("totals say {} records, manifest lists {}", t.records, counted.records));
                     }
                     let fp = hex::encode(fingerprint.clone().finalize());
                     if report.problems.is_empty() && t.dataset_sha256 != fp {

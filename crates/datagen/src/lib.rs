@@ -9,9 +9,9 @@
 
 pub mod analyze;
 pub mod dir;
+pub mod par;
 pub mod payload;
 pub mod plan;
-pub mod par;
 pub mod spec;
 mod words;
 

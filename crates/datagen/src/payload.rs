@@ -29,12 +29,19 @@ pub fn generate(payload: PayloadType, seed: u64, source: u64, size: usize, buf: 
     debug_assert_eq!(buf.len() - start, size);
 }
 
-const FIRST: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara"];
-const LAST: &[&str] = &["smith", "jones", "garcia", "miller", "davis", "martin", "lopez", "wilson", "moore", "taylor", "anderson", "thomas", "jackson", "white", "harris", "clark"];
+const FIRST: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
+    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara",
+];
+const LAST: &[&str] = &[
+    "smith", "jones", "garcia", "miller", "davis", "martin", "lopez", "wilson", "moore", "taylor", "anderson",
+    "thomas", "jackson", "white", "harris", "clark",
+];
 const CURRENCY: &[&str] = &["EUR", "USD", "GBP", "CHF", "JPY", "SEK"];
 const STATUS: &[&str] = &["pending", "settled", "refunded", "failed", "authorized"];
 const COUNTRY: &[&str] = &["DE", "FR", "US", "GB", "NL", "SE", "ES", "IT", "JP", "CH"];
-const CITY: &[&str] = &["Berlin", "Paris", "Boston", "Leeds", "Utrecht", "Malmo", "Sevilla", "Torino", "Osaka", "Basel"];
+const CITY: &[&str] =
+    &["Berlin", "Paris", "Boston", "Leeds", "Utrecht", "Malmo", "Sevilla", "Torino", "Osaka", "Basel"];
 const COLOR: &[&str] = &["red", "green", "blue", "black", "white", "yellow"];
 const SIZE: &[&str] = &["XS", "S", "M", "L", "XL"];
 const TAGS: &[&str] = &["priority", "gift", "bulk", "repeat", "express", "fragile", "return"];
@@ -80,9 +87,9 @@ fn ndjson(rng: &mut Xoshiro256StarStar, source: u64, size: usize, buf: &mut Vec<
         line.clear();
         let (first, last) = (pick(rng, FIRST), pick(rng, LAST));
         let cents = below(rng, 500_000);
-        write!(
+        writeln!(
             line,
-            "{{\"id\":{},\"user\":\"{first}_{last}\",\"email\":\"{first}.{last}@example.com\",\"amount\":{}.{:02},\"currency\":\"{}\",\"status\":\"{}\",\"country\":\"{}\",\"score\":{},\"created_at\":\"{}\"}}\n",
+            "{{\"id\":{},\"user\":\"{first}_{last}\",\"email\":\"{first}.{last}@example.com\",\"amount\":{}.{:02},\"currency\":\"{}\",\"status\":\"{}\",\"country\":\"{}\",\"score\":{},\"created_at\":\"{}\"}}",
             source * 1_000_000 + n,
             cents / 100,
             cents % 100,
@@ -210,8 +217,17 @@ fn uuid_lines(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
         b[6] = (b[6] & 0x0f) | 0x40; // version 4
         b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
         let h = hex_lower(&b);
-        write!(line, "{}-{}-{}-{}-{},{}\n", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32], below(rng, 100_000))
-            .expect("writing to a Vec cannot fail");
+        writeln!(
+            line,
+            "{}-{}-{}-{}-{},{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32],
+            below(rng, 100_000)
+        )
+        .expect("writing to a Vec cannot fail");
         if buf.len() - start + line.len() > size {
             break;
         }

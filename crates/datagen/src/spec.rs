@@ -128,10 +128,7 @@ impl DatasetSpec {
 
     /// A short stable identifier, e.g. `random_binary-U50-n16-s524288-seed20240501`.
     pub fn id(&self) -> String {
-        format!(
-            "{}-{}-n{}-s{}-seed{}",
-            self.payload, self.grade, self.records, self.record_size, self.seed
-        )
+        format!("{}-{}-n{}-s{}-seed{}", self.payload, self.grade, self.records, self.record_size, self.seed)
     }
 }
 
@@ -142,10 +139,7 @@ mod tests {
     #[test]
     fn record_sizes() {
         assert_eq!("512KiB".parse::<RecordSize>().unwrap(), RecordSize::Fixed(524_288));
-        assert_eq!(
-            "4KiB..1MiB".parse::<RecordSize>().unwrap(),
-            RecordSize::Range { min: 4096, max: 1 << 20 }
-        );
+        assert_eq!("4KiB..1MiB".parse::<RecordSize>().unwrap(), RecordSize::Range { min: 4096, max: 1 << 20 });
         for bad in ["0", "10", "2GiB", "1MiB..4KiB", "abc"] {
             let e = bad.parse::<RecordSize>().unwrap_err().to_string();
             assert!(e.contains("record size"), "{bad}: {e}");

@@ -63,7 +63,11 @@ pub fn backend_config(spec: &RunSpec, kind: SystemKind, work_dir: &std::path::Pa
 }
 
 /// A configuration for planning (no work directory is created or used).
-pub fn backend_config_for(lab: &dedup_lab_core::LabName, kind: SystemKind, settings: &serde_json::Value) -> BackendConfig {
+pub fn backend_config_for(
+    lab: &dedup_lab_core::LabName,
+    kind: SystemKind,
+    settings: &serde_json::Value,
+) -> BackendConfig {
     BackendConfig::new(lab.clone(), kind.name(), env_prefix(kind), settings.clone(), std::path::PathBuf::new())
 }
 
@@ -192,7 +196,9 @@ impl<'a> Engine<'a> {
             // Take the backend out of the map for the duration of the cell (the borrow
             // checker cannot see that stages and the map are disjoint).
             Ok(_) => self.backends.remove(&(cell.key.system, cell.key.variant.clone())).expect("present").expect("ok"),
-            Err(e) => return (CellStatus::Failed, Some(format!("{} could not be opened: {e}", cell.key.system_label()))),
+            Err(e) => {
+                return (CellStatus::Failed, Some(format!("{} could not be opened: {e}", cell.key.system_label())));
+            }
         };
         let result = self.stages(cell, &ds, &ns, backend.as_mut());
         let mut teardown_error = None;
@@ -224,8 +230,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs the stages of a cell; returns the reasons it is invalid (empty when valid).
-    fn stages(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Vec<String>, RunError> {
-        let probe = Probe::new(self.spec.system(cell.key.system).map(|s| s.probe).unwrap_or(crate::probe::ProbeKind::Auto));
+    fn stages(
+        &mut self,
+        cell: &CellPlan,
+        ds: &Dataset,
+        ns: &Namespace,
+        b: &mut dyn Backend,
+    ) -> Result<Vec<String>, RunError> {
+        let probe =
+            Probe::new(self.spec.system(cell.key.system).map(|s| s.probe).unwrap_or(crate::probe::ProbeKind::Auto));
         let n = cell.dataset.records;
         let mut reasons = Vec::new();
         let mut perfile_growth: Option<i64> = None;
@@ -243,14 +256,23 @@ impl<'a> Engine<'a> {
                 Stage::PerfileInsert | Stage::Refill => {
                     (n, self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_insert(cell, ds, ns, b))?)
                 }
-                Stage::PerfileDelete => (0, self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_delete(cell, ds, ns, b))?),
+                Stage::PerfileDelete => {
+                    (0, self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_delete(cell, ds, ns, b))?)
+                }
                 Stage::Maintenance => {
                     let before = b.count(ns)?;
-                    (before, self.measure(cell, stage, ns, b, &probe, |_, b| {
-                        let t = Instant::now();
-                        let r = b.maintenance(ns)?;
-                        Ok(Work { busy: t.elapsed(), notes: vec![format!("maintenance: {}", r.action)], ..Default::default() })
-                    })?)
+                    (
+                        before,
+                        self.measure(cell, stage, ns, b, &probe, |_, b| {
+                            let t = Instant::now();
+                            let r = b.maintenance(ns)?;
+                            Ok(Work {
+                                busy: t.elapsed(),
+                                notes: vec![format!("maintenance: {}", r.action)],
+                                ..Default::default()
+                            })
+                        })?,
+                    )
                 }
             };
             m.notes.extend(cache_note);
@@ -308,7 +330,13 @@ impl<'a> Engine<'a> {
 
     /// Cold: close and reopen the store and drop the OS page cache; warm: read a bounded
     /// sample first. Returns what was done, for the measurement's notes.
-    fn prepare_cache(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Vec<String>, RunError> {
+    fn prepare_cache(
+        &mut self,
+        cell: &CellPlan,
+        ds: &Dataset,
+        ns: &Namespace,
+        b: &mut dyn Backend,
+    ) -> Result<Vec<String>, RunError> {
         let mut notes = Vec::new();
         match cell.key.cache {
             CacheState::Cold => {
@@ -424,10 +452,16 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn per_record_insert(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Work, RunError> {
+    fn per_record_insert(
+        &mut self,
+        cell: &CellPlan,
+        ds: &Dataset,
+        ns: &Namespace,
+        b: &mut dyn Backend,
+    ) -> Result<Work, RunError> {
         let mut src = self.records(cell, ds);
         let mut w = Work { rows_reported: Some(0), latencies: Some(Latencies::default()), ..Default::default() };
-        while let Some(r) = src.next() {
+        for r in src.by_ref() {
             let r = r?;
             if interrupted() {
                 return Err(RunError::Interrupted);
@@ -446,7 +480,13 @@ impl<'a> Engine<'a> {
         Ok(w)
     }
 
-    fn per_record_delete(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Work, RunError> {
+    fn per_record_delete(
+        &mut self,
+        cell: &CellPlan,
+        ds: &Dataset,
+        ns: &Namespace,
+        b: &mut dyn Backend,
+    ) -> Result<Work, RunError> {
         let mut w = Work { rows_reported: Some(0), latencies: Some(Latencies::default()), ..Default::default() };
         for e in ds.plan() {
             if interrupted() {

@@ -87,7 +87,10 @@ impl RunDir {
     pub fn read_info(&self) -> Result<RunInfo, RunError> {
         let p = self.path.join(RUN_FILE);
         let text = fs::read(&p).map_err(|e| {
-            RunError::Invalid(format!("{} is not a dedup-lab run directory: cannot read {RUN_FILE}: {e}", self.path.display()))
+            RunError::Invalid(format!(
+                "{} is not a dedup-lab run directory: cannot read {RUN_FILE}: {e}",
+                self.path.display()
+            ))
         })?;
         let info: RunInfo = serde_json::from_slice(&text)
             .map_err(|e| RunError::Invalid(format!("{}: not a valid run description: {e}", p.display())))?;

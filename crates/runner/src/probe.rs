@@ -81,7 +81,11 @@ impl Probe {
         Probe { kind }
     }
 
-    fn resolve(&self, backend: &mut dyn Backend, ns: &Namespace) -> Result<(ProbeKind, Vec<std::path::PathBuf>), BackendError> {
+    fn resolve(
+        &self,
+        backend: &mut dyn Backend,
+        ns: &Namespace,
+    ) -> Result<(ProbeKind, Vec<std::path::PathBuf>), BackendError> {
         let paths = match self.kind {
             ProbeKind::Internal => Vec::new(),
             _ => backend.data_paths(ns)?,

@@ -49,14 +49,20 @@ impl RunSpec {
         sorted.sort();
         sorted.dedup();
         if sorted.is_empty() {
-            return Err("no stage selected; valid stages: bulk_insert, perfile_insert, perfile_delete, maintenance, refill".into());
+            return Err(
+                "no stage selected; valid stages: bulk_insert, perfile_insert, perfile_delete, maintenance, refill"
+                    .into(),
+            );
         }
         let has = |s| sorted.contains(&s);
         if has(Stage::PerfileDelete) && !has(Stage::PerfileInsert) {
             return Err("stage perfile_delete deletes what perfile_insert wrote: select perfile_insert too".into());
         }
         if has(Stage::Refill) && !has(Stage::PerfileDelete) {
-            return Err("stage refill re-inserts what perfile_delete deleted: select perfile_insert and perfile_delete too".into());
+            return Err(
+                "stage refill re-inserts what perfile_delete deleted: select perfile_insert and perfile_delete too"
+                    .into(),
+            );
         }
         Ok(sorted)
     }

@@ -5,8 +5,8 @@
 
 use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{
-    Backend, BackendError, CacheState, CellStatus, Grade, InsertionMode, InternalSizes, JournalLine,
-    MaintenanceReport, Namespace, PayloadType, Placement, Record, RecordId, RecordStream, Stage, SystemKind,
+    Backend, BackendError, CacheState, CellStatus, Grade, InsertionMode, InternalSizes, JournalLine, MaintenanceReport,
+    Namespace, PayloadType, Placement, Record, RecordId, RecordStream, Stage, SystemKind,
 };
 use dedup_lab_datagen::{DatasetSpec, RecordSize};
 use dedup_lab_runner::journal::{Journal, RunDir, read_journal};
