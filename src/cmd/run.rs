@@ -105,12 +105,20 @@ fn execute(
         );
         return Ok(ExitCode::from(130));
     }
+    if !outcome.skipped.is_empty() && outcome.failed.is_empty() && outcome.invalid.is_empty() {
+        for (k, r) in &outcome.skipped {
+            eprintln!("SKIPPED {k}: {r}");
+        }
+    }
     if !outcome.failed.is_empty() || !outcome.invalid.is_empty() {
         for (k, r) in &outcome.failed {
             eprintln!("FAILED  {k}: {r}");
         }
         for (k, r) in &outcome.invalid {
             eprintln!("INVALID {k}: {r}");
+        }
+        for (k, r) in &outcome.skipped {
+            eprintln!("SKIPPED {k}: {r}");
         }
         eprintln!("{} failed and {} invalid of {} cells", outcome.failed.len(), outcome.invalid.len(), outcome.cells);
         return Ok(ExitCode::from(1));
@@ -157,7 +165,7 @@ fn cell_bytes(spec: &RunSpec, ds: &dedup_lab_datagen::DatasetSpec) -> u64 {
 fn print_plan(plan: &RunPlan) {
     let spec = &plan.spec;
     let cells = spec.cells();
-    let bytes: u64 = cells.iter().map(|c| cell_bytes(spec, &c.dataset)).sum();
+    let bytes: u64 = cells.iter().filter(|c| c.over_budget().is_none()).map(|c| cell_bytes(spec, &c.dataset)).sum();
     let ops: u64 =
         cells.iter().map(|c| c.dataset.records * spec.stages.iter().filter(|s| s.is_per_record()).count() as u64).sum();
     // Rough: embedded stores ~150 MB/s, servers ~50 MB/s, 0.5 ms per per-record operation.
@@ -178,6 +186,18 @@ fn print_plan(plan: &RunPlan) {
             s.replicas,
             s.probe
         );
+        if let Some(max) = s.max_bytes {
+            let mine: Vec<_> = cells.iter().filter(|c| c.key.system == s.kind).collect();
+            let largest = mine.iter().map(|c| c.footprint()).max().unwrap_or(0);
+            let over = mine.iter().filter(|c| c.over_budget().is_some()).count();
+            println!(
+                "         budget max_bytes {}: largest cell footprint {} ({:.0}% of the budget); {over} of {} cells would be skipped",
+                format_bytes(max),
+                format_bytes(largest),
+                largest as f64 * 100.0 / max as f64,
+                mine.len()
+            );
+        }
     }
     let payloads: Vec<String> = spec
         .datasets

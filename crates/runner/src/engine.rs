@@ -37,6 +37,7 @@ pub struct RunOutcome {
     pub already_done: usize,
     pub invalid: Vec<(CellKey, String)>,
     pub failed: Vec<(CellKey, String)>,
+    pub skipped: Vec<(CellKey, String)>,
     pub interrupted: bool,
 }
 
@@ -132,13 +133,18 @@ impl<'a> Engine<'a> {
                 break;
             }
             (self.observer)(Event::CellStart { index, total, key: &cell.key });
-            let (status, reason) = self.run_cell(cell);
+            let (status, reason) = match cell.over_budget() {
+                // Never half-written: a cell over the budget does not start at all.
+                Some(why) => (CellStatus::Skipped, Some(why)),
+                None => self.run_cell(cell),
+            };
             if status == CellStatus::Skipped && reason.as_deref() == Some("interrupted") {
                 out.interrupted = true;
                 break;
             }
             out.ran += 1;
             match status {
+                CellStatus::Skipped => out.skipped.push((cell.key.clone(), reason.clone().unwrap_or_default())),
                 CellStatus::Failed => out.failed.push((cell.key.clone(), reason.clone().unwrap_or_default())),
                 CellStatus::Invalid => out.invalid.push((cell.key.clone(), reason.clone().unwrap_or_default())),
                 _ => {}

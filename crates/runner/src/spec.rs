@@ -14,6 +14,9 @@ pub struct SystemSpec {
     /// Physical copies the storage keeps (volume replicas × replication factor).
     pub replicas: u32,
     pub probe: ProbeKind,
+    /// Byte budget: cells whose planned footprint exceeds it are skipped and journaled.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
     /// The `[systems.<name>]` table as given (keys naming secrets are refused earlier).
     pub settings: serde_json::Value,
 }
@@ -40,6 +43,31 @@ pub struct CellPlan {
     pub key: CellKey,
     pub dataset: DatasetSpec,
     pub replicas: u32,
+    /// The system's byte budget, if any.
+    pub max_bytes: Option<u64>,
+}
+
+impl CellPlan {
+    /// The most the cell keeps in the lab at once, planned: the dataset's logical bytes
+    /// (each insert stage starts from an emptied namespace) times the replicas.
+    pub fn footprint(&self) -> u64 {
+        dedup_lab_datagen::Dataset::new(self.dataset.clone()).map(|d| d.total_bytes()).unwrap_or(0)
+            * u64::from(self.replicas.max(1))
+    }
+
+    /// Why the cell must be skipped for its byte budget, if it must.
+    pub fn over_budget(&self) -> Option<String> {
+        let max = self.max_bytes?;
+        let need = self.footprint();
+        (need > max).then(|| {
+            format!(
+                "skipped: its planned footprint {} exceeds the byte budget max_bytes = {} of {}",
+                dedup_lab_core::format_bytes(need),
+                dedup_lab_core::format_bytes(max),
+                self.key.system_label()
+            )
+        })
+    }
 }
 
 impl RunSpec {
@@ -91,6 +119,7 @@ impl RunSpec {
                                         },
                                         dataset: ds.clone(),
                                         replicas: sys.replicas,
+                                        max_bytes: sys.max_bytes,
                                     });
                                 }
                             }
