@@ -86,7 +86,7 @@ impl BackendConfig {
                 self.env_name(key)
             )));
         }
-        if let Some(file) = self.settings.get(&format!("{key}_file")).and_then(|v| v.as_str()) {
+        if let Some(file) = self.settings.get(format!("{key}_file")).and_then(|v| v.as_str()) {
             let text = std::fs::read_to_string(file).map_err(|e| {
                 BackendError::with_source(format!("{}: cannot read `{key}_file` {file}", self.system), e)
             })?;
@@ -94,7 +94,7 @@ impl BackendConfig {
         }
         let var = self
             .settings
-            .get(&format!("{key}_env"))
+            .get(format!("{key}_env"))
             .and_then(|v| v.as_str())
             .map(str::to_string)
             .unwrap_or_else(|| self.env_name(key));
