@@ -94,7 +94,7 @@ pub fn op_error(
         )
         || find_io(&e).is_some();
     if lost {
-        let why = ended.map(|w| format!(" ({w})")).unwrap_or_default();
+        let why = ended.filter(|w| *w != chain(&e)).map(|w| format!(" ({w})")).unwrap_or_default();
         return BackendError::with_source(
             format!(
                 "{prefix}: the connection to the server was lost{why}; the server stopped, restarted or became \
@@ -121,6 +121,11 @@ pub fn op_error(
         },
         Some(c) if c == SqlState::INVALID_SCHEMA_NAME || c == SqlState::UNDEFINED_TABLE => {
             ": the lab table does not exist (reset not run yet, or dropped by someone else)"
+                .to_string()
+        }
+        Some(c) if c == SqlState::DEPENDENT_OBJECTS_STILL_EXIST => {
+            ": objects outside the lab depend on it (the DETAIL of the server's message names them); dedup-lab drops only its own lab objects \
+             and never cascades into anything else, so remove or change those objects by hand"
                 .to_string()
         }
         Some(c) if c == SqlState::DISK_FULL => ": the server's disk is full".to_string(),

@@ -195,6 +195,15 @@ impl PgCluster {
         }
     }
 
+    /// Starts the stopped server again, on the same port.
+    pub fn start_again(&mut self) -> Result<(), String> {
+        if !self.running {
+            self.pg_ctl_start()?;
+            self.running = true;
+        }
+        Ok(())
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
