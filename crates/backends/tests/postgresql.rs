@@ -5,6 +5,8 @@
 //! `DEDUP_LAB_REQUIRE_SERVERS=1` it fails instead. Each test uses its own lab name, so they
 //! can run in parallel against one server.
 
+#![cfg(feature = "postgresql")]
+
 mod support;
 
 use dedup_lab_backends::postgresql::PgBackend;
@@ -217,14 +219,24 @@ fn deletes_are_counted_and_vacuum_full_gives_space_back() {
         "plain DELETE does not give space back: {loaded} -> {after_delete}"
     );
 
-    let report = b.maintenance(&ns).unwrap();
-    assert!(
-        report.action.starts_with("VACUUM (FULL, ANALYZE)"),
-        "{}",
-        report.action
-    );
-    b.settle(&ns).unwrap();
-    let after_vacuum = total(b.as_mut(), &ns);
+    // Other tests run transactions in the same database at the same time; rows deleted while
+    // one of those is open are still "recently dead" and VACUUM FULL must keep them. So try
+    // again (bounded) until no older transaction holds them back.
+    let mut after_vacuum = u64::MAX;
+    for _ in 0..20 {
+        let report = b.maintenance(&ns).unwrap();
+        assert!(
+            report.action.starts_with("VACUUM (FULL, ANALYZE)"),
+            "{}",
+            report.action
+        );
+        b.settle(&ns).unwrap();
+        after_vacuum = total(b.as_mut(), &ns);
+        if after_vacuum < after_delete / 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     assert!(
         after_vacuum < after_delete / 2,
         "VACUUM FULL must shrink: {after_delete} -> {after_vacuum}"

@@ -94,7 +94,10 @@ pub fn op_error(
         )
         || find_io(&e).is_some();
     if lost {
-        let why = ended.filter(|w| *w != chain(&e)).map(|w| format!(" ({w})")).unwrap_or_default();
+        let why = ended
+            .filter(|w| *w != chain(&e))
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         return BackendError::with_source(
             format!(
                 "{prefix}: the connection to the server was lost{why}; the server stopped, restarted or became \
@@ -113,7 +116,8 @@ pub fn op_error(
             OpKind::Ddl => format!(
                 ": permission denied for user {user}; grant it the right to create schemas in database {db} \
                  (as a superuser or the database owner: GRANT CREATE ON DATABASE {db} TO {user}), or point \
-                 dedup-lab at a database where it has it ({dbenv})",
+                 dedup-lab at a database where it has it ({dbenv}); if the lab schema already exists and belongs \
+                 to another role, drop it as that role",
                 db = s.database,
                 dbenv = s.env("database")
             ),
@@ -124,8 +128,9 @@ pub fn op_error(
                 .to_string()
         }
         Some(c) if c == SqlState::DEPENDENT_OBJECTS_STILL_EXIST => {
-            ": objects outside the lab depend on it (the DETAIL of the server's message names them); dedup-lab drops only its own lab objects \
-             and never cascades into anything else, so remove or change those objects by hand"
+            ": other objects depend on the lab's tables or remain in the lab (the DETAIL of the server's message \
+             names them); dedup-lab drops only its own tables and never cascades into anything else, so remove \
+             or change those objects by hand"
                 .to_string()
         }
         Some(c) if c == SqlState::DISK_FULL => ": the server's disk is full".to_string(),

@@ -283,3 +283,140 @@ impl Settings {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(system: &str, settings: serde_json::Value) -> BackendConfig {
+        BackendConfig::new(
+            "dedup_lab".parse().unwrap(),
+            system,
+            "DEDUP_UNIT_NO_ENV",
+            settings,
+            PathBuf::new(),
+        )
+    }
+
+    fn err(kind: SystemKind, settings: serde_json::Value) -> String {
+        Settings::from_config(kind, &cfg(kind.name(), settings))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn postgresql_defaults() {
+        let s = Settings::from_config(
+            SystemKind::Postgresql,
+            &cfg("postgresql", json!({"user": "dedup"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.database.as_str()),
+            ("localhost", 5432, "dedup")
+        );
+        assert_eq!(s.sslmode, SslMode::Prefer);
+        assert_eq!(s.bulk, BulkPath::Copy);
+        assert_eq!(s.connect_timeout, Duration::from_secs(10));
+        assert_eq!(s.preflight_connections, 4);
+        assert_eq!(s.endpoint(), "localhost:5432/dedup as dedup");
+        assert_eq!(s.password_source, "$DEDUP_UNIT_NO_ENV_PASSWORD");
+        // sslrootcert alone means verify-full.
+        let s = Settings::from_config(
+            SystemKind::Postgresql,
+            &cfg(
+                "postgresql",
+                json!({"user": "u", "sslrootcert": "/ca.pem", "hostaddr": "10.1.2.3"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert_eq!(s.endpoint(), "localhost (10.1.2.3):5432/u as u");
+    }
+
+    #[test]
+    fn cockroach_defaults_require_tls() {
+        let s = Settings::from_config(
+            SystemKind::Cockroachdb,
+            &cfg("cockroachdb", json!({"user": "root"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.port, s.database.as_str(), s.sslmode, s.bulk),
+            (26257, "defaultdb", SslMode::Require, BulkPath::Unnest)
+        );
+        // Plaintext only when asked for explicitly.
+        let s = Settings::from_config(
+            SystemKind::Cockroachdb,
+            &cfg("cockroachdb", json!({"user": "r", "sslmode": "disable"})),
+        )
+        .unwrap();
+        assert_eq!(s.sslmode, SslMode::Disable);
+        assert!(
+            err(
+                SystemKind::Cockroachdb,
+                json!({"user": "r", "sslmode": "prefer"})
+            )
+            .contains("needs TLS")
+        );
+        assert!(
+            err(
+                SystemKind::Cockroachdb,
+                json!({"user": "r", "bulk": "copy"})
+            )
+            .contains("bulk=unnest")
+        );
+        assert!(
+            err(
+                SystemKind::Cockroachdb,
+                json!({"user": "r", "database": "dedup_lab"})
+            )
+            .contains("lab database itself")
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let pg = SystemKind::Postgresql;
+        assert!(err(pg, json!({})).contains("no user configured"));
+        assert!(err(pg, json!({"user": "u", "port": "54x"})).contains("expected a TCP port"));
+        assert!(
+            err(pg, json!({"user": "u", "sslmode": "verify-ca"}))
+                .contains("disable, prefer, require or verify-full")
+        );
+        assert!(
+            err(pg, json!({"user": "u", "sslmode": "verify-full"})).contains("set `sslrootcert`")
+        );
+        assert!(err(pg, json!({"user": "u", "hostaddr": "db.example"})).contains("numeric IP"));
+        assert!(err(pg, json!({"user": "u", "bulk": "insert"})).contains("copy or unnest"));
+        assert!(
+            err(
+                pg,
+                json!({"user": "u", "host": "/run/pg", "sslmode": "require"})
+            )
+            .contains("unix socket")
+        );
+        assert!(
+            err(pg, json!({"user": "u", "password": "x"}))
+                .contains("must not be written in the config file")
+        );
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "hunter2-secret\n").unwrap();
+        let c = cfg(
+            "postgresql",
+            json!({"user": "u", "password_file": f.to_str().unwrap()}),
+        );
+        let s = Settings::from_config(SystemKind::Postgresql, &c).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!s.endpoint().contains("hunter2"));
+        assert!(!format!("{:?}", s.pg_config()).contains("hunter2"));
+        assert_eq!(s.pg_config().get_password(), Some(&b"hunter2-secret"[..]));
+        assert!(s.password_source.contains("password_file"));
+    }
+}
