@@ -42,7 +42,14 @@
 //! - three-part names `"dedup_lab".public."c0"` in every statement;
 //! - `SELECT … FROM [SHOW RANGES FROM TABLE … WITH DETAILS]` (`range_size`) in `sizes`;
 //! - that CockroachDB accepts unnamed typed statements with array parameters exactly as
-//!   PostgreSQL does (it implements the extended protocol; not verified here).
+//!   PostgreSQL does (it implements the extended protocol; not verified here);
+//! - `SELECT version(), 0::INT4, false` at connect, and running each DDL statement on its own
+//!   (CockroachDB restricts schema changes inside transactions);
+//! - the permission-denied fallback of `sizes` (a note instead of a total) and the CREATEDB
+//!   hint for a role that may not create the lab database.
+//!
+//! The lab database is dropped with `CASCADE` (everything in it is the lab's); unlike the
+//! PostgreSQL path this would also drop views in other databases that depend on lab tables.
 
 mod conn;
 pub mod settings;
