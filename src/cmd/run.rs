@@ -138,8 +138,15 @@ fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), f64> {
     out
 }
 
+/// First SIGINT/SIGTERM: finish the current operation, tear the cell down, exit 130.
+/// A second one while that happens: exit at once (the journal is still consistent, since
+/// every line is written whole and a partial cell is redone on resume).
 fn install_signal_handlers() -> Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, seen.clone()).context("installing the signal handler")?;
+        signal_hook::flag::register(sig, seen.clone()).context("installing the signal handler")?;
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
             signal_hook::low_level::register(sig, || dedup_lab_runner::INTERRUPTED.store(true, Ordering::SeqCst))
