@@ -62,6 +62,9 @@ pub struct DatasetArgs {
     /// Record size, e.g. 512KiB or 4KiB..1MiB (overrides the profile).
     #[arg(long)]
     pub record_size: Option<String>,
+    /// Total logical size per dataset, e.g. 1GiB: derives the record count from the record size.
+    #[arg(long)]
+    pub dataset_size: Option<String>,
     /// PRNG seed (default 20240501).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -121,9 +124,22 @@ pub struct RunArgs {
     /// Keep the lab namespace after each cell (to inspect it).
     #[arg(long)]
     pub keep: bool,
-    /// Records read back and hash-checked after each insert stage.
+    /// Records read back and hash-checked after each insert stage (default 8).
     #[arg(long)]
     pub readback: Option<u64>,
+    /// Duplicate placement, comma-separated: within (same container) and/or across (another container).
+    #[arg(long, value_delimiter = ',')]
+    pub placements: Option<Vec<String>>,
+    /// Cache state before each stage, comma-separated: warm and/or cold.
+    #[arg(long, value_delimiter = ',')]
+    pub caches: Option<Vec<String>>,
+    /// Generator threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// A study design: `original` (5 types, U0/U50/U90, 500 × 512 KiB, 3 runs) or `method`
+    /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
+    #[arg(long)]
+    pub preset: Option<String>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }

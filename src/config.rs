@@ -21,7 +21,7 @@ pub struct RawConfig {
     pub systems: BTreeMap<String, toml::Table>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatrix {
     pub systems: Option<Vec<String>>,
@@ -32,8 +32,11 @@ pub struct RawMatrix {
     pub profile: Option<String>,
     pub records: Option<u64>,
     pub record_size: Option<String>,
+    pub dataset_size: Option<String>,
     pub seed: Option<u64>,
     pub readback: Option<u64>,
+    pub placements: Option<Vec<String>>,
+    pub caches: Option<Vec<String>>,
 }
 
 /// Reads the config file, or returns the defaults when there is none.

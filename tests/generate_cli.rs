@@ -32,32 +32,22 @@ fn run(cwd: &Path, args: &[&str]) -> Out {
 /// Runs and expects success.
 fn ok(cwd: &Path, args: &[&str]) -> Out {
     let out = run(cwd, args);
-    assert_eq!(
-        out.code, 0,
-        "{args:?} failed:\n{}\n{}",
-        out.stdout, out.stderr
-    );
+    assert_eq!(out.code, 0, "{args:?} failed:\n{}\n{}", out.stdout, out.stderr);
     out
 }
 
 /// Runs and expects a failure (exit 2: bad input), returning stderr.
 fn fails(cwd: &Path, args: &[&str]) -> String {
     let out = run(cwd, args);
-    assert_eq!(
-        out.code, 2,
-        "{args:?} should fail with exit 2:\n{}\n{}",
-        out.stdout, out.stderr
-    );
+    assert_eq!(out.code, 2, "{args:?} should fail with exit 2:\n{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("error"), "{args:?}: {}", out.stderr);
     out.stderr
 }
 
 /// Sorted names of the entries of a directory.
 fn ls(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
@@ -82,11 +72,7 @@ fn generate(cwd: &Path, out: &str, extra: &[&str]) -> Out {
 #[test]
 fn filters_select_what_is_generated_and_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = generate(
-        tmp.path(),
-        "data",
-        &["--payload-types", "uuid_keys", "--grades", "U50"],
-    );
+    let out = generate(tmp.path(), "data", &["--payload-types", "uuid_keys", "--grades", "U50"]);
     assert!(out.stderr.contains("wrote 1 dataset(s)"), "{}", out.stderr);
     assert!(!out.stderr.contains("random_binary"), "{}", out.stderr);
 
@@ -103,8 +89,7 @@ fn filters_select_what_is_generated_and_nothing_else() {
     assert!(files.iter().all(|f| f.ends_with(".csv")), "{files:?}");
 
     let index: Value =
-        serde_json::from_str(&fs::read_to_string(root.join("dedup-lab-datasets.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&fs::read_to_string(root.join("dedup-lab-datasets.json")).unwrap()).unwrap();
     let datasets = index["datasets"].as_array().unwrap();
     assert_eq!(datasets.len(), 1);
     assert_eq!(datasets[0]["path"], "uuid_keys/U50");
@@ -115,15 +100,8 @@ fn filters_select_what_is_generated_and_nothing_else() {
     assert_eq!(lines[0]["spec"]["payload"], "uuid_keys");
     assert_eq!(lines[0]["spec"]["grade"], "U50");
     let records = &lines[1..9];
-    assert!(
-        records
-            .iter()
-            .all(|r| r["type"] == "record" && r["size"] == 4096)
-    );
-    let dups = records
-        .iter()
-        .filter(|r| !r["duplicate_of"].is_null())
-        .count();
+    assert!(records.iter().all(|r| r["type"] == "record" && r["size"] == 4096));
+    let dups = records.iter().filter(|r| !r["duplicate_of"].is_null()).count();
     assert_eq!(dups, 4);
     let totals = &lines[9];
     assert_eq!(totals["type"], "totals");
@@ -133,63 +111,29 @@ fn filters_select_what_is_generated_and_nothing_else() {
     assert_eq!(totals["logical_bytes"], 8 * 4096);
     assert_eq!(totals["unique_bytes"], 4 * 4096);
     // The golden fingerprint (crates/datagen/tests/golden.rs) of this dataset.
-    assert_eq!(
-        totals["dataset_sha256"],
-        "b6cd4bc35556c96e0a41a2fc3170636956963c61f83594f2585ed40e28f50801"
-    );
+    assert_eq!(totals["dataset_sha256"], "b6cd4bc35556c96e0a41a2fc3170636956963c61f83594f2585ed40e28f50801");
 
     let v = ok(tmp.path(), &["verify", "data"]);
-    assert!(
-        v.stdout.contains("ok      uuid_keys/U50 (8 records)"),
-        "{}",
-        v.stdout
-    );
+    assert!(v.stdout.contains("ok      uuid_keys/U50 (8 records)"), "{}", v.stdout);
 }
 
 #[test]
 fn thread_count_and_rerun_do_not_change_the_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let types = [
-        "--payload-types",
-        "text_document,jsonb_documents",
-        "--grades",
-        "U0,U90",
-    ];
-    generate(
-        tmp.path(),
-        "one",
-        &[&types[..], &["--threads", "1"]].concat(),
-    );
-    generate(
-        tmp.path(),
-        "three",
-        &[&types[..], &["--threads", "3"]].concat(),
-    );
+    let types = ["--payload-types", "text_document,jsonb_documents", "--grades", "U0,U90"];
+    generate(tmp.path(), "one", &[&types[..], &["--threads", "1"]].concat());
+    generate(tmp.path(), "three", &[&types[..], &["--threads", "3"]].concat());
     // Generating again into an existing dataset directory replaces it (no --force needed).
-    generate(
-        tmp.path(),
-        "three",
-        &[&types[..], &["--threads", "2"]].concat(),
-    );
-    for ds in [
-        "text_document/U0",
-        "text_document/U90",
-        "jsonb_documents/U0",
-        "jsonb_documents/U90",
-    ] {
+    generate(tmp.path(), "three", &[&types[..], &["--threads", "2"]].concat());
+    for ds in ["text_document/U0", "text_document/U90", "jsonb_documents/U0", "jsonb_documents/U90"] {
         let a = fs::read(tmp.path().join("one").join(ds).join("manifest.jsonl")).unwrap();
         let b = fs::read(tmp.path().join("three").join(ds).join("manifest.jsonl")).unwrap();
         assert!(a == b, "{ds}: manifests differ between 1 and 3 threads");
-        let (a, b) = (
-            tmp.path().join("one").join(ds).join("records"),
-            tmp.path().join("three").join(ds).join("records"),
-        );
+        let (a, b) =
+            (tmp.path().join("one").join(ds).join("records"), tmp.path().join("three").join(ds).join("records"));
         assert_eq!(ls(&a), ls(&b));
         for f in ls(&a) {
-            assert!(
-                fs::read(a.join(&f)).unwrap() == fs::read(b.join(&f)).unwrap(),
-                "{ds}/{f}"
-            );
+            assert!(fs::read(a.join(&f)).unwrap() == fs::read(b.join(&f)).unwrap(), "{ds}/{f}");
         }
     }
     ok(tmp.path(), &["verify", "three"]);
@@ -198,14 +142,7 @@ fn thread_count_and_rerun_do_not_change_the_bytes() {
 #[test]
 fn no_write_prints_the_manifest_fingerprints_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "generate",
-        "--no-write",
-        "--payload-types",
-        "uuid_keys,random_binary",
-        "--grades",
-        "U50",
-    ];
+    let mut args = vec!["generate", "--no-write", "--payload-types", "uuid_keys,random_binary", "--grades", "U50"];
     args.extend_from_slice(SMALL);
     let out = ok(tmp.path(), &args);
     assert!(ls(tmp.path()).is_empty(), "{:?}", ls(tmp.path()));
@@ -218,18 +155,9 @@ fn no_write_prints_the_manifest_fingerprints_and_writes_nothing() {
          random_binary/U50 records=8 duplicate_records=4 logical_bytes=32768 \
          dataset_sha256=5475a7de8d20649f83f1f95dab510abd4da69fb4b65efd966d019e6a47957235\n"
     );
-    generate(
-        tmp.path(),
-        "data",
-        &["--payload-types", "random_binary", "--grades", "U50"],
-    );
-    let totals = manifest(&tmp.path().join("data/random_binary/U50"))
-        .pop()
-        .unwrap();
-    assert_eq!(
-        totals["dataset_sha256"],
-        "5475a7de8d20649f83f1f95dab510abd4da69fb4b65efd966d019e6a47957235"
-    );
+    generate(tmp.path(), "data", &["--payload-types", "random_binary", "--grades", "U50"]);
+    let totals = manifest(&tmp.path().join("data/random_binary/U50")).pop().unwrap();
+    assert_eq!(totals["dataset_sha256"], "5475a7de8d20649f83f1f95dab510abd4da69fb4b65efd966d019e6a47957235");
 
     for bad in [&["--output", "x"][..], &["--force"]] {
         let mut args = vec!["generate", "--no-write"];
@@ -245,30 +173,12 @@ fn no_write_prints_the_manifest_fingerprints_and_writes_nothing() {
 #[test]
 fn a_bad_filter_fails_before_anything_is_created() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = fails(
-        tmp.path(),
-        &[
-            "generate",
-            "--output",
-            "data",
-            "--payload-types",
-            "uuid_keys,bogus",
-        ],
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "data", "--payload-types", "uuid_keys,bogus"]);
     assert!(err.contains("\"bogus\""), "{err}");
-    for valid in [
-        "random_binary",
-        "structured_json",
-        "text_document",
-        "uuid_keys",
-        "jsonb_documents",
-    ] {
+    for valid in ["random_binary", "structured_json", "text_document", "uuid_keys", "jsonb_documents"] {
         assert!(err.contains(valid), "the error should list {valid}: {err}");
     }
-    let err = fails(
-        tmp.path(),
-        &["generate", "--output", "data", "--grades", "U0,U100"],
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "data", "--grades", "U0,U100"]);
     assert!(err.contains("\"U100\"") && err.contains("0 to 99"), "{err}");
     // Not even the output directory was created.
     assert!(ls(tmp.path()).is_empty(), "{:?}", ls(tmp.path()));
@@ -277,16 +187,7 @@ fn a_bad_filter_fails_before_anything_is_created() {
 #[test]
 fn verify_names_a_tampered_record_file() {
     let tmp = tempfile::tempdir().unwrap();
-    generate(
-        tmp.path(),
-        "data",
-        &[
-            "--payload-types",
-            "uuid_keys,random_binary",
-            "--grades",
-            "U50",
-        ],
-    );
+    generate(tmp.path(), "data", &["--payload-types", "uuid_keys,random_binary", "--grades", "U50"]);
     ok(tmp.path(), &["verify", "data"]);
 
     // Flip one byte of one record.
@@ -296,59 +197,25 @@ fn verify_names_a_tampered_record_file() {
     fs::write(&victim, &bytes).unwrap();
     let out = run(tmp.path(), &["verify", "data"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("FAILED  uuid_keys/U50"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("records/r00000003.csv: SHA-256 differs"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("ok      random_binary/U50"),
-        "the untouched dataset still passes: {}",
-        out.stdout
-    );
-    assert!(
-        out.stderr.contains("1 of 2 dataset(s) do not match"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stdout.contains("FAILED  uuid_keys/U50"), "{}", out.stdout);
+    assert!(out.stdout.contains("records/r00000003.csv: SHA-256 differs"), "{}", out.stdout);
+    assert!(out.stdout.contains("ok      random_binary/U50"), "the untouched dataset still passes: {}", out.stdout);
+    assert!(out.stderr.contains("1 of 2 dataset(s) do not match"), "{}", out.stderr);
 
     // A truncated record and a missing record are named too.
     bytes.truncate(10);
     fs::write(&victim, &bytes).unwrap();
-    fs::remove_file(
-        tmp.path()
-            .join("data/random_binary/U50/records/r00000005.bin"),
-    )
-    .unwrap();
+    fs::remove_file(tmp.path().join("data/random_binary/U50/records/r00000005.bin")).unwrap();
     let out = run(tmp.path(), &["verify", "data"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stdout
-            .contains("records/r00000003.csv: size 10, manifest says 4096"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("records/r00000005.bin: No such file"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("records/r00000003.csv: size 10, manifest says 4096"), "{}", out.stdout);
+    assert!(out.stdout.contains("records/r00000005.bin: No such file"), "{}", out.stdout);
 }
 
 #[test]
 fn verify_complains_about_a_manifest_without_totals_or_with_a_record_missing() {
     let tmp = tempfile::tempdir().unwrap();
-    generate(
-        tmp.path(),
-        "data",
-        &["--payload-types", "structured_json", "--grades", "U0"],
-    );
+    generate(tmp.path(), "data", &["--payload-types", "structured_json", "--grades", "U0"]);
     let path = tmp.path().join("data/structured_json/U0/manifest.jsonl");
     let text = fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -357,11 +224,7 @@ fn verify_complains_about_a_manifest_without_totals_or_with_a_record_missing() {
     fs::write(&path, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
     let out = run(tmp.path(), &["verify", "data"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("manifest has no totals line"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("manifest has no totals line"), "{}", out.stdout);
 
     // With a record line removed: the totals no longer add up.
     let mut shorter = lines.clone();
@@ -369,22 +232,14 @@ fn verify_complains_about_a_manifest_without_totals_or_with_a_record_missing() {
     fs::write(&path, shorter.join("\n") + "\n").unwrap();
     let out = run(tmp.path(), &["verify", "data"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("totals say 8 records, manifest lists 7"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("totals say 8 records, manifest lists 7"), "{}", out.stdout);
 }
 
 #[test]
 fn verify_of_a_directory_that_is_not_a_dataset_says_how_to_make_one() {
     let tmp = tempfile::tempdir().unwrap();
     let err = fails(tmp.path(), &["verify", "."]);
-    assert!(
-        err.contains("is not a dataset directory") && err.contains("dedup-lab generate --output"),
-        "{err}"
-    );
+    assert!(err.contains("is not a dataset directory") && err.contains("dedup-lab generate --output"), "{err}");
 }
 
 /// Every bad value fails with exit 2, names the value and what would be accepted, and
@@ -392,52 +247,19 @@ fn verify_of_a_directory_that_is_not_a_dataset_says_how_to_make_one() {
 #[test]
 fn bad_input_gets_a_clear_error_and_creates_nothing() {
     let cases: &[(&[&str], &[&str])] = &[
-        (
-            &["--payload-types", "random"],
-            &[
-                "\"random\"",
-                "valid payload types: random_binary, structured_json",
-            ],
-        ),
-        (
-            &["--grades", "U100"],
-            &["\"U100\"", "U<n> with n a whole number from 0 to 99"],
-        ),
-        (
-            &["--grades=U-5"],
-            &["\"U-5\"", "U<n> with n a whole number from 0 to 99"],
-        ),
+        (&["--payload-types", "random"], &["\"random\"", "valid payload types: random_binary, structured_json"]),
+        (&["--grades", "U100"], &["\"U100\"", "U<n> with n a whole number from 0 to 99"]),
+        (&["--grades=U-5"], &["\"U-5\"", "U<n> with n a whole number from 0 to 99"]),
         (&["--grades", "U-5"], &["\"U-5\"", "U<n>"]),
         (&["--grades", "U5O"], &["\"U5O\"", "U<n>"]),
         (&["--grades", "50"], &["\"50\"", "e.g. U0, U50, U90"]),
-        (
-            &["--record-size", "0"],
-            &["record size \"0\"", "between 64 B and 1.0 GiB"],
-        ),
-        (
-            &["--record-size", "2GiB"],
-            &["record size \"2GiB\"", "between 64 B and 1.0 GiB"],
-        ),
-        (
-            &["--record-size", "99999999999TiB"],
-            &["\"99999999999TiB\"", "expected a size such as"],
-        ),
-        (
-            &["--record-size", "12XB"],
-            &["\"12XB\"", "expected a size such as 4096, 512KiB"],
-        ),
-        (
-            &["--record-size", "1MiB..4KiB"],
-            &["\"1MiB..4KiB\"", "lower bound is above its upper bound"],
-        ),
-        (
-            &["--records", "0"],
-            &["record count \"0\"", "between 1 and"],
-        ),
-        (
-            &["--profile", "huge"],
-            &["\"huge\"", "valid profiles: quick"],
-        ),
+        (&["--record-size", "0"], &["record size \"0\"", "between 64 B and 1.0 GiB"]),
+        (&["--record-size", "2GiB"], &["record size \"2GiB\"", "between 64 B and 1.0 GiB"]),
+        (&["--record-size", "99999999999TiB"], &["\"99999999999TiB\"", "expected a size such as"]),
+        (&["--record-size", "12XB"], &["\"12XB\"", "expected a size such as 4096, 512KiB"]),
+        (&["--record-size", "1MiB..4KiB"], &["\"1MiB..4KiB\"", "lower bound is above its upper bound"]),
+        (&["--records", "0"], &["record count \"0\"", "between 1 and"]),
+        (&["--profile", "huge"], &["\"huge\"", "valid profiles: quick"]),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (args, needles) in cases {
@@ -447,11 +269,7 @@ fn bad_input_gets_a_clear_error_and_creates_nothing() {
         for n in *needles {
             assert!(err.contains(n), "{args:?}: expected {n:?} in: {err}");
         }
-        assert!(
-            ls(tmp.path()).is_empty(),
-            "{args:?} created {:?}",
-            ls(tmp.path())
-        );
+        assert!(ls(tmp.path()).is_empty(), "{args:?} created {:?}", ls(tmp.path()));
     }
 }
 
@@ -461,26 +279,9 @@ fn an_existing_directory_that_is_not_a_dataset_is_not_overwritten_without_force(
     let dir = tmp.path().join("precious");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("thesis.tex"), "do not touch").unwrap();
-    let err = fails(
-        tmp.path(),
-        &[
-            "generate",
-            "--output",
-            "precious",
-            "--records",
-            "2",
-            "--record-size",
-            "4KiB",
-        ],
-    );
-    assert!(
-        err.contains("precious") && err.contains("not a dataset directory"),
-        "{err}"
-    );
-    assert!(
-        err.contains("--force"),
-        "the error should name the way out: {err}"
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "precious", "--records", "2", "--record-size", "4KiB"]);
+    assert!(err.contains("precious") && err.contains("not a dataset directory"), "{err}");
+    assert!(err.contains("--force"), "the error should name the way out: {err}");
     assert_eq!(ls(&dir), ["thesis.tex"], "nothing was written");
 
     // With --force it writes next to the existing file and leaves that file alone.
@@ -501,14 +302,8 @@ fn an_existing_directory_that_is_not_a_dataset_is_not_overwritten_without_force(
             "U0",
         ],
     );
-    assert_eq!(
-        ls(&dir),
-        ["dedup-lab-datasets.json", "thesis.tex", "uuid_keys"]
-    );
-    assert_eq!(
-        fs::read_to_string(dir.join("thesis.tex")).unwrap(),
-        "do not touch"
-    );
+    assert_eq!(ls(&dir), ["dedup-lab-datasets.json", "thesis.tex", "uuid_keys"]);
+    assert_eq!(fs::read_to_string(dir.join("thesis.tex")).unwrap(), "do not touch");
     // Now it is a dataset directory: generating into it again needs no --force.
     ok(
         tmp.path(),
@@ -534,35 +329,12 @@ fn force_never_deletes_what_dedup_lab_did_not_write() {
     let theirs = tmp.path().join("shared/uuid_keys/U0");
     fs::create_dir_all(&theirs).unwrap();
     fs::write(theirs.join("notes.txt"), "mine").unwrap();
-    let gen_args = [
-        "generate",
-        "--output",
-        "shared",
-        "--force",
-        "--records",
-        "2",
-        "--record-size",
-        "4KiB",
-        "--grades",
-        "U0",
-    ];
-    let err = fails(
-        tmp.path(),
-        &[
-            &gen_args[..],
-            &["--payload-types", "random_binary,uuid_keys"],
-        ]
-        .concat(),
-    );
-    assert!(
-        err.contains("uuid_keys/U0 exists but dedup-lab did not write it"),
-        "{err}"
-    );
+    let gen_args =
+        ["generate", "--output", "shared", "--force", "--records", "2", "--record-size", "4KiB", "--grades", "U0"];
+    let err = fails(tmp.path(), &[&gen_args[..], &["--payload-types", "random_binary,uuid_keys"]].concat());
+    assert!(err.contains("uuid_keys/U0 exists but dedup-lab did not write it"), "{err}");
     assert!(err.contains("move it away"), "{err}");
-    assert_eq!(
-        fs::read_to_string(theirs.join("notes.txt")).unwrap(),
-        "mine"
-    );
+    assert_eq!(fs::read_to_string(theirs.join("notes.txt")).unwrap(), "mine");
     // Checked before anything was generated: random_binary (first in order) is not there either.
     assert_eq!(ls(&tmp.path().join("shared")), ["uuid_keys"]);
 }
@@ -572,69 +344,31 @@ fn an_unwritable_output_gets_a_clear_error() {
     // We may run as root, where permissions stop nothing: use paths no one can create.
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("afile"), "x").unwrap();
-    let err = fails(
-        tmp.path(),
-        &["generate", "--output", "afile/sub", "--records", "1"],
-    );
-    assert!(
-        err.contains("cannot create output directory afile/sub"),
-        "{err}"
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "afile/sub", "--records", "1"]);
+    assert!(err.contains("cannot create output directory afile/sub"), "{err}");
     assert!(err.contains("afile is a file, not a directory"), "{err}");
     assert!(err.contains("choose another --output"), "{err}");
-    assert!(
-        !err.contains("os error 20): Not a directory"),
-        "the cause is printed once: {err}"
-    );
+    assert!(!err.contains("os error 20): Not a directory"), "the cause is printed once: {err}");
 
-    let err = fails(
-        tmp.path(),
-        &["generate", "--output", "afile", "--records", "1"],
-    );
-    assert!(
-        err.contains("output afile exists and is not a directory; choose another --output"),
-        "{err}"
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "afile", "--records", "1"]);
+    assert!(err.contains("output afile exists and is not a directory; choose another --output"), "{err}");
 
-    let err = fails(
-        tmp.path(),
-        &[
-            "generate",
-            "--output",
-            "/proc/dedup-lab-test",
-            "--records",
-            "1",
-        ],
-    );
+    let err = fails(tmp.path(), &["generate", "--output", "/proc/dedup-lab-test", "--records", "1"]);
     assert!(
-        err.contains("cannot create output directory /proc/dedup-lab-test")
-            && err.contains("choose another --output"),
+        err.contains("cannot create output directory /proc/dedup-lab-test") && err.contains("choose another --output"),
         "{err}"
     );
     assert_eq!(ls(tmp.path()), ["afile"]);
 }
 
 fn analysis(json: &str) -> serde_json::Map<String, Value> {
-    serde_json::from_str::<Value>(json)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<Value>(json).unwrap().as_object().unwrap().clone()
 }
 
 #[test]
 fn analyze_gives_the_known_answer_and_agrees_with_a_generated_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = [
-        "--payload-types",
-        "random_binary",
-        "--grades",
-        "U90",
-        "--records",
-        "100",
-        "--record-size",
-        "4KiB",
-    ];
+    let spec = ["--payload-types", "random_binary", "--grades", "U90", "--records", "100", "--record-size", "4KiB"];
     let out = ok(tmp.path(), &[&["analyze", "--json"][..], &spec].concat());
     let a = analysis(&out.stdout);
     let r = &a["random_binary/U90"];
@@ -643,14 +377,8 @@ fn analyze_gives_the_known_answer_and_agrees_with_a_generated_directory() {
     let dedup = r["record_dedup_ratio"].as_f64().unwrap();
     assert!((dedup - 10.0).abs() < 1e-9, "{r}");
     let compression = r["compression_ratio"].as_f64().unwrap();
-    assert!(
-        (0.99..=1.0).contains(&compression),
-        "random bytes do not compress: {r}"
-    );
-    assert!(
-        (r["ideal_ratio"].as_f64().unwrap() - 10.0).abs() < 0.1,
-        "{r}"
-    );
+    assert!((0.99..=1.0).contains(&compression), "random bytes do not compress: {r}");
+    assert!((r["ideal_ratio"].as_f64().unwrap() - 10.0).abs() < 0.1, "{r}");
 
     // The same datasets written to disk and analysed from there give the same numbers.
     let spec = [
@@ -666,10 +394,7 @@ fn analyze_gives_the_known_answer_and_agrees_with_a_generated_directory() {
         "5",
     ];
     let from_spec = analysis(&ok(tmp.path(), &[&["analyze", "--json"][..], &spec].concat()).stdout);
-    ok(
-        tmp.path(),
-        &[&["generate", "--output", "data"][..], &spec].concat(),
-    );
+    ok(tmp.path(), &[&["generate", "--output", "data"][..], &spec].concat());
     let from_dir = analysis(&ok(tmp.path(), &["analyze", "--json", "data"]).stdout);
     assert_eq!(from_spec.len(), 4);
     assert_eq!(from_spec, from_dir);

@@ -13,12 +13,7 @@ use std::process::ExitCode;
 pub fn run(args: &GenerateArgs, cfg: &RawConfig) -> Result<ExitCode> {
     // Validate everything first: filters apply before a single byte is generated.
     let plan = dataset_plan(&args.dataset, &cfg.matrix)?;
-    let datasets: Vec<Dataset> = plan
-        .specs
-        .iter()
-        .cloned()
-        .map(Dataset::new)
-        .collect::<Result<_, _>>()?;
+    let datasets: Vec<Dataset> = plan.specs.iter().cloned().map(Dataset::new).collect::<Result<_, _>>()?;
     let threads = args.threads.unwrap_or_else(dir::default_threads).max(1);
     let output = args.output.as_deref();
     if let Some(root) = output {
@@ -31,10 +26,8 @@ pub fn run(args: &GenerateArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let total = plan.total_bytes();
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{msg:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template"),
     );
     for ds in &datasets {
         let spec = ds.spec();
@@ -69,18 +62,8 @@ pub fn run(args: &GenerateArgs, cfg: &RawConfig) -> Result<ExitCode> {
         });
     }
     bar.finish_and_clear();
-    let place = output
-        .map(Path::display)
-        .map_or("nowhere (--no-write)".to_string(), |d| d.to_string());
-    let verb = if output.is_some() {
-        "wrote"
-    } else {
-        "generated and hashed"
-    };
-    eprintln!(
-        "{verb} {} dataset(s), {} in {place}",
-        datasets.len(),
-        format_bytes(total)
-    );
+    let place = output.map(Path::display).map_or("nowhere (--no-write)".to_string(), |d| d.to_string());
+    let verb = if output.is_some() { "wrote" } else { "generated and hashed" };
+    eprintln!("{verb} {} dataset(s), {} in {place}", datasets.len(), format_bytes(total));
     Ok(ExitCode::SUCCESS)
 }

@@ -2,10 +2,13 @@
 
 mod analyze;
 mod generate;
+mod preflight;
+mod run;
+mod status;
 mod verify;
 
 use crate::args::{Cli, Command};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -14,8 +17,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(a) => generate::run(&a, &cfg),
         Command::Verify { dir } => verify::run(&dir),
         Command::Analyze(a) => analyze::run(&a, &cfg),
-        Command::Run(_) | Command::Preflight(_) | Command::Status { .. } | Command::Cleanup(_) => {
-            bail!("not implemented yet")
+        Command::Run(a) => run::run(&a, &cfg),
+        Command::Preflight(a) => preflight::preflight(&a, &cfg),
+        Command::Cleanup(a) => preflight::cleanup(&a, &cfg),
+        Command::Status { run_id, results } => {
+            let results = results.or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
+            status::run(run_id.as_deref(), results)
         }
     }
 }

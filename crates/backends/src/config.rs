@@ -71,7 +71,9 @@ impl BackendConfig {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            _ => Ok(self.string(key).map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
+            _ => Ok(self
+                .string(key)
+                .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
         }
     }
 
@@ -99,5 +101,14 @@ impl BackendConfig {
             .map(str::to_string)
             .unwrap_or_else(|| self.env_name(key));
         Ok(std::env::var(&var).ok().map(SecretString::from))
+    }
+}
+
+/// Where an embedded store lives: the `dir` setting (e.g. a directory on a deduplicating
+/// file system, to measure what the file system does), or `<run>/lab/<system>`.
+pub fn store_dir(cfg: &BackendConfig, system: &str) -> PathBuf {
+    match cfg.string("dir") {
+        Some(d) => PathBuf::from(d).join(system),
+        None => cfg.work_dir.join(system),
     }
 }

@@ -23,7 +23,7 @@ impl FilesBackend {
         if variant != "default" {
             return Err(BackendError::msg(format!("files has no variant {variant:?}; use `default`")));
         }
-        Ok(FilesBackend { dir: cfg.work_dir.join("files"), unsynced: Vec::new() })
+        Ok(FilesBackend { dir: crate::config::store_dir(cfg, "files"), unsynced: Vec::new() })
     }
 
     fn ns_dir(&self, ns: &Namespace) -> PathBuf {

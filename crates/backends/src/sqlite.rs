@@ -23,7 +23,7 @@ impl SqliteBackend {
         if variant != "default" {
             return Err(BackendError::msg(format!("sqlite has no variant {variant:?}; use `default`")));
         }
-        Ok(SqliteBackend { dir: cfg.work_dir.join("sqlite"), conn: None, path: None })
+        Ok(SqliteBackend { dir: crate::config::store_dir(cfg, "sqlite"), conn: None, path: None })
     }
 
     fn db_path(&self, ns: &Namespace) -> PathBuf {
@@ -90,7 +90,9 @@ impl Backend for SqliteBackend {
         {
             let mut stmts = Vec::new();
             for (_, c) in ns.containers() {
-                stmts.push(tx.prepare(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?);
+                stmts.push(
+                    tx.prepare(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?,
+                );
             }
             for r in records {
                 let r = r?;
@@ -105,22 +107,27 @@ impl Backend for SqliteBackend {
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let c = ns.container_name(r.id.container);
         let conn = self.connect(ns)?;
-        let mut stmt = conn.prepare_cached(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?;
+        let mut stmt =
+            conn.prepare_cached(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?;
         Ok(stmt.execute(params![r.id.key, r.data]).ctx(|| format!("sqlite: insert {}", r.id.key))? as u64)
     }
 
     fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
         let c = ns.container_name(id.container);
         let conn = self.connect(ns)?;
-        let mut stmt = conn.prepare_cached(&format!("DELETE FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
+        let mut stmt =
+            conn.prepare_cached(&format!("DELETE FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
         Ok(stmt.execute(params![id.key]).ctx(|| format!("sqlite: delete {}", id.key))? as u64)
     }
 
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
         let c = ns.container_name(id.container);
         let conn = self.connect(ns)?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT v FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
-        stmt.query_row(params![id.key], |row| row.get::<_, Vec<u8>>(0)).optional().ctx(|| format!("sqlite: read {}", id.key))
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT v FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
+        stmt.query_row(params![id.key], |row| row.get::<_, Vec<u8>>(0))
+            .optional()
+            .ctx(|| format!("sqlite: read {}", id.key))
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
@@ -139,7 +146,9 @@ impl Backend for SqliteBackend {
         let conn = self.connect(ns)?;
         let mut total = 0u64;
         for c in names {
-            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {c}"), [], |r| r.get(0)).ctx(|| format!("sqlite: count {c}"))?;
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {c}"), [], |r| r.get(0))
+                .ctx(|| format!("sqlite: count {c}"))?;
             total += n as u64;
         }
         Ok(total)
@@ -174,8 +183,8 @@ impl Backend for SqliteBackend {
     }
 
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
-        let p = self.db_path(ns);
-        Ok(vec![p.clone(), PathBuf::from(format!("{}-wal", p.display()))])
+        // The main file only: settle() checkpoints the WAL into it and truncates the WAL.
+        Ok(vec![self.db_path(ns)])
     }
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {

@@ -51,8 +51,7 @@ named_enum!(
 
 impl Stage {
     /// The stages run when none are selected.
-    pub const DEFAULT: [Stage; 4] =
-        [Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance];
+    pub const DEFAULT: [Stage; 4] = [Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance];
 
     /// Stages that write records (EDR is defined for them).
     pub fn is_insert(self) -> bool {
@@ -98,11 +97,7 @@ pub struct CellKey {
 impl CellKey {
     /// The system and variant as one label, e.g. `postgresql/external`.
     pub fn system_label(&self) -> String {
-        if self.variant == "default" {
-            self.system.to_string()
-        } else {
-            format!("{}/{}", self.system, self.variant)
-        }
+        if self.variant == "default" { self.system.to_string() } else { format!("{}/{}", self.system, self.variant) }
     }
 }
 

@@ -81,9 +81,10 @@ impl fmt::Display for PayloadType {
 impl FromStr for PayloadType {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            ParseError::new("payload type", s, format!("valid payload types: {}", Self::valid_names()))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| ParseError::new("payload type", s, format!("valid payload types: {}", Self::valid_names())))
     }
 }
 

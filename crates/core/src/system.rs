@@ -81,8 +81,9 @@ impl FromStr for SystemKind {
             "minio" => "s3",
             other => other,
         };
-        Self::ALL.into_iter().find(|k| k.name() == alias).ok_or_else(|| {
-            ParseError::new("system", s, format!("valid systems: {}", Self::valid_names()))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == alias)
+            .ok_or_else(|| ParseError::new("system", s, format!("valid systems: {}", Self::valid_names())))
     }
 }

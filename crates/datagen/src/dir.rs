@@ -104,11 +104,7 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
         fs::create_dir_all(root).map_err(|e| {
             // Name the culprit when a part of the path is a file (ENOTDIR says only "Not a
             // directory", not which one).
-            let file = root
-                .ancestors()
-                .skip(1)
-                .find(|a| a.exists())
-                .filter(|a| !a.is_dir());
+            let file = root.ancestors().skip(1).find(|a| a.exists()).filter(|a| !a.is_dir());
             let why = match file {
                 Some(f) => format!("{} is a file, not a directory", f.display()),
                 None => e.to_string(),
@@ -122,10 +118,7 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
     // Prove we can write here before generating anything.
     let probe = root.join(".dedup-lab-write-test");
     File::create(&probe).map_err(|e| {
-        DatasetError::Invalid(format!(
-            "output {} is not writable: {e}; choose another --output",
-            root.display()
-        ))
+        DatasetError::Invalid(format!("output {} is not writable: {e}; choose another --output", root.display()))
     })?;
     fs::remove_file(&probe).map_err(|e| DatasetError::io(&probe, e))?;
     Ok(())
@@ -141,8 +134,7 @@ pub fn check_target(root: &Path, spec: &DatasetSpec) -> Result<(), DatasetError>
     if fs::symlink_metadata(&dir).is_err() {
         return Ok(());
     }
-    let ours =
-        root.join(MARKER).is_file() && read_index(root)?.datasets.iter().any(|d| d.path == rel);
+    let ours = root.join(MARKER).is_file() && read_index(root)?.datasets.iter().any(|d| d.path == rel);
     if ours {
         return Ok(());
     }
@@ -164,12 +156,8 @@ pub fn read_index(root: &Path) -> Result<DirIndex, DatasetError> {
             root.display()
         ))
     })?;
-    let index: DirIndex = serde_json::from_str(&text).map_err(|e| {
-        DatasetError::Invalid(format!(
-            "{}: not a valid dataset index: {e}",
-            path.display()
-        ))
-    })?;
+    let index: DirIndex = serde_json::from_str(&text)
+        .map_err(|e| DatasetError::Invalid(format!("{}: not a valid dataset index: {e}", path.display())))?;
     if index.format != MARKER_FORMAT {
         return Err(DatasetError::Invalid(format!(
             "{}: unknown format {:?} (expected {MARKER_FORMAT})",
@@ -210,10 +198,7 @@ impl TotalsBuilder {
     }
 
     pub fn finish(self) -> Totals {
-        Totals {
-            dataset_sha256: hex::encode(self.fingerprint.finalize()),
-            ..self.totals
-        }
+        Totals { dataset_sha256: hex::encode(self.fingerprint.finalize()), ..self.totals }
     }
 }
 
@@ -247,21 +232,13 @@ pub fn write_dataset(
     let records_dir = dir.join("records");
     fs::create_dir_all(&records_dir).map_err(|e| DatasetError::io(&records_dir, e))?;
     let manifest_tmp = dir.join("manifest.jsonl.tmp");
-    let mut out = BufWriter::new(
-        File::create(&manifest_tmp).map_err(|e| DatasetError::io(&manifest_tmp, e))?,
-    );
+    let mut out = BufWriter::new(File::create(&manifest_tmp).map_err(|e| DatasetError::io(&manifest_tmp, e))?);
     let io = |e| DatasetError::io(&manifest_tmp, e);
     let line = |out: &mut BufWriter<File>, l: &ManifestLine| -> Result<(), DatasetError> {
         serde_json::to_writer(&mut *out, l).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)
     };
-    line(
-        &mut out,
-        &ManifestLine::Header {
-            format: MANIFEST_FORMAT.into(),
-            spec: spec.clone(),
-        },
-    )?;
+    line(&mut out, &ManifestLine::Header { format: MANIFEST_FORMAT.into(), spec: spec.clone() })?;
     let mut totals = TotalsBuilder::default();
     let ext = spec.payload.extension();
     for h in ds.par_records(threads) {
@@ -290,32 +267,22 @@ pub fn write_dataset(
     let manifest = dir.join("manifest.jsonl");
     fs::rename(&manifest_tmp, &manifest).map_err(|e| DatasetError::io(&manifest, e))?;
 
-    let mut index = if root.join(MARKER).is_file() {
-        read_index(root)?
-    } else {
-        DirIndex::default()
-    };
+    let mut index = if root.join(MARKER).is_file() { read_index(root)? } else { DirIndex::default() };
     index.format = MARKER_FORMAT.into();
     index.datasets.retain(|d| d.path != rel);
-    index.datasets.push(IndexEntry {
-        path: rel,
-        spec: spec.clone(),
-    });
+    index.datasets.push(IndexEntry { path: rel, spec: spec.clone() });
     index.datasets.sort_by(|a, b| a.path.cmp(&b.path));
     write_index(root, &index)?;
     Ok(totals)
 }
 
 /// Streams the lines of a manifest.
-pub fn read_manifest(
-    path: &Path,
-) -> Result<impl Iterator<Item = Result<ManifestLine, DatasetError>>, DatasetError> {
+pub fn read_manifest(path: &Path) -> Result<impl Iterator<Item = Result<ManifestLine, DatasetError>>, DatasetError> {
     let file = File::open(path).map_err(|e| DatasetError::io(path, e))?;
     let p = path.to_path_buf();
     Ok(BufReader::new(file).lines().enumerate().map(move |(n, l)| {
         let l = l.map_err(|e| DatasetError::io(&p, e))?;
-        serde_json::from_str(&l)
-            .map_err(|e| DatasetError::Invalid(format!("{} line {}: {e}", p.display(), n + 1)))
+        serde_json::from_str(&l).map_err(|e| DatasetError::Invalid(format!("{} line {}: {e}", p.display(), n + 1)))
     }))
 }
 
@@ -333,10 +300,7 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
     let mut reports = Vec::new();
     for entry in &index.datasets {
         let dir = root.join(&entry.path);
-        let mut report = VerifyReport {
-            dataset: entry.path.clone(),
-            ..Default::default()
-        };
+        let mut report = VerifyReport { dataset: entry.path.clone(), ..Default::default() };
         let mut saw_totals = false;
         let mut fingerprint = Sha256::new();
         let mut counted = Totals::default();
@@ -344,9 +308,7 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
             match line? {
                 ManifestLine::Header { spec, .. } => {
                     if spec != entry.spec {
-                        report
-                            .problems
-                            .push("manifest header does not match the directory index".into());
+                        report.problems.push("manifest header does not match the directory index".into());
                     }
                 }
                 ManifestLine::Record(r) => {
@@ -357,15 +319,10 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
                         Ok((size, hash)) => {
                             fingerprint.update(hash);
                             if size != r.size {
-                                report.problems.push(format!(
-                                    "{}: size {size}, manifest says {}",
-                                    r.file, r.size
-                                ));
+                                report.problems.push(format!("{}: size {size}, manifest says {}", r.file, r.size));
                             }
                             if hex::encode(hash) != r.sha256 {
-                                report
-                                    .problems
-                                    .push(format!("{}: SHA-256 differs from the manifest", r.file));
+                                report.problems.push(format!("{}: SHA-256 differs from the manifest", r.file));
                             }
                         }
                         Err(e) => report.problems.push(format!("{}: {e}", r.file)),
@@ -374,24 +331,19 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
                 ManifestLine::Totals(t) => {
                     saw_totals = true;
                     if t.records != counted.records {
-                        report.problems.push(format!(
-                            "totals say {} records, manifest lists {}",
-                            t.records, counted.records
-                        ));
+                        report
+                            .problems
+                            .push(format!("totals say {} records, manifest lists {}", t.records, counted.records));
                     }
                     let fp = hex::encode(fingerprint.clone().finalize());
                     if report.problems.is_empty() && t.dataset_sha256 != fp {
-                        report
-                            .problems
-                            .push("dataset fingerprint differs from the manifest".into());
+                        report.problems.push("dataset fingerprint differs from the manifest".into());
                     }
                 }
             }
         }
         if !saw_totals {
-            report
-                .problems
-                .push("manifest has no totals line (interrupted generate?)".into());
+            report.problems.push("manifest has no totals line (interrupted generate?)".into());
         }
         reports.push(report);
     }
@@ -401,13 +353,8 @@ pub fn verify(root: &Path) -> Result<Vec<VerifyReport>, DatasetError> {
 /// Joins a manifest-relative path, refusing anything that would leave the dataset directory.
 fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, DatasetError> {
     let p = Path::new(rel);
-    if p.is_absolute()
-        || p.components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(DatasetError::Invalid(format!(
-            "manifest names a file outside the dataset: {rel:?}"
-        )));
+    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(DatasetError::Invalid(format!("manifest names a file outside the dataset: {rel:?}")));
     }
     Ok(dir.join(p))
 }

@@ -9,9 +9,9 @@
 
 pub mod analyze;
 pub mod dir;
+pub mod par;
 pub mod payload;
 pub mod plan;
-pub mod par;
 pub mod spec;
 mod words;
 
@@ -107,4 +107,9 @@ impl Dataset {
     pub fn par_records(&self, threads: usize) -> par::ParRecords {
         par::ParRecords::new(self, threads)
     }
+}
+
+/// SHA-256 of a byte slice.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }

@@ -39,9 +39,7 @@ impl ParRecords {
         Self::spawn(
             ds,
             threads,
-            Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| {
-                ds.fill(e.source, e.size, buf)
-            }),
+            Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| ds.fill(e.source, e.size, buf)),
         )
     }
 
@@ -58,11 +56,7 @@ impl ParRecords {
                     let mut data = Vec::with_capacity(entry.size as usize);
                     fill(&ds, &entry, &mut data);
                     let sha256 = Sha256::digest(&data).into();
-                    let record = GeneratedRecord {
-                        index: entry.index,
-                        source: entry.source,
-                        data,
-                    };
+                    let record = GeneratedRecord { index: entry.index, source: entry.source, data };
                     if tx.send(HashedRecord { record, sha256 }).is_err() {
                         return; // the consumer stopped early
                     }
@@ -70,12 +64,7 @@ impl ParRecords {
             })));
             receivers.push(rx);
         }
-        ParRecords {
-            receivers,
-            workers,
-            next: 0,
-            total: ds.spec().records,
-        }
+        ParRecords { receivers, workers, next: 0, total: ds.spec().records }
     }
 }
 
@@ -97,10 +86,7 @@ impl Iterator for ParRecords {
                 if let Some(Err(panic)) = outcome {
                     std::panic::resume_unwind(panic);
                 }
-                panic!(
-                    "generator worker {w} ended before record {} of {}",
-                    self.next, self.total
-                );
+                panic!("generator worker {w} ended before record {} of {}", self.next, self.total);
             }
         }
     }
@@ -123,9 +109,7 @@ impl Drop for ParRecords {
 
 /// Threads to use for generation by default: the machine's cores.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -161,9 +145,7 @@ mod tests {
             assert!(e.index != 13, "generator failed on record 13");
             ds.fill(e.source, e.size, buf);
         });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ParRecords::spawn(&ds, 3, fill).count()
-        }));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ParRecords::spawn(&ds, 3, fill).count()));
         let panic = result.expect_err("the dataset must not end quietly after 13 records");
         let msg = panic
             .downcast_ref::<String>()

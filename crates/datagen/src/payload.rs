@@ -14,8 +14,7 @@ use std::sync::OnceLock;
 
 /// Writes the `size` bytes of original record `source` of `payload` into `buf` (appending).
 pub fn generate(payload: PayloadType, seed: u64, source: u64, size: usize, buf: &mut Vec<u8>) {
-    let mut rng =
-        Xoshiro256StarStar::from_seed(derive_seed("content", &[seed, payload.tag(), source]));
+    let mut rng = Xoshiro256StarStar::from_seed(derive_seed("content", &[seed, payload.tag(), source]));
     let start = buf.len();
     match payload {
         PayloadType::RandomBinary => {
@@ -31,24 +30,21 @@ pub fn generate(payload: PayloadType, seed: u64, source: u64, size: usize, buf: 
 }
 
 const FIRST: &[&str] = &[
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
-    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara",
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
+    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara",
 ];
 const LAST: &[&str] = &[
-    "smith", "jones", "garcia", "miller", "davis", "martin", "lopez", "wilson", "moore", "taylor",
-    "anderson", "thomas", "jackson", "white", "harris", "clark",
+    "smith", "jones", "garcia", "miller", "davis", "martin", "lopez", "wilson", "moore", "taylor", "anderson",
+    "thomas", "jackson", "white", "harris", "clark",
 ];
 const CURRENCY: &[&str] = &["EUR", "USD", "GBP", "CHF", "JPY", "SEK"];
 const STATUS: &[&str] = &["pending", "settled", "refunded", "failed", "authorized"];
 const COUNTRY: &[&str] = &["DE", "FR", "US", "GB", "NL", "SE", "ES", "IT", "JP", "CH"];
-const CITY: &[&str] = &[
-    "Berlin", "Paris", "Boston", "Leeds", "Utrecht", "Malmo", "Sevilla", "Torino", "Osaka", "Basel",
-];
+const CITY: &[&str] =
+    &["Berlin", "Paris", "Boston", "Leeds", "Utrecht", "Malmo", "Sevilla", "Torino", "Osaka", "Basel"];
 const COLOR: &[&str] = &["red", "green", "blue", "black", "white", "yellow"];
 const SIZE: &[&str] = &["XS", "S", "M", "L", "XL"];
-const TAGS: &[&str] = &[
-    "priority", "gift", "bulk", "repeat", "express", "fragile", "return",
-];
+const TAGS: &[&str] = &["priority", "gift", "bulk", "repeat", "express", "fragile", "return"];
 
 fn pick<'a>(rng: &mut Xoshiro256StarStar, list: &[&'a str]) -> &'a str {
     list[below(rng, list.len() as u64) as usize]
@@ -85,11 +81,7 @@ fn pad_json(
         _ => {
             buf.truncate(start);
             let small = small();
-            let object: &[u8] = if small.len() + tail.len() <= size {
-                &small
-            } else {
-                b"{}"
-            };
+            let object: &[u8] = if small.len() + tail.len() <= size { &small } else { b"{}" };
             buf.extend_from_slice(&object[..object.len() - 1]);
             buf.resize(start + size - 1 - tail.len(), b' ');
             buf.extend_from_slice(b"}");
@@ -132,12 +124,7 @@ fn ndjson(rng: &mut Xoshiro256StarStar, source: u64, size: usize, buf: &mut Vec<
         close = Some(buf.len() - 2); // the `}` before the newline
     }
     pad_json(buf, start, size, close, b"\n", || {
-        format!(
-            "{{\"id\":{},\"token\":\"{}\"}}",
-            source * 1_000_000,
-            token(rng)
-        )
-        .into_bytes()
+        format!("{{\"id\":{},\"token\":\"{}\"}}", source * 1_000_000, token(rng)).into_bytes()
     });
 }
 
@@ -187,11 +174,7 @@ fn document(rng: &mut Xoshiro256StarStar, source: u64, size: usize, buf: &mut Ve
     buf.extend_from_slice(b"]}");
     let close = buf.len() - 1;
     pad_json(buf, start, size, Some(close), b"", || {
-        format!(
-            "{{\"doc_id\":\"order-{source}\",\"token\":\"{}\"}}",
-            token(rng)
-        )
-        .into_bytes()
+        format!("{{\"doc_id\":\"order-{source}\",\"token\":\"{}\"}}", token(rng)).into_bytes()
     });
 }
 
@@ -317,14 +300,12 @@ mod tests {
     fn json_types_are_valid_json() {
         for size in [64, 200, 4096, 100_003] {
             let doc = gen_one(PayloadType::JsonbDocuments, 1, size);
-            serde_json::from_slice::<serde_json::Value>(&doc)
-                .unwrap_or_else(|e| panic!("{size}: {e}"));
+            serde_json::from_slice::<serde_json::Value>(&doc).unwrap_or_else(|e| panic!("{size}: {e}"));
             let nd = gen_one(PayloadType::StructuredJson, 1, size);
             let text = std::str::from_utf8(&nd).unwrap();
             assert!(text.ends_with('\n'));
             for line in text.lines() {
-                let v: serde_json::Value =
-                    serde_json::from_str(line).unwrap_or_else(|e| panic!("{size}: {e}: {line}"));
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{size}: {e}: {line}"));
                 assert!(v.is_object());
             }
         }
@@ -371,15 +352,13 @@ mod tests {
             for source in [0, 7, 99_999_999] {
                 let doc = gen_one(PayloadType::JsonbDocuments, source, size);
                 assert_eq!(doc.len(), size);
-                serde_json::from_slice::<serde_json::Value>(&doc)
-                    .unwrap_or_else(|e| panic!("{size}: {e}"));
+                serde_json::from_slice::<serde_json::Value>(&doc).unwrap_or_else(|e| panic!("{size}: {e}"));
                 let nd = gen_one(PayloadType::StructuredJson, source, size);
                 assert_eq!(nd.len(), size);
                 let text = std::str::from_utf8(&nd).unwrap();
                 assert!(text.ends_with('\n'), "{size}");
                 for line in text.lines() {
-                    let v: serde_json::Value =
-                        serde_json::from_str(line).unwrap_or_else(|e| panic!("{size}: {e}"));
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{size}: {e}"));
                     assert!(v.is_object());
                 }
             }

@@ -30,10 +30,7 @@ pub enum DatasetError {
 
 impl DatasetError {
     pub fn io(path: impl AsRef<std::path::Path>, error: std::io::Error) -> Self {
-        DatasetError::Io {
-            path: path.as_ref().display().to_string(),
-            error,
-        }
+        DatasetError::Io { path: path.as_ref().display().to_string(), error }
     }
 }
 
@@ -66,10 +63,9 @@ impl FromStr for RecordSize {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let size = match s.split_once("..") {
-            Some((a, b)) => RecordSize::Range {
-                min: parse_bytes("record size", a)?,
-                max: parse_bytes("record size", b)?,
-            },
+            Some((a, b)) => {
+                RecordSize::Range { min: parse_bytes("record size", a)?, max: parse_bytes("record size", b)? }
+            }
             None => RecordSize::Fixed(parse_bytes("record size", s)?),
         };
         let (min, max) = match size {
@@ -77,11 +73,7 @@ impl FromStr for RecordSize {
             RecordSize::Range { min, max } => (min, max),
         };
         if min > max {
-            return Err(ParseError::new(
-                "record size",
-                s,
-                "the range's lower bound is above its upper bound",
-            ));
+            return Err(ParseError::new("record size", s, "the range's lower bound is above its upper bound"));
         }
         if min < MIN_RECORD_SIZE || max > MAX_RECORD_SIZE {
             return Err(ParseError::new(
@@ -138,10 +130,7 @@ impl DatasetSpec {
 
     /// A short stable identifier, e.g. `random_binary-U50-n16-s524288-seed20240501`.
     pub fn id(&self) -> String {
-        format!(
-            "{}-{}-n{}-s{}-seed{}",
-            self.payload, self.grade, self.records, self.record_size, self.seed
-        )
+        format!("{}-{}-n{}-s{}-seed{}", self.payload, self.grade, self.records, self.record_size, self.seed)
     }
 }
 
@@ -151,17 +140,8 @@ mod tests {
 
     #[test]
     fn record_sizes() {
-        assert_eq!(
-            "512KiB".parse::<RecordSize>().unwrap(),
-            RecordSize::Fixed(524_288)
-        );
-        assert_eq!(
-            "4KiB..1MiB".parse::<RecordSize>().unwrap(),
-            RecordSize::Range {
-                min: 4096,
-                max: 1 << 20
-            }
-        );
+        assert_eq!("512KiB".parse::<RecordSize>().unwrap(), RecordSize::Fixed(524_288));
+        assert_eq!("4KiB..1MiB".parse::<RecordSize>().unwrap(), RecordSize::Range { min: 4096, max: 1 << 20 });
         for bad in ["0", "10", "2GiB", "1MiB..4KiB", "abc"] {
             let e = bad.parse::<RecordSize>().unwrap_err().to_string();
             assert!(e.contains("record size"), "{bad}: {e}");

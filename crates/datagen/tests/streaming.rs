@@ -66,10 +66,7 @@ fn memory_is_bounded_by_the_record_size_not_the_dataset_size() {
     let sequential_bound = RECORD as usize + (RECORD as usize) / 4;
     let parallel_bound = 2 * (threads * 3 + 1) * RECORD as usize;
     let dataset_bytes = (RECORD * RECORDS) as usize;
-    assert!(
-        parallel_bound * 4 < dataset_bytes,
-        "the test must be able to tell the two apart"
-    );
+    assert!(parallel_bound * 4 < dataset_bytes, "the test must be able to tell the two apart");
 
     let tmp = tempfile::tempdir().unwrap();
     dir::prepare_output(tmp.path(), false).unwrap();
@@ -101,18 +98,9 @@ fn memory_is_bounded_by_the_record_size_not_the_dataset_size() {
             par >> 10,
             write >> 10
         ));
-        assert!(
-            seq <= sequential_bound,
-            "{payload}: records() peaked at {seq} bytes\n{report}"
-        );
-        assert!(
-            par <= parallel_bound,
-            "{payload}: par_records peaked at {par} bytes\n{report}"
-        );
-        assert!(
-            write <= parallel_bound,
-            "{payload}: write_dataset peaked at {write} bytes\n{report}"
-        );
+        assert!(seq <= sequential_bound, "{payload}: records() peaked at {seq} bytes\n{report}");
+        assert!(par <= parallel_bound, "{payload}: par_records peaked at {par} bytes\n{report}");
+        assert!(write <= parallel_bound, "{payload}: write_dataset peaked at {write} bytes\n{report}");
     }
     println!("{report}");
 }

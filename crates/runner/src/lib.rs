@@ -1,1 +1,59 @@
-//! placeholder
+//! Plan execution: runs cells through their stages, measures every stage the same way for
+//! every system (the measuring wrapper lives here, never in a backend), reads physical
+//! sizes through size probes, and persists every result the moment it exists.
+
+pub mod engine;
+pub mod journal;
+pub mod latency;
+pub mod probe;
+pub mod spec;
+
+pub use engine::{Engine, Event, RunOutcome};
+pub use journal::{Journal, RunDir, RunInfo};
+pub use spec::{CellPlan, RunSpec, SystemSpec};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the binary's signal handler on SIGINT/SIGTERM; the engine checks it between
+/// operations, tears the current cell down and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Errors of the runner.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Backend(#[from] dedup_lab_core::BackendError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("interrupted by a signal")]
+    Interrupted,
+}
+
+impl RunError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        RunError::Io { path: path.as_ref().display().to_string(), source }
+    }
+
+    /// The message with all its causes.
+    pub fn chain(&self) -> String {
+        match self {
+            RunError::Backend(b) => b.chain(),
+            other => {
+                let mut s = other.to_string();
+                let mut cur = std::error::Error::source(other);
+                while let Some(e) = cur {
+                    s.push_str(": ");
+                    s.push_str(&e.to_string());
+                    cur = e.source();
+                }
+                s
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The end-of-run summary: EDR per system × payload × grade beside the dataset's intrinsic
+//! ideal ratio, with the share of the per-record growth given back by delete and
+//! maintenance. A pure function from journal lines to rows to text.
+
+use dedup_lab_core::{CellStatus, JournalLine, Stage};
+use std::collections::BTreeMap;
+
+/// One row of the summary (means over repetitions of valid cells).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    pub system: String,
+    pub payload: String,
+    pub grade: String,
+    /// Placement / cache / mode, when not the defaults.
+    pub axes: String,
+    pub runs: usize,
+    pub bulk_edr: Option<f64>,
+    pub perfile_edr: Option<f64>,
+    pub delete_reclaimed: Option<f64>,
+    pub maintenance_reclaimed: Option<f64>,
+    /// `ok`, or the worst status among the repetitions.
+    pub status: String,
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Groups journal lines by cell (over runs) and averages the stage figures of valid cells.
+pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
+    #[derive(Default)]
+    struct Acc {
+        runs: usize,
+        bulk: Vec<f64>,
+        perfile: Vec<f64>,
+        delete: Vec<f64>,
+        maint: Vec<f64>,
+        status: Option<CellStatus>,
+    }
+    let mut status_of = BTreeMap::new();
+    for l in lines {
+        if let JournalLine::Cell { cell, status, .. } = l {
+            status_of.insert(cell.clone(), *status);
+        }
+    }
+    let mut groups: BTreeMap<(String, String, String, String), Acc> = BTreeMap::new();
+    let key_of = |c: &dedup_lab_core::CellKey| {
+        let axes = format!("{}/{}/{}", c.placement, c.cache, c.mode);
+        (c.system_label(), c.payload.clone(), c.grade.to_string(), axes)
+    };
+    for (cell, status) in &status_of {
+        let acc = groups.entry(key_of(cell)).or_default();
+        acc.runs += 1;
+        let worse = match (acc.status, *status) {
+            (None, s) => s,
+            (Some(CellStatus::Failed), _) | (_, CellStatus::Failed) => CellStatus::Failed,
+            (Some(CellStatus::Invalid), _) | (_, CellStatus::Invalid) => CellStatus::Invalid,
+            (Some(CellStatus::Skipped), _) | (_, CellStatus::Skipped) => CellStatus::Skipped,
+            _ => CellStatus::Ok,
+        };
+        acc.status = Some(worse);
+    }
+    for l in lines {
+        let JournalLine::Stage(m) = l else { continue };
+        if status_of.get(&m.cell) != Some(&CellStatus::Ok) {
+            continue; // invalid or unfinished cells are never averaged in
+        }
+        let acc = groups.entry(key_of(&m.cell)).or_default();
+        match m.stage {
+            Stage::BulkInsert => acc.bulk.extend(m.edr_replica),
+            Stage::PerfileInsert => acc.perfile.extend(m.edr_replica),
+            Stage::PerfileDelete => acc.delete.extend(m.reclaimed_share),
+            Stage::Maintenance => acc.maint.extend(m.reclaimed_share),
+            Stage::Refill => {}
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((system, payload, grade, axes), a)| SummaryRow {
+            system,
+            payload,
+            grade,
+            axes,
+            runs: a.runs,
+            bulk_edr: mean(&a.bulk),
+            perfile_edr: mean(&a.perfile),
+            delete_reclaimed: mean(&a.delete),
+            maintenance_reclaimed: mean(&a.maint),
+            status: match a.status {
+                Some(CellStatus::Ok) => "ok",
+                Some(CellStatus::Invalid) => "INVALID",
+                Some(CellStatus::Failed) => "FAILED",
+                Some(CellStatus::Skipped) => "skipped",
+                None => "unfinished",
+            }
+            .into(),
+        })
+        .collect()
+}
+
+/// The summary as an aligned text table. `ideal` maps `(payload, grade)` to the intrinsic
+/// ideal ratio from `analyze`.
+pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64>) -> String {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+    // `+ 0.0` turns a rounded −0 into 0, so a tiny negative share prints as `0%`.
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.0}%", (x * 100.0).round() + 0.0));
+    let show_axes = rows.iter().any(|r| r.axes != "within/warm/blob");
+    let mut s = format!(
+        "{:<22} {:<16} {:<5}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+        "system",
+        "payload",
+        "grade",
+        if show_axes { format!(" {:<18}", "placement/cache") } else { String::new() },
+        "EDR bulk",
+        "EDR rec",
+        "ideal",
+        "del frees",
+        "mnt frees",
+        "status"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<22} {:<16} {:<5}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+            r.system,
+            r.payload,
+            r.grade,
+            if show_axes { format!(" {:<18}", r.axes) } else { String::new() },
+            f(r.bulk_edr),
+            f(r.perfile_edr),
+            f(ideal.get(&(r.payload.clone(), r.grade.clone())).copied()),
+            pct(r.delete_reclaimed),
+            pct(r.maintenance_reclaimed),
+            r.status
+        ));
+    }
+    s
+}

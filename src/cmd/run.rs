@@ -1,0 +1,244 @@
+//! `dedup-lab run`: plan, then (unless `--dry-run`) execute the matrix with a progress bar,
+//! journal every stage, and end with the summary table.
+
+use crate::args::RunArgs;
+use crate::config::RawConfig;
+use crate::plan::{RunPlan, run_plan};
+use anyhow::{Context, Result, bail};
+use dedup_lab_core::{CellStatus, Stage, SystemKind, format_bytes};
+use dedup_lab_datagen::Dataset;
+use dedup_lab_runner::journal::{self, Journal, RunDir};
+use dedup_lab_runner::{Engine, Event, RunSpec};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
+    if let Some(id) = &args.resume {
+        if args.dry_run {
+            bail!("--resume and --dry-run cannot be combined");
+        }
+        return resume(args, cfg, id);
+    }
+    let plan = run_plan(args, cfg)?;
+    if args.dry_run {
+        print_plan(&plan);
+        println!("dry run: nothing was connected to, created or written");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run_id = new_run_id();
+    let dir = RunDir::new(&plan.results, &run_id);
+    dir.create()?;
+    let info = RunDir::new_info(&run_id, plan.spec.clone(), env!("DEDUP_LAB_GIT_COMMIT"));
+    dir.write_info(&info)?;
+    let journal = Journal::create(&dir)?;
+    eprintln!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
+    execute(plan.spec, dir, info, journal, args.threads)
+}
+
+fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str) -> Result<ExitCode> {
+    let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
+    let dir = RunDir::new(&results, run_id);
+    let mut info = dir.read_info().with_context(|| format!("cannot resume run {run_id}"))?;
+    let (journal, report) = Journal::resume(&dir)?;
+    eprintln!(
+        "resuming run {run_id}: {} of {} cells finished, {} journal line(s) of unfinished cells set aside in {}",
+        report.finished_cells,
+        info.spec.cells().len(),
+        report.discarded_lines,
+        journal::DISCARDED_FILE
+    );
+    info.status = "running".into();
+    info.finished_at = None;
+    dir.write_info(&info)?;
+    execute(info.spec.clone(), dir, info, journal, args.threads)
+}
+
+fn execute(
+    spec: RunSpec,
+    dir: RunDir,
+    info: dedup_lab_runner::RunInfo,
+    journal: Journal,
+    threads: Option<usize>,
+) -> Result<ExitCode> {
+    install_signal_handlers()?;
+    let total = spec.cells().len() as u64;
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}").expect("valid template"),
+    );
+    let mut observer = |e: Event| match e {
+        Event::CellStart { key, .. } => bar.set_message(key.to_string()),
+        Event::AlreadyDone { .. } => bar.inc(1),
+        Event::Stage { key, stage } => bar.set_message(format!("{key} · {stage}")),
+        Event::Records { .. } => {}
+        Event::CellEnd { key, status, reason } => {
+            bar.inc(1);
+            if status != CellStatus::Ok {
+                bar.suspend(|| eprintln!("{status:?}: {key}: {}", reason.unwrap_or("")));
+            }
+        }
+        Event::Warning(w) => bar.suspend(|| eprintln!("warning: {w}")),
+    };
+    let threads = threads.unwrap_or_else(dedup_lab_datagen::dir::default_threads);
+    let engine = Engine::new(spec.clone(), dir.clone(), info, journal, threads, &mut observer);
+    let outcome = engine.run();
+    bar.finish_and_clear();
+    let outcome = outcome.context("the run stopped")?;
+
+    let (lines, bad) = journal::read_journal(&dir.journal_path())?;
+    for b in &bad {
+        eprintln!("warning: {} line {} is unreadable and was skipped: {}", journal::JOURNAL_FILE, b.line, b.error);
+    }
+    let rows = dedup_lab_report::summarize(&lines);
+    print!("{}", dedup_lab_report::summary_table(&rows, &ideal_ratios(&spec)));
+    println!(
+        "EDR = logical bytes ÷ (physical growth ÷ replicas); ideal = the dataset's own dedup × zstd ratio; \
+         'frees' = share of the per-record growth given back"
+    );
+    println!("results: {}", dir.path.display());
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: the current cell was torn down; continue with `dedup-lab run --resume {}`",
+            dir.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if !outcome.skipped.is_empty() && outcome.failed.is_empty() && outcome.invalid.is_empty() {
+        for (k, r) in &outcome.skipped {
+            eprintln!("SKIPPED {k}: {r}");
+        }
+    }
+    if !outcome.failed.is_empty() || !outcome.invalid.is_empty() {
+        for (k, r) in &outcome.failed {
+            eprintln!("FAILED  {k}: {r}");
+        }
+        for (k, r) in &outcome.invalid {
+            eprintln!("INVALID {k}: {r}");
+        }
+        for (k, r) in &outcome.skipped {
+            eprintln!("SKIPPED {k}: {r}");
+        }
+        eprintln!("{} failed and {} invalid of {} cells", outcome.failed.len(), outcome.invalid.len(), outcome.cells);
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The intrinsic ideal ratio of every dataset of the run.
+fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for ds in &spec.datasets {
+        if let Ok(d) = Dataset::new(ds.clone()) {
+            let a = super::analyze::analyze_spec(&d);
+            out.insert((ds.payload.to_string(), ds.grade.to_string()), a.ideal_ratio);
+        }
+    }
+    out
+}
+
+/// First SIGINT/SIGTERM: finish the current operation, tear the cell down, exit 130.
+/// A second one while that happens: exit at once (the journal is still consistent, since
+/// every line is written whole and a partial cell is redone on resume).
+fn install_signal_handlers() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, seen.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, seen.clone()).context("installing the signal handler")?;
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(sig, || dedup_lab_runner::INTERRUPTED.store(true, Ordering::SeqCst))
+        }
+        .context("installing the signal handler")?;
+    }
+    Ok(())
+}
+
+fn new_run_id() -> String {
+    let now = dedup_lab_core::time::now_rfc3339();
+    // 2026-11-22T19:45:12.345Z → 20261122-194512-345
+    let digits: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!("{}-{}-{}-{:x}", &digits[0..8], &digits[8..14], &digits[14..17], std::process::id() & 0xffff)
+}
+
+/// Bytes one cell writes: the dataset once per insert stage.
+fn cell_bytes(spec: &RunSpec, ds: &dedup_lab_datagen::DatasetSpec) -> u64 {
+    let per = Dataset::new(ds.clone()).map(|d| d.total_bytes()).unwrap_or(0);
+    per * spec.stages.iter().filter(|s| s.is_insert()).count() as u64
+}
+
+fn print_plan(plan: &RunPlan) {
+    let spec = &plan.spec;
+    let cells = spec.cells();
+    let bytes: u64 = cells.iter().filter(|c| c.over_budget().is_none()).map(|c| cell_bytes(spec, &c.dataset)).sum();
+    let ops: u64 =
+        cells.iter().map(|c| c.dataset.records * spec.stages.iter().filter(|s| s.is_per_record()).count() as u64).sum();
+    // Rough: embedded stores ~150 MB/s, servers ~50 MB/s, 0.5 ms per per-record operation.
+    let secs: f64 = cells
+        .iter()
+        .map(|c| {
+            let rate = if c.key.system.is_embedded() { 150e6 } else { 50e6 };
+            cell_bytes(spec, &c.dataset) as f64 / rate + 0.3
+        })
+        .sum::<f64>()
+        + ops as f64 * 0.0005;
+    println!("plan: {} cells", cells.len());
+    for s in &spec.systems {
+        println!(
+            "  system {:<12} variants: {}  replicas: {}  probe: {:?}",
+            s.kind.name(),
+            s.variants.join(", "),
+            s.replicas,
+            s.probe
+        );
+        if let Some(max) = s.max_bytes {
+            let mine: Vec<_> = cells.iter().filter(|c| c.key.system == s.kind).collect();
+            let largest = mine.iter().map(|c| c.footprint()).max().unwrap_or(0);
+            let over = mine.iter().filter(|c| c.over_budget().is_some()).count();
+            println!(
+                "         budget max_bytes {}: largest cell footprint {} ({:.0}% of the budget); {over} of {} cells would be skipped",
+                format_bytes(max),
+                format_bytes(largest),
+                largest as f64 * 100.0 / max as f64,
+                mine.len()
+            );
+        }
+    }
+    let payloads: Vec<String> = spec
+        .datasets
+        .iter()
+        .map(|d| d.payload.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let grades: Vec<String> = spec
+        .datasets
+        .iter()
+        .map(|d| d.grade.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    println!("  payload types: {}", payloads.join(", "));
+    println!("  grades: {}", grades.join(", "));
+    if let Some(d) = spec.datasets.first() {
+        println!("  records per dataset: {} × {} B (seed {})", d.records, d.record_size, d.seed);
+    }
+    println!("  stages: {}", spec.stages.iter().map(Stage::to_string).collect::<Vec<_>>().join(", "));
+    println!(
+        "  runs: {}   placements: {}   caches: {}",
+        spec.runs,
+        spec.placements.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+    );
+    println!("  writes: {} in {} per-record operations plus bulk loads", format_bytes(bytes), ops);
+    println!("  estimate: ~{:.0} s (rough)", secs.max(1.0));
+    println!("  results would go to: {}/<run-id>", plan.results.display());
+    let servers: Vec<&str> = spec.systems.iter().filter(|s| !s.kind.is_embedded()).map(|s| s.kind.name()).collect();
+    if !servers.is_empty() {
+        println!("  servers that a real run would connect to: {}", servers.join(", "));
+    }
+    let _ = SystemKind::EMBEDDED;
+}

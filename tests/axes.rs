@@ -1,0 +1,192 @@
+//! The study's further axes on the embedded backends: placement, cache state, refill,
+//! EDR_cluster / EDR_replica, byte budgets, dataset sizes and presets.
+
+use dedup_lab_core::{CellStatus, JournalLine, Measurement, Stage};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_dir(results: &Path) -> PathBuf {
+    std::fs::read_dir(results).unwrap().flatten().next().unwrap().path()
+}
+
+fn journal(results: &Path) -> Vec<JournalLine> {
+    let text = std::fs::read_to_string(run_dir(results).join("measurements.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn stages(lines: &[JournalLine]) -> Vec<&Measurement> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            JournalLine::Stage(m) => Some(m.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+const SMALL: &[&str] =
+    &["--payload-types", "random_binary", "--grades", "U50", "--records", "8", "--record-size", "16KiB"];
+
+fn with_small<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(SMALL);
+    v
+}
+
+#[test]
+fn across_placement_puts_every_copy_in_the_other_container() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let r = results.to_str().unwrap();
+    ok(&with_small(&[
+        "run",
+        "--results",
+        r,
+        "--systems",
+        "files",
+        "--placements",
+        "across",
+        "--stages",
+        "bulk_insert",
+        "--keep",
+    ]));
+    let ns = run_dir(&results).join("lab/files/dedup_lab");
+    let read = |c: &str| -> Vec<Vec<u8>> {
+        std::fs::read_dir(ns.join(c)).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect()
+    };
+    let (c0, c1) = (read("c0"), read("c1"));
+    // U50 of 8: 4 originals in c0, 4 copies in c1, each copy equal to an original there.
+    assert_eq!((c0.len(), c1.len()), (4, 4));
+    for copy in &c1 {
+        assert!(c0.contains(copy), "a copy in c1 has no original in c0");
+    }
+    for original in &c0 {
+        assert_eq!(c0.iter().filter(|o| *o == original).count(), 1, "c0 holds no copies");
+    }
+    let lines = journal(&results);
+    assert!(stages(&lines).iter().all(|m| m.cell.placement.to_string() == "across" && m.valid));
+}
+
+#[test]
+fn cold_cells_reopen_and_warm_cells_read_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    ok(&with_small(&["run", "--results", results.to_str().unwrap(), "--systems", "sqlite", "--caches", "cold,warm"]));
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 8);
+    for m in ms {
+        let notes = m.notes.join(" | ");
+        match m.cell.cache.to_string().as_str() {
+            "cold" => {
+                assert!(notes.contains("cold: closed the SQLite connection"), "{notes}");
+                assert!(notes.contains("page cache"), "{notes}");
+            }
+            _ => assert!(notes.contains("warm: read"), "{notes}"),
+        }
+        assert!(m.valid, "{:?}", m.invalid_reasons);
+    }
+}
+
+#[test]
+fn refill_reinserts_and_compares_with_the_first_insert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    ok(&with_small(&[
+        "run",
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "files",
+        "--stages",
+        "perfile_insert,perfile_delete,maintenance,refill",
+    ]));
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    let by = |s: Stage| ms.iter().find(|m| m.stage == s).unwrap();
+    let (first, refill) = (by(Stage::PerfileInsert), by(Stage::Refill));
+    assert_eq!(refill.rows_sent, 8);
+    assert_eq!(refill.rows_counted, Some(8));
+    assert_eq!(refill.logical_bytes, first.logical_bytes);
+    assert!(refill.latency.as_ref().unwrap().count == 8);
+    // A plain directory reuses freed blocks: refill grows it as much as the first insert.
+    assert_eq!(refill.physical.delta, first.physical.delta);
+    assert!(refill.notes.iter().any(|n| n.contains("1.000 × the first perfile_insert")), "{:?}", refill.notes);
+}
+
+#[test]
+fn edr_cluster_and_edr_replica_follow_the_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[systems.files]\nreplicas = 3\n").unwrap();
+    let results = tmp.path().join("r");
+    ok(&with_small(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "files",
+        "--stages",
+        "bulk_insert",
+    ]));
+    let lines = journal(&results);
+    let m = stages(&lines)[0];
+    assert_eq!(m.replicas, 3);
+    let (replica, cluster) = (m.edr_replica.unwrap(), m.edr_cluster.unwrap());
+    assert!((replica - 3.0 * cluster).abs() < 1e-9, "{replica} vs {cluster}");
+    assert!((cluster - m.logical_bytes as f64 / m.physical.delta as f64).abs() < 1e-9);
+    assert!(m.latency.is_none(), "bulk stages have no per-record latency");
+}
+
+#[test]
+fn byte_budgets_skip_the_cells_that_do_not_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    // 8 × 16 KiB = 128 KiB per dataset: over a 100 KiB budget.
+    std::fs::write(&cfg, "[systems.sqlite]\nmax_bytes = \"100KiB\"\n").unwrap();
+    let results = tmp.path().join("r");
+    let c = cfg.to_str().unwrap();
+    let plan = ok(&with_small(&["run", "--config", c, "--systems", "sqlite,files", "--dry-run"]));
+    assert!(plan.contains("budget max_bytes 100.0 KiB") && plan.contains("1 of 1 cells would be skipped"), "{plan}");
+    ok(&with_small(&["run", "--config", c, "--results", results.to_str().unwrap(), "--systems", "sqlite,files"]));
+    let lines = journal(&results);
+    for l in &lines {
+        match l {
+            JournalLine::Cell { cell, status, reason, .. } if cell.system.to_string() == "sqlite" => {
+                assert_eq!(*status, CellStatus::Skipped);
+                assert!(reason.as_deref().unwrap().contains("max_bytes"), "{reason:?}");
+            }
+            JournalLine::Cell { status, .. } => assert_eq!(*status, CellStatus::Ok),
+            JournalLine::Stage(m) => assert_eq!(m.cell.system.to_string(), "files", "a skipped cell wrote nothing"),
+        }
+    }
+}
+
+#[test]
+fn dataset_size_and_presets_shape_the_plan() {
+    let plan = ok(&["run", "--dry-run", "--systems", "sqlite", "--dataset-size", "1MiB", "--record-size", "64KiB"]);
+    assert!(plan.contains("records per dataset: 16 × 65536 B"), "{plan}");
+    let plan =
+        ok(&["run", "--dry-run", "--systems", "sqlite", "--record-size", "4KiB..1MiB", "--dataset-size", "10MiB"]);
+    assert!(plan.contains("records per dataset: 20 × 4096..1048576 B"), "{plan}");
+    let plan = ok(&["run", "--dry-run", "--systems", "sqlite", "--preset", "method"]);
+    assert!(plan.contains("grades: U0, U50, U90, U95, U99") && plan.contains("placements: within,across"), "{plan}");
+    assert!(plan.contains("plan: 300 cells"), "5 types × 5 grades × 2 placements × 2 caches × 3 runs: {plan}");
+    let plan = ok(&["run", "--dry-run", "--systems", "sqlite", "--preset", "original"]);
+    assert!(plan.contains("plan: 45 cells") && plan.contains("500 × 524288 B"), "{plan}");
+    let out = run(&["run", "--dry-run", "--preset", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("original"));
+}

@@ -1,0 +1,116 @@
+//! The shared backend conformance suite: every backend, embedded or server, must pass it.
+//!
+//! It drives a backend through what the engine relies on — reset, bulk insert with a
+//! reported count equal to what was sent, per-record insert/delete with verified counts,
+//! read-back of exact bytes, both containers, maintenance, sizes that grow with data,
+//! and a teardown that leaves nothing behind — against the real store.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use dedup_lab_core::{Backend, BackendError, LabName, Namespace, Record, RecordId};
+use dedup_lab_runner::probe::{Probe, ProbeKind};
+
+/// A deterministic record of `len` bytes (incompressible enough to grow any store).
+pub fn record(index: u64, container: u8, len: usize) -> Record {
+    let mut x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let data = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    Record { id: RecordId { key: Record::key_for(index), container }, index, data }
+}
+
+/// Runs the whole suite. `leftovers` answers whether anything of the namespace still
+/// exists in the store after teardown (asked of the store itself, not of the backend).
+pub fn run_suite(b: &mut dyn Backend, leftovers: &mut dyn FnMut(&mut dyn Backend, &Namespace) -> bool) {
+    let lab: LabName = "dedup_lab_conformance".parse().unwrap();
+    let ns = Namespace::new(&lab, 2);
+    let n = 24u64;
+    let size = 64 * 1024;
+    let probe = Probe::new(ProbeKind::Auto);
+
+    // reset gives an empty namespace, also when run twice.
+    b.reset(&ns).expect("reset");
+    b.reset(&ns).expect("second reset is idempotent");
+    assert_eq!(b.count(&ns).expect("count"), 0, "{}: a fresh namespace is empty", b.kind());
+    let empty = probe.read(b, &ns).expect("probe of the empty namespace");
+
+    // Bulk insert into both containers: the system's own count must equal what was sent.
+    let mut recs = (0..n).map(|i| Ok::<_, BackendError>(record(i, (i % 2) as u8, size)));
+    let reported = b.bulk_insert(&ns, &mut recs).expect("bulk insert");
+    assert_eq!(reported, n, "{}: bulk insert must report the rows the system wrote", b.kind());
+    assert_eq!(b.count(&ns).expect("count"), n);
+    let full = probe.read(b, &ns).expect("probe after bulk insert");
+    assert!(
+        full >= empty + n * size as u64 / 2,
+        "{}: physical size must grow with {} B of incompressible data: {empty} -> {full}",
+        b.kind(),
+        n * size as u64
+    );
+    let sizes = b.sizes(&ns).expect("sizes");
+    if let Some(total) = sizes.total_bytes {
+        assert!(total >= n * size as u64 / 2, "{}: internal size {total} too small", b.kind());
+    }
+
+    // Exact bytes come back, from the right container; a missing key reads as None.
+    for i in [0, 1, n / 2, n - 1] {
+        let want = record(i, (i % 2) as u8, size);
+        let got = b.read_one(&ns, &want.id).expect("read").expect("record present");
+        assert!(got == want.data, "{}: record {i} read back differs", b.kind());
+    }
+    let wrong_container = RecordId { key: Record::key_for(0), container: 1 };
+    assert_eq!(b.read_one(&ns, &wrong_container).expect("read"), None, "{}: containers are separate", b.kind());
+
+    // A failing bulk stream is an error, not a partial success.
+    let mut failing = (0..3u64)
+        .map(|i| Ok(record(1000 + i, 0, 1024)))
+        .chain(std::iter::once(Err(BackendError::msg("source failed"))));
+    assert!(
+        b.bulk_insert(&ns, &mut failing).is_err(),
+        "{}: a failing record stream must fail the bulk insert",
+        b.kind()
+    );
+
+    // Per-record insert and delete with counts.
+    b.reset(&ns).expect("reset before per-record stage");
+    for i in 0..n {
+        assert_eq!(
+            b.insert_one(&ns, &record(i, 0, size)).expect("insert_one"),
+            1,
+            "{}: insert_one reports 1 row",
+            b.kind()
+        );
+    }
+    assert_eq!(b.count(&ns).expect("count"), n);
+    // Re-inserting a key either fails (a primary key) or overwrites (a key-value store);
+    // it never adds a second record.
+    let _ = b.insert_one(&ns, &record(0, 0, size));
+    assert_eq!(b.count(&ns).expect("count"), n, "{}: a key is stored once", b.kind());
+    for i in 0..n {
+        let id = RecordId { key: Record::key_for(i), container: 0 };
+        assert_eq!(b.delete_one(&ns, &id).expect("delete_one"), 1, "{}: delete_one reports 1 row", b.kind());
+    }
+    let missing = RecordId { key: Record::key_for(0), container: 0 };
+    assert_eq!(b.delete_one(&ns, &missing).expect("delete of a missing record"), 0, "{}: nothing to delete", b.kind());
+    assert_eq!(b.count(&ns).expect("count"), 0);
+
+    // Maintenance runs and says what it did; the store stays usable.
+    let m = b.maintenance(&ns).expect("maintenance");
+    assert!(!m.action.is_empty());
+    assert_eq!(b.count(&ns).expect("count after maintenance"), 0);
+    b.settle(&ns).expect("settle");
+
+    // Teardown leaves nothing behind, and is idempotent.
+    b.teardown(&ns).expect("teardown");
+    b.teardown(&ns).expect("second teardown");
+    assert!(!leftovers(b, &ns), "{}: teardown left the namespace behind", b.kind());
+}
+
+/// The default leftover check for stores on this machine: none of the data paths exists.
+pub fn no_local_paths(b: &mut dyn Backend, ns: &Namespace) -> bool {
+    b.data_paths(ns).expect("data paths").iter().any(|p| p.exists())
+}
