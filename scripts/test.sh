@@ -20,7 +20,7 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 
 echo "== cargo clippy"
-cargo clippy -j "$jobs" --all-targets -- -D warnings
+cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings
 
 services_started=0
 cleanup() {
