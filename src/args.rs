@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// Drop lab namespaces that interrupted runs left behind.
     Cleanup(PreflightArgs),
+    /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
+    Report(ReportArgs),
 }
 
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
@@ -128,8 +130,28 @@ pub struct RunArgs {
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
+    /// (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub export: Option<Vec<String>>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories (results/<run-id>) or results directories holding runs; finished or not.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the report (default: the first directory given).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Formats, comma-separated: csv, json, md, tex, html, all, none (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Option<Vec<String>>,
+    /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).
+    #[arg(long)]
+    pub allow_mixed: bool,
 }
 
 #[derive(Debug, Args)]
