@@ -87,6 +87,15 @@ pub fn value(unit: Unit, v: f64) -> String {
     }
 }
 
+/// A value in its unit, with the unit spelled out where [`value`] leaves it to the column
+/// header (MB/s, ops/s).
+pub fn value_unit(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::MegabytesPerSecond | Unit::OpsPerSecond => format!("{} {}", value(unit, v), unit.symbol()),
+        _ => value(unit, v),
+    }
+}
+
 /// The half-width of an interval in the metric's unit (a share as percentage points).
 pub fn half(unit: Unit, h: f64) -> String {
     match unit {

@@ -30,7 +30,7 @@ header p { margin: 0; color: #c5cfdb; }
 nav { position: sticky; top: 0; z-index: 2; background: var(--soft); border-bottom: 1px solid var(--line);
   padding: 8px 32px; font-size: 13px; }
 nav a { color: var(--accent); text-decoration: none; margin-right: 18px; }
-main { max-width: 1280px; margin: 0 auto; padding: 8px 32px 40px; }
+main { max-width: 1340px; margin: 0 auto; padding: 8px 32px 40px; }
 section { margin-top: 28px; }
 h2 { font-size: 20px; border-bottom: 2px solid var(--line); padding-bottom: 4px; margin: 0 0 10px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
@@ -46,7 +46,7 @@ p.note, .note-text { color: var(--muted); font-size: 13px; margin: 4px 0 10px; m
 .sw { width: 14px; height: 14px; border-radius: 3px; display: inline-block; }
 .sw.ref { width: 20px; height: 0; border-top: 2px dashed #222; border-radius: 0; }
 .sw.ln { width: 22px; height: 0; border-top: 2px solid #333; border-radius: 0; }
-.multiples { display: flex; flex-wrap: wrap; gap: 10px 18px; align-items: flex-start; }
+.multiples { display: flex; flex-wrap: wrap; gap: 10px 12px; align-items: flex-start; }
 .multiples figure { margin: 0; }
 svg.chart { max-width: 100%; height: auto; background: #fff; }
 svg.chart text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; fill: #2a3140; }
@@ -754,8 +754,8 @@ fn warnings_section(report: &Report, o: &mut String) {
             o.push_str(&td(stage.name()));
             o.push_str(&td(m.label));
             o.push_str(&td(&format!("{} #{}", x.run_id, x.run)));
-            o.push_str(&tdn(&fmt::value(m.unit, x.value)));
-            o.push_str(&tdn(&fmt::value(m.unit, x.median)));
+            o.push_str(&tdn(&fmt::value_unit(m.unit, x.value)));
+            o.push_str(&tdn(&fmt::value_unit(m.unit, x.median)));
             o.push_str(&tdn(&format!("{:.1}", x.score)));
             o.push_str("</tr>\n");
         }
@@ -801,7 +801,7 @@ fn stats_section(report: &Report, o: &mut String) {
     ]);
     o.push_str(&thead(&cols));
     o.push_str("<tbody>\n");
-    let f = |unit: Unit, v: Option<f64>| v.map_or("–".into(), |v| fmt::value(unit, v));
+    let f = |unit: Unit, v: Option<f64>| v.map_or("–".into(), |v| fmt::value_unit(unit, v));
     for g in &report.groups {
         for s in &g.stages {
             for m in METRICS.iter().filter(|m| HEADLINE.contains(&m.id)) {
@@ -811,12 +811,12 @@ fn stats_section(report: &Report, o: &mut String) {
                 o.push_str(&td(s.stage.name()));
                 o.push_str(&td(m.label));
                 o.push_str(&tdn(&st.n.to_string()));
-                o.push_str(&tdn(&fmt::value(m.unit, st.mean)));
+                o.push_str(&tdn(&fmt::value_unit(m.unit, st.mean)));
                 o.push_str(&tdn(&st.sd.map_or("–".into(), |v| fmt::half(m.unit, v))));
                 o.push_str(&tdn(&f(m.unit, st.ci_low)));
                 o.push_str(&tdn(&f(m.unit, st.ci_high)));
-                o.push_str(&tdn(&fmt::value(m.unit, st.min)));
-                o.push_str(&tdn(&fmt::value(m.unit, st.max)));
+                o.push_str(&tdn(&fmt::value_unit(m.unit, st.min)));
+                o.push_str(&tdn(&fmt::value_unit(m.unit, st.max)));
                 o.push_str(&tdn(&st.cv.map_or("–".into(), |v| format!("{:.1} %", v * 100.0))));
                 o.push_str("</tr>\n");
             }

@@ -35,7 +35,7 @@ pub fn escape(s: &str) -> String {
             '−' => o.push_str("$-$"),
             '–' => o.push_str("--"),
             '—' => o.push_str("---"),
-            'µ' | 'μ' => o.push_str("\\textmu{}"),
+            'µ' | 'μ' => o.push_str("$\\mu$"),
             '÷' => o.push_str("$\\div$"),
             c if c.is_ascii() => o.push(c),
             _ => o.push('?'),
@@ -46,6 +46,18 @@ pub fn escape(s: &str) -> String {
 
 fn mean_ci(unit: Unit, s: Option<&Stats>) -> String {
     escape(&fmt::mean_ci(unit, s, " ± "))
+}
+
+/// A share in whole percent without the sign (the column header says `\%`): `100 ± 0`.
+fn share_ci(s: Option<&Stats>) -> String {
+    let p = |v: f64| format!("{:.0}", (v * 100.0).round() + 0.0);
+    match s {
+        None => "--".into(),
+        Some(s) => match s.ci_half {
+            Some(h) => format!("{} $\\pm$ {}", p(s.mean), p(h)),
+            None => p(s.mean),
+        },
+    }
 }
 
 /// Row key columns: payload, grade (+ axes, + dataset when they vary).
@@ -168,7 +180,7 @@ fn reclaim_table(report: &Report) -> String {
     o.push_str(&format!("{}\n", rules.join("")));
     let mut head: Vec<String> = kh.iter().map(|h| escape(h)).collect();
     for _ in &systems {
-        head.extend(["del.".to_string(), "mnt.".to_string()]);
+        head.extend(["del. \\%".to_string(), "mnt. \\%".to_string()]);
     }
     o.push_str(&format!("{} \\\\\n\\midrule\n", head.join(" & ")));
     for (k, by_sys) in &rows {
@@ -177,8 +189,8 @@ fn reclaim_table(report: &Report) -> String {
             match by_sys.get(s) {
                 None => r.extend(["".into(), "".into()]),
                 Some(g) => {
-                    r.push(mean_ci(Unit::Share, g.stat(Stage::PerfileDelete, "reclaimed_share")));
-                    r.push(mean_ci(Unit::Share, g.stat(Stage::Maintenance, "reclaimed_share")));
+                    r.push(share_ci(g.stat(Stage::PerfileDelete, "reclaimed_share")));
+                    r.push(share_ci(g.stat(Stage::Maintenance, "reclaimed_share")));
                 }
             }
         }
@@ -393,7 +405,7 @@ mod tests {
         assert_eq!(escape("random_binary"), "random\\_binary");
         assert_eq!(escape("50% & $5 #1 {x}"), "50\\% \\& \\$5 \\#1 \\{x\\}");
         assert_eq!(escape("16 × 512.0 KiB"), "16 $\\times$ 512.0 KiB");
-        assert_eq!(escape("1.2 ± 0.1 µs, −3"), "1.2 $\\pm$ 0.1 \\textmu{}s, $-$3");
+        assert_eq!(escape("1.2 ± 0.1 µs, −3"), "1.2 $\\pm$ 0.1 $\\mu$s, $-$3");
         assert_eq!(escape("a\\b~"), "a\\textbackslash{}b\\textasciitilde{}");
     }
 }

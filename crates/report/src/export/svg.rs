@@ -220,7 +220,7 @@ fn y_axis(o: &mut String, scale: &Scale, ticks: &[f64], x0: f64, x1: f64, fmt: f
 /// Renders a grouped bar chart as an `<svg>` element.
 pub fn bar_chart(ch: &BarChart) -> String {
     let n = ch.series.len().max(1) as f64;
-    let bar_w = if n <= 3.0 { 16.0 } else { (48.0 / n).max(6.0) };
+    let bar_w = if n <= 3.0 { 15.0 } else { (45.0 / n).max(6.0) };
     let gap = 14.0;
     let group_w = n * bar_w + gap;
     let plot_w = (ch.groups.len().max(1) as f64 * group_w).max(150.0);
