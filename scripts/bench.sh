@@ -307,7 +307,7 @@ PY
   row "psql \\copy FORMAT binary, ${mib} MiB of random_binary (${records} × 512 KiB), EXTERNAL storage" \
     "$(mbps "$bytes" "$psql_s") MB/s" "${psql_s} s, fastest of $REPEAT"
   row "dedup-lab bulk_insert (binary COPY), the same rows" "$(mbps "$bytes" "$lab_s") MB/s" \
-    "${lab_s} s, fastest of $REPEAT; includes generating the records on the fly"
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
   row "**ratio dedup-lab / psql \\copy** (target ≥ 1.0)" "**$(calc '%.2f' "$psql_s / $lab_s")**" ""
   row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
     "best run of $REPEAT"

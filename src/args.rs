@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// Drop lab namespaces that interrupted runs left behind.
     Cleanup(PreflightArgs),
+    /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
+    Report(ReportArgs),
 }
 
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
@@ -136,12 +138,35 @@ pub struct RunArgs {
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+<<<<<<< HEAD
     /// A study design: `original` (5 types, U0/U50/U90, 500 × 512 KiB, 3 runs) or `method`
     /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
     #[arg(long)]
     pub preset: Option<String>,
+=======
+    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
+    /// (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub export: Option<Vec<String>>,
+>>>>>>> report
     #[command(flatten)]
     pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories (results/<run-id>) or results directories holding runs; finished or not.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the report (default: the first directory given).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Formats, comma-separated: csv, json, md, tex, html, all, none (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Option<Vec<String>>,
+    /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).
+    #[arg(long)]
+    pub allow_mixed: bool,
 }
 
 #[derive(Debug, Args)]
