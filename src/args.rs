@@ -138,17 +138,14 @@ pub struct RunArgs {
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-<<<<<<< HEAD
     /// A study design: `original` (5 types, U0/U50/U90, 500 × 512 KiB, 3 runs) or `method`
     /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
     #[arg(long)]
     pub preset: Option<String>,
-=======
     /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
     /// (default: all).
     #[arg(long, value_delimiter = ',')]
     pub export: Option<Vec<String>>,
->>>>>>> report
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }
