@@ -69,6 +69,6 @@ fn a_directory_that_is_not_results_is_a_clear_error() {
     let bad = tmp.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("run.json"), "{ not json").unwrap();
-    let e = load(&[bad.clone()]).unwrap_err().to_string();
+    let e = load(std::slice::from_ref(&bad)).unwrap_err().to_string();
     assert!(e.contains("run.json") && e.contains("not a valid run description"), "{e}");
 }
