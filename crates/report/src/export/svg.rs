@@ -89,7 +89,9 @@ fn axis(values: &[f64], log: bool, binary: bool, bottom: f64, top: f64) -> (Scal
                 cands.push(m * 10f64.powi(k));
             }
         }
-        let lo = cands.iter().copied().filter(|c| *c <= min * (1.0 + 1e-9)).fold(f64::NAN, f64::max);
+        // Strictly below the smallest value, so that a bar exactly on a tick (EDR 1.00, the
+        // most common value) still has a visible height.
+        let lo = cands.iter().copied().filter(|c| *c < min * (1.0 - 1e-9)).fold(f64::NAN, f64::max);
         let mut hi = cands.iter().copied().filter(|c| *c >= max * (1.0 - 1e-9)).fold(f64::NAN, f64::min);
         if hi <= lo {
             hi = cands.iter().copied().find(|c| *c > lo).unwrap_or(lo * 10.0);
