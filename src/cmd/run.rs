@@ -145,7 +145,8 @@ fn install_signal_handlers() -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, seen.clone()).context("installing the signal handler")?;
+        signal_hook::flag::register_conditional_shutdown(sig, 130, seen.clone())
+            .context("installing the signal handler")?;
         signal_hook::flag::register(sig, seen.clone()).context("installing the signal handler")?;
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {

@@ -23,23 +23,15 @@ fn config(lab: &str, settings: serde_json::Value) -> Option<BackendConfig> {
 }
 
 fn open_pg(cfg: &BackendConfig, variant: &str) -> Box<dyn Backend> {
-    open(SystemKind::Postgresql, variant, cfg)
-        .unwrap_or_else(|e| panic!("open {variant}: {}", e.chain()))
+    open(SystemKind::Postgresql, variant, cfg).unwrap_or_else(|e| panic!("open {variant}: {}", e.chain()))
 }
 
 fn schema_exists(lab: &str) -> bool {
-    env_sql(&format!(
-        "SELECT count(*) FROM pg_namespace WHERE nspname = '{lab}'"
-    ))[0]
-        .as_deref()
-        == Some("1")
+    env_sql(&format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{lab}'"))[0].as_deref() == Some("1")
 }
 
 fn total(b: &mut dyn Backend, ns: &Namespace) -> u64 {
-    b.sizes(ns)
-        .unwrap()
-        .total_bytes
-        .expect("postgresql reports a total")
+    b.sizes(ns).unwrap().total_bytes.expect("postgresql reports a total")
 }
 
 #[test]
@@ -54,90 +46,36 @@ fn copy_reports_rows_reads_back_sizes_grow_and_teardown_drops_everything() {
     let empty = total(b.as_mut(), &ns);
 
     // Placement `across`: records alternate between the two containers.
-    let recs: Vec<_> = (0..300)
-        .map(|i| {
-            record(
-                i,
-                (i % 2) as u8,
-                random_bytes(i, 1000 + (i as usize * 37) % 9000),
-            )
-        })
-        .collect();
+    let recs: Vec<_> =
+        (0..300).map(|i| record(i, (i % 2) as u8, random_bytes(i, 1000 + (i as usize * 37) % 9000))).collect();
     let reported = b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap();
-    assert_eq!(
-        reported, 300,
-        "the COPY row count must be the server's (the original reported 0)"
-    );
+    assert_eq!(reported, 300, "the COPY row count must be the server's (the original reported 0)");
     assert_eq!(b.count(&ns).unwrap(), 300);
     for r in recs.iter().step_by(7) {
-        assert_eq!(
-            b.read_one(&ns, &r.id).unwrap().as_deref(),
-            Some(&r.data[..]),
-            "{}",
-            r.id.key
-        );
+        assert_eq!(b.read_one(&ns, &r.id).unwrap().as_deref(), Some(&r.data[..]), "{}", r.id.key);
     }
-    assert_eq!(
-        b.read_one(
-            &ns,
-            &RecordId {
-                key: "r99999999".into(),
-                container: 0
-            }
-        )
-        .unwrap(),
-        None
-    );
+    assert_eq!(b.read_one(&ns, &RecordId { key: "r99999999".into(), container: 0 }).unwrap(), None);
 
     b.settle(&ns).unwrap();
     let sizes = b.sizes(&ns).unwrap();
     let full = sizes.total_bytes.unwrap();
     let logical: u64 = recs.iter().map(|r| r.data.len() as u64).sum();
-    assert!(
-        full > empty && full >= logical / 2,
-        "sizes must grow: {empty} -> {full} for {logical} logical bytes"
-    );
+    assert!(full > empty && full >= logical / 2, "sizes must grow: {empty} -> {full} for {logical} logical bytes");
     for c in ["c0", "c1"] {
-        for k in [
-            "heap_bytes",
-            "toast_bytes",
-            "toast_index_bytes",
-            "index_bytes",
-            "total_bytes",
-        ] {
-            assert!(
-                sizes.details.contains_key(&format!("{c}.{k}")),
-                "missing {c}.{k} in {:?}",
-                sizes.details
-            );
+        for k in ["heap_bytes", "toast_bytes", "toast_index_bytes", "index_bytes", "total_bytes"] {
+            assert!(sizes.details.contains_key(&format!("{c}.{k}")), "missing {c}.{k} in {:?}", sizes.details);
         }
     }
-    assert!(
-        sizes.details["settle"]
-            .as_str()
-            .unwrap()
-            .contains("CHECKPOINT"),
-        "{:?}",
-        sizes.details["settle"]
-    );
+    assert!(sizes.details["settle"].as_str().unwrap().contains("CHECKPOINT"), "{:?}", sizes.details["settle"]);
 
     // data_paths: the lab relations' own files under DEDUP_PG_DATA_DIR.
     if let Ok(dir) = std::env::var("DEDUP_PG_DATA_DIR") {
         let paths = b.data_paths(&ns).unwrap();
         // Per table: heap, TOAST heap, TOAST index, pkey index (+ forks).
         assert!(paths.len() >= 8, "{paths:?}");
-        assert!(
-            paths.iter().all(|p| p.starts_with(&dir) && p.exists()),
-            "{paths:?}"
-        );
-        let bytes: u64 = paths
-            .iter()
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum();
-        assert!(
-            bytes >= logical / 2,
-            "{bytes} bytes in files for {logical} logical"
-        );
+        assert!(paths.iter().all(|p| p.starts_with(&dir) && p.exists()), "{paths:?}");
+        let bytes: u64 = paths.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+        assert!(bytes >= logical / 2, "{bytes} bytes in files for {logical} logical");
     }
 
     b.teardown(&ns).unwrap();
@@ -161,25 +99,10 @@ fn schema_dropped_and_recreated_many_times_keeps_statements_working() {
         for i in 0..5 {
             let r = record(round * 100 + i, 0, random_bytes(round * 100 + i, 3000));
             assert_eq!(b.insert_one(&ns, &r).unwrap(), 1, "round {round}");
-            assert_eq!(
-                b.read_one(&ns, &r.id).unwrap().as_deref(),
-                Some(&r.data[..])
-            );
+            assert_eq!(b.read_one(&ns, &r.id).unwrap().as_deref(), Some(&r.data[..]));
         }
-        assert_eq!(
-            b.delete_one(
-                &ns,
-                &RecordId {
-                    key: Record::key_for(round * 100),
-                    container: 0
-                }
-            )
-            .unwrap(),
-            1
-        );
-        let bulk: Vec<_> = (0..20)
-            .map(|i| record(round * 100 + 50 + i, 0, text_bytes(i, 500)))
-            .collect();
+        assert_eq!(b.delete_one(&ns, &RecordId { key: Record::key_for(round * 100), container: 0 }).unwrap(), 1);
+        let bulk: Vec<_> = (0..20).map(|i| record(round * 100 + 50 + i, 0, text_bytes(i, 500))).collect();
         assert_eq!(b.bulk_insert(&ns, &mut stream(bulk)).unwrap(), 20);
         assert_eq!(b.count(&ns).unwrap(), 24, "round {round}");
         if round % 2 == 1 {
@@ -199,9 +122,7 @@ fn deletes_are_counted_and_vacuum_full_gives_space_back() {
     let ns = ns(lab, 1);
     let mut b = open_pg(&cfg, "external");
     b.reset(&ns).unwrap();
-    let recs: Vec<_> = (0..200)
-        .map(|i| record(i, 0, random_bytes(1000 + i, 8192)))
-        .collect();
+    let recs: Vec<_> = (0..200).map(|i| record(i, 0, random_bytes(1000 + i, 8192))).collect();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap(), 200);
     b.settle(&ns).unwrap();
     let loaded = total(b.as_mut(), &ns);
@@ -214,10 +135,7 @@ fn deletes_are_counted_and_vacuum_full_gives_space_back() {
     assert_eq!(b.count(&ns).unwrap(), 50);
     b.settle(&ns).unwrap();
     let after_delete = total(b.as_mut(), &ns);
-    assert!(
-        after_delete >= loaded * 9 / 10,
-        "plain DELETE does not give space back: {loaded} -> {after_delete}"
-    );
+    assert!(after_delete >= loaded * 9 / 10, "plain DELETE does not give space back: {loaded} -> {after_delete}");
 
     // Other tests run transactions in the same database at the same time; rows deleted while
     // one of those is open are still "recently dead" and VACUUM FULL must keep them. So try
@@ -225,11 +143,7 @@ fn deletes_are_counted_and_vacuum_full_gives_space_back() {
     let mut after_vacuum = u64::MAX;
     for _ in 0..20 {
         let report = b.maintenance(&ns).unwrap();
-        assert!(
-            report.action.starts_with("VACUUM (FULL, ANALYZE)"),
-            "{}",
-            report.action
-        );
+        assert!(report.action.starts_with("VACUUM (FULL, ANALYZE)"), "{}", report.action);
         b.settle(&ns).unwrap();
         after_vacuum = total(b.as_mut(), &ns);
         if after_vacuum < after_delete / 2 {
@@ -237,16 +151,10 @@ fn deletes_are_counted_and_vacuum_full_gives_space_back() {
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    assert!(
-        after_vacuum < after_delete / 2,
-        "VACUUM FULL must shrink: {after_delete} -> {after_vacuum}"
-    );
+    assert!(after_vacuum < after_delete / 2, "VACUUM FULL must shrink: {after_delete} -> {after_vacuum}");
     assert_eq!(b.count(&ns).unwrap(), 50);
     for r in recs.iter().filter(|r| r.index % 4 == 0) {
-        assert_eq!(
-            b.read_one(&ns, &r.id).unwrap().as_deref(),
-            Some(&r.data[..])
-        );
+        assert_eq!(b.read_one(&ns, &r.id).unwrap().as_deref(), Some(&r.data[..]));
     }
     b.teardown(&ns).unwrap();
 }
@@ -263,24 +171,15 @@ fn external_storage_of_random_bytes_costs_about_the_logical_size() {
     let attr = env_sql(&format!(
         "SELECT attstorage::text FROM pg_attribute WHERE attrelid = '{lab}.c0'::regclass AND attname = 'v'"
     ));
-    assert_eq!(
-        attr[0].as_deref(),
-        Some("e"),
-        "EXTERNAL storage must be set"
-    );
-    let recs: Vec<_> = (0..64)
-        .map(|i| record(i, 0, random_bytes(77 + i, 64 * 1024)))
-        .collect();
+    assert_eq!(attr[0].as_deref(), Some("e"), "EXTERNAL storage must be set");
+    let recs: Vec<_> = (0..64).map(|i| record(i, 0, random_bytes(77 + i, 64 * 1024))).collect();
     let logical: u64 = recs.iter().map(|r| r.data.len() as u64).sum();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs)).unwrap(), 64);
     b.settle(&ns).unwrap();
     let phys = total(b.as_mut(), &ns);
     let ratio = phys as f64 / logical as f64;
     eprintln!("EXTERNAL random bytes: {phys} physical / {logical} logical = {ratio:.3}");
-    assert!(
-        (0.9..=1.1).contains(&ratio),
-        "pg_total_relation_size {phys} vs logical {logical}: ratio {ratio:.3}"
-    );
+    assert!((0.9..=1.1).contains(&ratio), "pg_total_relation_size {phys} vs logical {logical}: ratio {ratio:.3}");
     b.teardown(&ns).unwrap();
 }
 
@@ -293,21 +192,14 @@ fn extended_storage_compresses_text() {
     let ns = ns(lab, 1);
     let mut b = open_pg(&cfg, "extended");
     b.reset(&ns).unwrap();
-    let recs: Vec<_> = (0..64)
-        .map(|i| record(i, 0, text_bytes(i, 64 * 1024)))
-        .collect();
+    let recs: Vec<_> = (0..64).map(|i| record(i, 0, text_bytes(i, 64 * 1024))).collect();
     let logical: u64 = recs.iter().map(|r| r.data.len() as u64).sum();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs)).unwrap(), 64);
     b.settle(&ns).unwrap();
     let phys = total(b.as_mut(), &ns);
     eprintln!("EXTENDED text: {phys} physical / {logical} logical");
-    assert!(
-        phys * 3 < logical,
-        "EXTENDED must compress text: {phys} physical for {logical} logical"
-    );
-    let comp = env_sql(&format!(
-        "SELECT DISTINCT pg_column_compression(v) FROM {lab}.c0"
-    ));
+    assert!(phys * 3 < logical, "EXTENDED must compress text: {phys} physical for {logical} logical");
+    let comp = env_sql(&format!("SELECT DISTINCT pg_column_compression(v) FROM {lab}.c0"));
     assert_eq!(comp, vec![Some("pglz".to_string())]);
     b.teardown(&ns).unwrap();
 }
@@ -318,31 +210,20 @@ fn lz4_variant_uses_lz4_when_the_server_has_it() {
     let Some(cfg) = config(lab, json!({})) else {
         return skip(NO_SERVER);
     };
-    let has_lz4 = env_sql(
-        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
-    );
+    let has_lz4 = env_sql("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'");
     match open(SystemKind::Postgresql, "extended-lz4", &cfg) {
         Ok(mut b) => {
             assert_eq!(has_lz4.first().cloned().flatten().as_deref(), Some("t"));
             let ns = ns(lab, 1);
             b.reset(&ns).unwrap();
-            let recs: Vec<_> = (0..8)
-                .map(|i| record(i, 0, text_bytes(i, 32 * 1024)))
-                .collect();
+            let recs: Vec<_> = (0..8).map(|i| record(i, 0, text_bytes(i, 32 * 1024))).collect();
             assert_eq!(b.bulk_insert(&ns, &mut stream(recs)).unwrap(), 8);
-            let comp = env_sql(&format!(
-                "SELECT DISTINCT pg_column_compression(v) FROM {lab}.c0"
-            ));
+            let comp = env_sql(&format!("SELECT DISTINCT pg_column_compression(v) FROM {lab}.c0"));
             assert_eq!(comp, vec![Some("lz4".to_string())]);
             b.teardown(&ns).unwrap();
         }
         Err(e) => {
-            assert_ne!(
-                has_lz4.first().cloned().flatten().as_deref(),
-                Some("t"),
-                "{}",
-                e.chain()
-            );
+            assert_ne!(has_lz4.first().cloned().flatten().as_deref(), Some("t"), "{}", e.chain());
             assert!(e.chain().contains("lz4"), "{}", e.chain());
         }
     }
@@ -351,31 +232,18 @@ fn lz4_variant_uses_lz4_when_the_server_has_it() {
 #[test]
 fn unnest_bulk_path_in_small_batches() {
     let lab = "dedup_t_unnest";
-    let Some(cfg) = config(
-        lab,
-        json!({"bulk": "unnest", "batch_rows": 7, "batch_bytes": "20KiB"}),
-    ) else {
+    let Some(cfg) = config(lab, json!({"bulk": "unnest", "batch_rows": 7, "batch_bytes": "20KiB"})) else {
         return skip(NO_SERVER);
     };
     let ns = ns(lab, 2);
     let mut b = open_pg(&cfg, "extended");
     b.reset(&ns).unwrap();
-    let recs: Vec<_> = (0..101)
-        .map(|i| {
-            record(
-                i,
-                (i % 3 == 0) as u8,
-                random_bytes(i, 100 + i as usize * 50),
-            )
-        })
-        .collect();
+    let recs: Vec<_> =
+        (0..101).map(|i| record(i, (i % 3 == 0) as u8, random_bytes(i, 100 + i as usize * 50))).collect();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap(), 101);
     assert_eq!(b.count(&ns).unwrap(), 101);
     for r in recs.iter().step_by(10) {
-        assert_eq!(
-            b.read_one(&ns, &r.id).unwrap().as_deref(),
-            Some(&r.data[..])
-        );
+        assert_eq!(b.read_one(&ns, &r.id).unwrap().as_deref(), Some(&r.data[..]));
     }
     b.teardown(&ns).unwrap();
 }
@@ -389,31 +257,21 @@ fn cockroach_code_path_runs_on_postgresql() {
         return skip(NO_SERVER);
     };
     let ns = ns(lab, 1);
-    let mut b = PgBackend::open_cockroach_path_on_postgres(&cfg)
-        .unwrap_or_else(|e| panic!("{}", e.chain()));
+    let mut b = PgBackend::open_cockroach_path_on_postgres(&cfg).unwrap_or_else(|e| panic!("{}", e.chain()));
     assert_eq!(b.kind(), SystemKind::Cockroachdb);
     b.reset(&ns).unwrap();
-    let recs: Vec<_> = (0..40)
-        .map(|i| record(i, 0, random_bytes(i, 2000)))
-        .collect();
+    let recs: Vec<_> = (0..40).map(|i| record(i, 0, random_bytes(i, 2000))).collect();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap(), 40);
     let one = record(1000, 0, b"one more".to_vec());
     assert_eq!(b.insert_one(&ns, &one).unwrap(), 1);
-    assert_eq!(
-        b.read_one(&ns, &one.id).unwrap().as_deref(),
-        Some(&b"one more"[..])
-    );
+    assert_eq!(b.read_one(&ns, &one.id).unwrap().as_deref(), Some(&b"one more"[..]));
     assert_eq!(b.delete_one(&ns, &recs[0].id).unwrap(), 1);
     assert_eq!(b.count(&ns).unwrap(), 40);
     assert!(b.maintenance(&ns).unwrap().action.starts_with("none:"));
     b.settle(&ns).unwrap();
     assert!(b.data_paths(&ns).unwrap().is_empty());
     let report = b.preflight(&ns).unwrap();
-    assert!(
-        report.checks.iter().any(|c| c.contains("marker row")),
-        "{:?}",
-        report.checks
-    );
+    assert!(report.checks.iter().any(|c| c.contains("marker row")), "{:?}", report.checks);
     b.teardown(&ns).unwrap();
     assert!(!schema_exists(lab));
 
@@ -422,10 +280,7 @@ fn cockroach_code_path_runs_on_postgresql() {
     let e = err_text(PgBackend::open_cockroach_path_on_postgres(&cfg).map(|_| ()));
     eprintln!("{e}");
     assert!(e.starts_with("cockroachdb "), "{e}");
-    assert!(
-        e.contains("does not offer TLS") && e.contains("sslmode=require"),
-        "{e}"
-    );
+    assert!(e.contains("does not offer TLS") && e.contains("sslmode=require"), "{e}");
 }
 
 #[test]
@@ -439,10 +294,7 @@ fn preflight_passes_on_one_server_and_leaves_nothing() {
     let report = b.preflight(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
     let text = report.checks.join("\n");
     eprintln!("{text}");
-    assert!(
-        text.contains("3 fresh connections saw the same server"),
-        "{text}"
-    );
+    assert!(text.contains("3 fresh connections saw the same server"), "{text}");
     assert!(text.contains("settle: "), "{text}");
     assert!(text.contains("dropped schema"), "{text}");
     assert!(report.server_version.unwrap().starts_with("PostgreSQL"));
@@ -459,56 +311,29 @@ fn wrong_password_names_system_endpoint_and_fix_but_not_the_password() {
     };
     let e = err_text(open(SystemKind::Postgresql, "extended", &cfg).map(|_| ()));
     eprintln!("{e}");
-    let endpoint = format!(
-        "postgresql {}:{}/",
-        std::env::var("DEDUP_PG_HOST").unwrap(),
-        std::env::var("DEDUP_PG_PORT").unwrap()
-    );
+    let endpoint =
+        format!("postgresql {}:{}/", std::env::var("DEDUP_PG_HOST").unwrap(), std::env::var("DEDUP_PG_PORT").unwrap());
     assert!(e.starts_with(&endpoint), "{e}");
-    assert!(
-        e.contains("authentication failed") && e.contains("password_file"),
-        "{e}"
-    );
+    assert!(e.contains("authentication failed") && e.contains("password_file"), "{e}");
     assert!(!e.contains(&wrong), "the password leaked: {e}");
-    assert!(
-        !e.contains(&std::env::var("DEDUP_PG_PASSWORD").unwrap()),
-        "the real password leaked: {e}"
-    );
+    assert!(!e.contains(&std::env::var("DEDUP_PG_PASSWORD").unwrap()), "the real password leaked: {e}");
 }
 
 #[test]
 fn variants_are_offline_and_validated() {
     // No connection: this runs in dry runs.
     let cfg = isolated_config("dedup_lab", "postgresql", json!({}));
-    assert_eq!(
-        dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).unwrap(),
-        ["extended", "external"]
-    );
+    assert_eq!(dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).unwrap(), ["extended", "external"]);
     let cfg = isolated_config("dedup_lab", "cockroachdb", json!({}));
-    assert_eq!(
-        dedup_lab_backends::variants(SystemKind::Cockroachdb, &cfg).unwrap(),
-        ["default"]
-    );
-    let cfg = isolated_config(
-        "dedup_lab",
-        "postgresql",
-        json!({"variants": ["extended", "extended-lz4", "main"]}),
-    );
+    assert_eq!(dedup_lab_backends::variants(SystemKind::Cockroachdb, &cfg).unwrap(), ["default"]);
+    let cfg = isolated_config("dedup_lab", "postgresql", json!({"variants": ["extended", "extended-lz4", "main"]}));
     assert_eq!(
         dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).unwrap(),
         ["extended", "extended-lz4", "main"]
     );
-    let cfg = isolated_config(
-        "dedup_lab",
-        "postgresql",
-        json!({"variants": "extended, externel"}),
-    );
+    let cfg = isolated_config("dedup_lab", "postgresql", json!({"variants": "extended, externel"}));
     let e = err_text(dedup_lab_backends::variants(SystemKind::Postgresql, &cfg));
     assert!(e.contains("externel") && e.contains("valid:"), "{e}");
-    let cfg = isolated_config(
-        "dedup_lab",
-        "postgresql",
-        json!({"variants": ["extended", "extended"]}),
-    );
+    let cfg = isolated_config("dedup_lab", "postgresql", json!({"variants": ["extended", "extended"]}));
     assert!(dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).is_err());
 }

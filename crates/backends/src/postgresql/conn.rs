@@ -78,13 +78,7 @@ pub enum OpKind {
 
 /// The message for a failed operation on an open connection. `ended` is why the connection
 /// ended, when it did.
-pub fn op_error(
-    s: &Settings,
-    op: &str,
-    kind: OpKind,
-    e: tokio_postgres::Error,
-    ended: Option<String>,
-) -> BackendError {
+pub fn op_error(s: &Settings, op: &str, kind: OpKind, e: tokio_postgres::Error, ended: Option<String>) -> BackendError {
     let prefix = format!("{} {}: {op}", s.kind, s.endpoint());
     let code = e.code().cloned();
     let lost = e.is_closed()
@@ -94,10 +88,7 @@ pub fn op_error(
         )
         || find_io(&e).is_some();
     if lost {
-        let why = ended
-            .filter(|w| *w != chain(&e))
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
+        let why = ended.filter(|w| *w != chain(&e)).map(|w| format!(" ({w})")).unwrap_or_default();
         return BackendError::with_source(
             format!(
                 "{prefix}: the connection to the server was lost{why}; the server stopped, restarted or became \
@@ -124,8 +115,7 @@ pub fn op_error(
             _ => format!(": permission denied for user {user}"),
         },
         Some(c) if c == SqlState::INVALID_SCHEMA_NAME || c == SqlState::UNDEFINED_TABLE => {
-            ": the lab table does not exist (reset not run yet, or dropped by someone else)"
-                .to_string()
+            ": the lab table does not exist (reset not run yet, or dropped by someone else)".to_string()
         }
         Some(c) if c == SqlState::DEPENDENT_OBJECTS_STILL_EXIST => {
             ": other objects depend on the lab's tables or remain in the lab (the DETAIL of the server's message \
@@ -144,76 +134,55 @@ pub fn connect_error(s: &Settings, e: tokio_postgres::Error) -> BackendError {
     let prefix = format!("{} {}: connecting", s.kind, s.endpoint());
     let text = chain(&e);
     let code = e.code().cloned();
-    let hint = if code == Some(SqlState::INVALID_PASSWORD)
-        || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-    {
-        if s.password.is_some() {
-            format!(
-                "authentication failed for user {}; check {} and {}",
-                s.user,
-                s.password_source,
-                s.env("user")
-            )
-        } else {
-            format!(
-                "authentication failed for user {}; no password is set: set {}",
-                s.user, s.password_source
-            )
-        }
-    } else if text.contains("password missing") {
-        format!(
-            "the server asks for a password but none is set; set {}",
-            s.password_source
-        )
-    } else if code == Some(SqlState::INVALID_CATALOG_NAME) {
-        format!(
-            "database {:?} does not exist; check {}",
-            s.database,
-            s.env("database")
-        )
-    } else if code == Some(SqlState::INSUFFICIENT_PRIVILEGE) {
-        format!(
-            "user {} may not connect to database {:?} (GRANT CONNECT needed)",
-            s.user, s.database
-        )
-    } else if code == Some(SqlState::CANNOT_CONNECT_NOW) {
-        "the server is starting up or shutting down; try again when it is up".to_string()
-    } else if code == Some(SqlState::TOO_MANY_CONNECTIONS) {
-        "the server has no free connection slots (max_connections)".to_string()
-    } else if let Some(t) = tls::explain(&e, s) {
-        t
-    } else if text.contains("server does not support TLS") {
-        format!(
-            "the server does not offer TLS, but sslmode={} requires it; enable ssl on the server, or set \
-             sslmode=disable ({}) if plaintext is acceptable",
-            s.sslmode.name(),
-            s.env("sslmode")
-        )
-    } else if let Some(io) = find_io(&e) {
-        match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!(
-                "nothing accepts connections at {}:{}; is the server running, and are {} / {} right?",
-                s.hostaddr
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| s.host.clone()),
-                s.port,
-                s.env("host"),
-                s.env("port")
-            ),
-            std::io::ErrorKind::TimedOut => format!(
-                "no answer within {} s (connect_timeout); check {} / {}, firewalls, and that the server is up",
-                s.connect_timeout.as_secs(),
-                s.env("host"),
-                s.env("port")
-            ),
-            _ if text.contains("lookup") || text.contains("resolve") => {
-                format!("cannot resolve host {:?}; check {}", s.host, s.env("host"))
+    let hint =
+        if code == Some(SqlState::INVALID_PASSWORD) || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION) {
+            if s.password.is_some() {
+                format!("authentication failed for user {}; check {} and {}", s.user, s.password_source, s.env("user"))
+            } else {
+                format!("authentication failed for user {}; no password is set: set {}", s.user, s.password_source)
             }
-            _ => "cannot reach the server".to_string(),
-        }
-    } else {
-        "failed".to_string()
-    };
+        } else if text.contains("password missing") {
+            format!("the server asks for a password but none is set; set {}", s.password_source)
+        } else if code == Some(SqlState::INVALID_CATALOG_NAME) {
+            format!("database {:?} does not exist; check {}", s.database, s.env("database"))
+        } else if code == Some(SqlState::INSUFFICIENT_PRIVILEGE) {
+            format!("user {} may not connect to database {:?} (GRANT CONNECT needed)", s.user, s.database)
+        } else if code == Some(SqlState::CANNOT_CONNECT_NOW) {
+            "the server is starting up or shutting down; try again when it is up".to_string()
+        } else if code == Some(SqlState::TOO_MANY_CONNECTIONS) {
+            "the server has no free connection slots (max_connections)".to_string()
+        } else if let Some(t) = tls::explain(&e, s) {
+            t
+        } else if text.contains("server does not support TLS") {
+            format!(
+                "the server does not offer TLS, but sslmode={} requires it; enable ssl on the server, or set \
+             sslmode=disable ({}) if plaintext is acceptable",
+                s.sslmode.name(),
+                s.env("sslmode")
+            )
+        } else if let Some(io) = find_io(&e) {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => format!(
+                    "nothing accepts connections at {}:{}; is the server running, and are {} / {} right?",
+                    s.hostaddr.map(|a| a.to_string()).unwrap_or_else(|| s.host.clone()),
+                    s.port,
+                    s.env("host"),
+                    s.env("port")
+                ),
+                std::io::ErrorKind::TimedOut => format!(
+                    "no answer within {} s (connect_timeout); check {} / {}, firewalls, and that the server is up",
+                    s.connect_timeout.as_secs(),
+                    s.env("host"),
+                    s.env("port")
+                ),
+                _ if text.contains("lookup") || text.contains("resolve") => {
+                    format!("cannot resolve host {:?}; check {}", s.host, s.env("host"))
+                }
+                _ => "cannot reach the server".to_string(),
+            }
+        } else {
+            "failed".to_string()
+        };
     let hint = if s.sslmode == SslMode::Disable && text.contains("SSL") {
         format!("{hint} (sslmode=disable: the server may insist on TLS; try sslmode=require)")
     } else {

@@ -59,8 +59,8 @@ pub mod variant;
 use crate::BackendConfig;
 use conn::{Conn, OpKind, op_error};
 use dedup_lab_core::{
-    Backend, BackendError, InternalSizes, MaintenanceReport, Namespace, PreflightReport, Record,
-    RecordId, RecordStream, SystemKind,
+    Backend, BackendError, InternalSizes, MaintenanceReport, Namespace, PreflightReport, Record, RecordId,
+    RecordStream, SystemKind,
 };
 use settings::{BulkPath, Settings};
 use std::path::{Path, PathBuf};
@@ -76,21 +76,15 @@ use variant::{Compression, ValueColumn, Variant};
 /// (`extended`, `external` for PostgreSQL; `default` for CockroachDB). Validated offline: no
 /// connection is made (dry runs call this).
 pub fn variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
-    let list = cfg
-        .string_list("variants")?
-        .unwrap_or_else(|| Variant::defaults(kind));
+    let list = cfg.string_list("variants")?.unwrap_or_else(|| Variant::defaults(kind));
     if list.is_empty() {
-        return Err(BackendError::msg(format!(
-            "{kind}: the `variants` list is empty"
-        )));
+        return Err(BackendError::msg(format!("{kind}: the `variants` list is empty")));
     }
     let mut seen = std::collections::BTreeSet::new();
     for v in &list {
         Variant::parse(kind, v)?;
         if !seen.insert(v.as_str()) {
-            return Err(BackendError::msg(format!(
-                "{kind}: variant {v:?} is listed twice"
-            )));
+            return Err(BackendError::msg(format!("{kind}: variant {v:?} is listed twice")));
         }
     }
     Ok(list)
@@ -134,16 +128,8 @@ pub struct PgBackend {
 impl PgBackend {
     /// Opens `kind` (PostgreSQL or CockroachDB) in `variant`: connects, reads the server
     /// version, and checks that the server can serve the variant.
-    pub fn open(
-        kind: SystemKind,
-        cfg: &BackendConfig,
-        variant: &str,
-    ) -> Result<Box<dyn Backend>, BackendError> {
-        let mode = if kind == SystemKind::Cockroachdb {
-            NsMode::Database
-        } else {
-            NsMode::Schema
-        };
+    pub fn open(kind: SystemKind, cfg: &BackendConfig, variant: &str) -> Result<Box<dyn Backend>, BackendError> {
+        let mode = if kind == SystemKind::Cockroachdb { NsMode::Database } else { NsMode::Schema };
         Ok(Box::new(Self::open_mode(kind, cfg, variant, mode)?))
     }
 
@@ -162,9 +148,7 @@ impl PgBackend {
         ns_mode: NsMode,
     ) -> Result<PgBackend, BackendError> {
         if !matches!(kind, SystemKind::Postgresql | SystemKind::Cockroachdb) {
-            return Err(BackendError::msg(format!(
-                "the PostgreSQL backend cannot serve {kind}"
-            )));
+            return Err(BackendError::msg(format!("the PostgreSQL backend cannot serve {kind}")));
         }
         let variant = Variant::parse(kind, variant)?;
         let s = Settings::from_config(kind, cfg)?;
@@ -172,9 +156,7 @@ impl PgBackend {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| {
-                BackendError::with_source(format!("{kind}: starting the I/O runtime"), e)
-            })?;
+            .map_err(|e| BackendError::with_source(format!("{kind}: starting the I/O runtime"), e))?;
         let mut b = PgBackend {
             kind,
             ns_mode,
@@ -228,19 +210,9 @@ impl PgBackend {
             let row = self
                 .rt
                 .block_on(conn.client.query_typed(sql, &[]))
-                .map_err(|e| {
-                    op_error(
-                        &self.s,
-                        "reading the server version",
-                        OpKind::Admin,
-                        e,
-                        None,
-                    )
-                })?;
-            let row = row
-                .into_iter()
-                .next()
-                .ok_or_else(|| BackendError::msg(format!("{}: no version row", self.sys())))?;
+                .map_err(|e| op_error(&self.s, "reading the server version", OpKind::Admin, e, None))?;
+            let row =
+                row.into_iter().next().ok_or_else(|| BackendError::msg(format!("{}: no version row", self.sys())))?;
             self.server = ServerInfo {
                 version: row.get::<_, String>(0),
                 version_num: row.get::<_, i32>(1).max(0) as u32,
@@ -275,12 +247,7 @@ impl PgBackend {
         op_error(&self.s, op, kind, e, ended)
     }
 
-    fn batch(
-        &mut self,
-        kind: OpKind,
-        op: impl FnOnce() -> String,
-        sql: &str,
-    ) -> Result<(), BackendError> {
+    fn batch(&mut self, kind: OpKind, op: impl FnOnce() -> String, sql: &str) -> Result<(), BackendError> {
         self.run(kind, op, async |c| c.batch_execute(sql).await)
     }
 
@@ -294,10 +261,7 @@ impl PgBackend {
     /// A relation of the lab: `"dedup_lab"."c0"` or, in a CockroachDB database,
     /// `"dedup_lab".public."c0"`.
     fn rel(&self, ns: &Namespace, name: &str) -> String {
-        debug_assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        );
+        debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         match self.ns_mode {
             NsMode::Schema => format!("{}.\"{name}\"", Self::lab(ns)),
             NsMode::Database => format!("{}.public.\"{name}\"", Self::lab(ns)),
@@ -363,22 +327,13 @@ impl PgBackend {
         }];
         for (i, _) in ns.containers() {
             let t = self.table(ns, i);
-            sql.push(format!(
-                "CREATE TABLE {t} (k text PRIMARY KEY, v {} NOT NULL)",
-                self.value_column.sql()
-            ));
+            sql.push(format!("CREATE TABLE {t} (k text PRIMARY KEY, v {} NOT NULL)", self.value_column.sql()));
             if let Some(storage) = self.variant.storage {
-                let mut alter = format!(
-                    "ALTER TABLE {t} ALTER COLUMN v SET STORAGE {}",
-                    storage.sql()
-                );
+                let mut alter = format!("ALTER TABLE {t} ALTER COLUMN v SET STORAGE {}", storage.sql());
                 // Per-column compression exists since PostgreSQL 14; set it explicitly so the
                 // server's default_toast_compression cannot change what a variant means.
                 if storage.compresses() && self.server.version_num >= 140000 {
-                    alter.push_str(&format!(
-                        ", ALTER COLUMN v SET COMPRESSION {}",
-                        self.variant.compression.sql()
-                    ));
+                    alter.push_str(&format!(", ALTER COLUMN v SET COMPRESSION {}", self.variant.compression.sql()));
                 }
                 sql.push(alter);
             }
@@ -402,46 +357,24 @@ impl PgBackend {
 
     // ----- bulk paths -----
 
-    fn bulk_copy(
-        &mut self,
-        ns: &Namespace,
-        records: RecordStream<'_>,
-    ) -> Result<u64, BackendError> {
+    fn bulk_copy(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         self.ensure_conn()?;
         let n = usize::from(ns.container_count());
-        let stmts: Vec<String> = (0..n)
-            .map(|i| {
-                format!(
-                    "COPY {} (k, v) FROM STDIN (FORMAT binary)",
-                    self.table(ns, i as u8)
-                )
-            })
-            .collect();
+        let stmts: Vec<String> =
+            (0..n).map(|i| format!("COPY {} (k, v) FROM STDIN (FORMAT binary)", self.table(ns, i as u8))).collect();
         let mut extra: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
         let main = &self.conn.as_ref().expect("connected above").client;
-        let result = copy_all(
-            &self.rt, &self.s, &self.tls, main, &mut extra, &stmts, records,
-        );
+        let result = copy_all(&self.rt, &self.s, &self.tls, main, &mut extra, &stmts, records);
         drop(extra);
         match result {
             Ok(rows) => Ok(rows),
             Err(BulkError::Backend(e)) => Err(e),
-            Err(BulkError::Pg {
-                container: 0,
-                op,
-                err,
-            }) => Err(self.fail(OpKind::Dml, &op, err)),
-            Err(BulkError::Pg { op, err, .. }) => {
-                Err(op_error(&self.s, &op, OpKind::Dml, err, None))
-            }
+            Err(BulkError::Pg { container: 0, op, err }) => Err(self.fail(OpKind::Dml, &op, err)),
+            Err(BulkError::Pg { op, err, .. }) => Err(op_error(&self.s, &op, OpKind::Dml, err, None)),
         }
     }
 
-    fn bulk_unnest(
-        &mut self,
-        ns: &Namespace,
-        records: RecordStream<'_>,
-    ) -> Result<u64, BackendError> {
+    fn bulk_unnest(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         let n = usize::from(ns.container_count());
         let sql: Vec<String> = (0..n)
             .map(|i| {
@@ -478,24 +411,13 @@ impl PgBackend {
         Ok(total)
     }
 
-    fn insert_batch(
-        &mut self,
-        sql: &str,
-        keys: Vec<String>,
-        vals: Vec<Vec<u8>>,
-    ) -> Result<u64, BackendError> {
+    fn insert_batch(&mut self, sql: &str, keys: Vec<String>, vals: Vec<Vec<u8>>) -> Result<u64, BackendError> {
         let first = keys.first().cloned().unwrap_or_default();
         let n = keys.len();
         self.run(
             OpKind::Dml,
             || format!("bulk insert of {n} rows from {first}"),
-            async |c| {
-                c.execute_typed(
-                    sql,
-                    &[(&keys, Type::TEXT_ARRAY), (&vals, Type::BYTEA_ARRAY)],
-                )
-                .await
-            },
+            async |c| c.execute_typed(sql, &[(&keys, Type::TEXT_ARRAY), (&vals, Type::BYTEA_ARRAY)]).await,
         )
     }
 
@@ -507,29 +429,19 @@ impl PgBackend {
         if !pg {
             return None;
         }
-        c.query_typed(
-            "SELECT system_identifier::text FROM pg_control_system()",
-            &[],
-        )
-        .await
-        .ok()
-        .and_then(|rows| rows.first().map(|r| r.get::<_, String>(0)))
+        c.query_typed("SELECT system_identifier::text FROM pg_control_system()", &[])
+            .await
+            .ok()
+            .and_then(|rows| rows.first().map(|r| r.get::<_, String>(0)))
     }
 
-    fn preflight_checks(
-        &mut self,
-        ns: &Namespace,
-        checks: &mut Vec<String>,
-    ) -> Result<(), BackendError> {
+    fn preflight_checks(&mut self, ns: &Namespace, checks: &mut Vec<String>) -> Result<(), BackendError> {
         let lab = Self::lab(ns);
         self.reset(ns)?;
         checks.push(format!(
             "created {} {lab} with tables {} (variant {})",
             self.kind_word(),
-            ns.containers()
-                .map(|(_, c)| c)
-                .collect::<Vec<_>>()
-                .join(", "),
+            ns.containers().map(|(_, c)| c).collect::<Vec<_>>().join(", "),
             self.variant.name
         ));
 
@@ -538,11 +450,7 @@ impl PgBackend {
         let token = random_token();
         let pg = self.is_pg();
         let create = format!("CREATE TABLE {marker} (token text NOT NULL)");
-        self.batch(
-            OpKind::Ddl,
-            || format!("preflight: creating {marker}"),
-            &create,
-        )?;
+        self.batch(OpKind::Ddl, || format!("preflight: creating {marker}"), &create)?;
         let insert = format!("INSERT INTO {marker} (token) VALUES ($1)");
         let tok = token.clone();
         let main_id = self.run(
@@ -609,7 +517,9 @@ impl PgBackend {
             }
         }
         checks.push(match &main_id {
-            Some(id) => format!("{n} fresh connections saw the same server (system identifier {id}) and the marker row"),
+            Some(id) => {
+                format!("{n} fresh connections saw the same server (system identifier {id}) and the marker row")
+            }
             None => format!("{n} fresh connections saw the marker row written on the first connection"),
         });
 
@@ -617,11 +527,7 @@ impl PgBackend {
         checks.push(format!("settle: {}", self.settle_note));
         if let Some(dir) = self.s.data_dir.clone() {
             let files = self.data_paths(ns)?;
-            checks.push(format!(
-                "data_dir {}: found the {} files of the lab relations",
-                dir.display(),
-                files.len()
-            ));
+            checks.push(format!("data_dir {}: found the {} files of the lab relations", dir.display(), files.len()));
         }
         Ok(())
     }
@@ -630,11 +536,7 @@ impl PgBackend {
 /// Why a bulk COPY failed: our own error, or the driver's on the connection of a container.
 enum BulkError {
     Backend(BackendError),
-    Pg {
-        container: usize,
-        op: String,
-        err: tokio_postgres::Error,
-    },
+    Pg { container: usize, op: String, err: tokio_postgres::Error },
 }
 
 impl From<BackendError> for BulkError {
@@ -656,8 +558,7 @@ fn copy_all(
     records: RecordStream<'_>,
 ) -> Result<u64, BulkError> {
     let types = [Type::TEXT, Type::BYTEA];
-    let mut writers: Vec<Option<Pin<Box<BinaryCopyInWriter>>>> =
-        stmts.iter().map(|_| None).collect();
+    let mut writers: Vec<Option<Pin<Box<BinaryCopyInWriter>>>> = stmts.iter().map(|_| None).collect();
     let pg = |container: usize, op: String| move |err| BulkError::Pg { container, op, err };
     for item in records {
         let r = item?;
@@ -667,27 +568,18 @@ fn copy_all(
             if i > 0 && extra[i].is_none() {
                 extra[i] = Some(Conn::open(rt, s, tls)?);
             }
-            let client = if i == 0 {
-                main
-            } else {
-                &extra[i].as_ref().expect("opened above").client
-            };
-            let sink = rt
-                .block_on(client.copy_in(&stmts[i]))
-                .map_err(pg(i, format!("starting {}", stmts[i])))?;
+            let client = if i == 0 { main } else { &extra[i].as_ref().expect("opened above").client };
+            let sink = rt.block_on(client.copy_in(&stmts[i])).map_err(pg(i, format!("starting {}", stmts[i])))?;
             writers[i] = Some(Box::pin(BinaryCopyInWriter::new(sink, &types)));
         }
         let w = writers[i].as_mut().expect("created above");
         let values: [&(dyn ToSql + Sync); 2] = [&r.id.key, &r.data];
-        rt.block_on(w.as_mut().write(&values))
-            .map_err(pg(i, format!("COPY of record {}", r.id.key)))?;
+        rt.block_on(w.as_mut().write(&values)).map_err(pg(i, format!("COPY of record {}", r.id.key)))?;
     }
     let mut total = 0;
     for (i, w) in writers.iter_mut().enumerate() {
         if let Some(w) = w {
-            total += rt
-                .block_on(w.as_mut().finish())
-                .map_err(pg(i, format!("finishing {}", stmts[i])))?;
+            total += rt.block_on(w.as_mut().finish()).map_err(pg(i, format!("finishing {}", stmts[i])))?;
         }
     }
     Ok(total)
@@ -695,9 +587,7 @@ fn copy_all(
 
 fn check_container(n: usize, c: u8, what: &str) -> Result<(), BackendError> {
     if usize::from(c) >= n {
-        return Err(BackendError::msg(format!(
-            "record {what} names container {c}, but the namespace has {n}"
-        )));
+        return Err(BackendError::msg(format!("record {what} names container {c}, but the namespace has {n}")));
     }
     Ok(())
 }
@@ -706,12 +596,7 @@ fn check_container(n: usize, c: u8, what: &str) -> Result<(), BackendError> {
 fn random_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.write_u32(std::process::id());
     let a = h.finish();
     h.write_u64(a);
@@ -729,14 +614,9 @@ fn relation_files(dir: &Path, node: &str) -> std::io::Result<Vec<PathBuf>> {
         let Some(rest) = name.strip_prefix(node) else {
             continue;
         };
-        let rest = ["_fsm", "_vm", "_init"]
-            .iter()
-            .find_map(|f| rest.strip_prefix(f))
-            .unwrap_or(rest);
+        let rest = ["_fsm", "_vm", "_init"].iter().find_map(|f| rest.strip_prefix(f)).unwrap_or(rest);
         let ok = rest.is_empty()
-            || rest
-                .strip_prefix('.')
-                .is_some_and(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()));
+            || rest.strip_prefix('.').is_some_and(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()));
         if ok {
             out.push(entry.path());
         }
@@ -771,7 +651,10 @@ impl Backend for PgBackend {
                 || "reading pg_stat_ssl".into(),
                 async |c| {
                     let rows = c
-                        .query_typed("SELECT ssl, COALESCE(version, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+                        .query_typed(
+                            "SELECT ssl, COALESCE(version, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                            &[],
+                        )
                         .await?;
                     Ok(rows.first().map(|r| (r.get::<_, bool>(0), r.get::<_, String>(1))))
                 },
@@ -781,36 +664,24 @@ impl Backend for PgBackend {
         } else {
             format!("sslmode={}", self.s.sslmode.name())
         };
-        let mut checks = vec![format!(
-            "connected and authenticated as {} ({tls}); server: {}",
-            self.s.user, self.server.version
-        )];
+        let mut checks =
+            vec![format!("connected and authenticated as {} ({tls}); server: {}", self.s.user, self.server.version)];
         let result = self.preflight_checks(ns, &mut checks);
         // Drop the lab whatever happened above.
         let dropped = self.teardown(ns);
         result?;
         dropped?;
         checks.push(format!("dropped {} {}", self.kind_word(), Self::lab(ns)));
-        Ok(PreflightReport {
-            server_version: Some(self.server.version.clone()),
-            checks,
-        })
+        Ok(PreflightReport { server_version: Some(self.server.version.clone()), checks })
     }
 
     fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
         let mut sql = self.drop_sql(ns)?;
         sql.extend(self.create_sql(ns));
-        self.ddl(
-            format!("resetting {} {}", self.kind_word(), Self::lab(ns)),
-            sql,
-        )
+        self.ddl(format!("resetting {} {}", self.kind_word(), Self::lab(ns)), sql)
     }
 
-    fn bulk_insert(
-        &mut self,
-        ns: &Namespace,
-        records: RecordStream<'_>,
-    ) -> Result<u64, BackendError> {
+    fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         match self.s.bulk {
             BulkPath::Copy => self.bulk_copy(ns, records),
             BulkPath::Unnest => self.bulk_unnest(ns, records),
@@ -824,10 +695,7 @@ impl Backend for PgBackend {
         self.run(
             OpKind::Dml,
             || format!("inserting {} into {t}", r.id.key),
-            async |c| {
-                c.execute_typed(&sql, &[(&r.id.key, Type::TEXT), (&r.data, Type::BYTEA)])
-                    .await
-            },
+            async |c| c.execute_typed(&sql, &[(&r.id.key, Type::TEXT), (&r.data, Type::BYTEA)]).await,
         )
     }
 
@@ -873,18 +741,14 @@ impl Backend for PgBackend {
     fn settle(&mut self, _ns: &Namespace) -> Result<(), BackendError> {
         if !self.is_pg() {
             self.settle_note =
-                "none: CockroachDB has no CHECKPOINT; writes are durable in the Raft log on commit"
-                    .into();
+                "none: CockroachDB has no CHECKPOINT; writes are durable in the Raft log on commit".into();
             return Ok(());
         }
         if self.checkpoint_allowed == Some(false) {
             return Ok(());
         }
-        let outcome = self.run(
-            OpKind::Admin,
-            || "CHECKPOINT".into(),
-            async |c| Ok(c.batch_execute("CHECKPOINT").await),
-        )?;
+        let outcome =
+            self.run(OpKind::Admin, || "CHECKPOINT".into(), async |c| Ok(c.batch_execute("CHECKPOINT").await))?;
         match outcome {
             Ok(()) => {
                 self.checkpoint_allowed = Some(true);
@@ -913,13 +777,7 @@ impl Backend for PgBackend {
             let n: i64 = self.run(
                 OpKind::Dml,
                 || format!("counting {t}"),
-                async |c| {
-                    c.query_typed(&sql, &[])
-                        .await?
-                        .first()
-                        .map(|r| r.try_get::<_, i64>(0))
-                        .unwrap_or(Ok(0))
-                },
+                async |c| c.query_typed(&sql, &[]).await?.first().map(|r| r.try_get::<_, i64>(0)).unwrap_or(Ok(0)),
             )?;
             total += n.max(0) as u64;
         }
@@ -928,12 +786,8 @@ impl Backend for PgBackend {
 
     fn sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
         let mut sizes = InternalSizes::default();
-        sizes
-            .details
-            .insert("variant".into(), self.variant.name.clone().into());
-        sizes
-            .details
-            .insert("settle".into(), self.settle_note.clone().into());
+        sizes.details.insert("variant".into(), self.variant.name.clone().into());
+        sizes.details.insert("settle".into(), self.settle_note.clone().into());
         let mut total = 0u64;
         if self.is_pg() {
             const SQL: &str = "SELECT pg_relation_size(c.oid, 'main'), \
@@ -950,11 +804,7 @@ impl Backend for PgBackend {
                     async |c| {
                         let rows = c.query_typed(SQL, &[(&t, Type::TEXT)]).await?;
                         rows.first()
-                            .map(|r| {
-                                (0..6)
-                                    .map(|j| r.try_get::<_, i64>(j))
-                                    .collect::<Result<Vec<_>, _>>()
-                            })
+                            .map(|r| (0..6).map(|j| r.try_get::<_, i64>(j)).collect::<Result<Vec<_>, _>>())
                             .transpose()
                     },
                 )?;
@@ -962,14 +812,8 @@ impl Backend for PgBackend {
                     sizes.details.insert(format!("{name}.absent"), true.into());
                     continue;
                 };
-                let keys = [
-                    "heap_bytes",
-                    "heap_maps_bytes",
-                    "toast_bytes",
-                    "toast_index_bytes",
-                    "index_bytes",
-                    "total_bytes",
-                ];
+                let keys =
+                    ["heap_bytes", "heap_maps_bytes", "toast_bytes", "toast_index_bytes", "index_bytes", "total_bytes"];
                 for (k, x) in keys.iter().zip(&v) {
                     sizes.details.insert(format!("{name}.{k}"), (*x).into());
                 }
@@ -991,25 +835,18 @@ impl Backend for PgBackend {
                     || format!("reading the ranges of {t}"),
                     async |c| {
                         Ok(match c.query_typed(&sql, &[]).await {
-                            Ok(rows) => Ok(rows
-                                .first()
-                                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
-                                .unwrap_or((0, 0))),
-                            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-                                Err(conn::chain(&e))
+                            Ok(rows) => {
+                                Ok(rows.first().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).unwrap_or((0, 0)))
                             }
+                            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Err(conn::chain(&e)),
                             Err(e) => return Err(e),
                         })
                     },
                 )?;
                 match r {
                     Ok((bytes, ranges)) => {
-                        sizes
-                            .details
-                            .insert(format!("{name}.range_size_bytes"), bytes.into());
-                        sizes
-                            .details
-                            .insert(format!("{name}.ranges"), ranges.into());
+                        sizes.details.insert(format!("{name}.range_size_bytes"), bytes.into());
+                        sizes.details.insert(format!("{name}.ranges"), ranges.into());
                         total += bytes.max(0) as u64;
                     }
                     Err(why) => denied = Some(why),
@@ -1020,10 +857,7 @@ impl Backend for PgBackend {
                 Some(why) => {
                     sizes.details.insert(
                         "note".into(),
-                        format!(
-                            "SHOW RANGES needs the admin role or the ZONECONFIG privilege: {why}"
-                        )
-                        .into(),
+                        format!("SHOW RANGES needs the admin role or the ZONECONFIG privilege: {why}").into(),
                     );
                 }
             }
@@ -1033,10 +867,7 @@ impl Backend for PgBackend {
 
     fn teardown(&mut self, ns: &Namespace) -> Result<(), BackendError> {
         let sql = self.drop_sql(ns)?;
-        self.ddl(
-            format!("dropping {} {}", self.kind_word(), Self::lab(ns)),
-            sql,
-        )
+        self.ddl(format!("dropping {} {}", self.kind_word(), Self::lab(ns)), sql)
     }
 
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
@@ -1059,19 +890,11 @@ impl Backend for PgBackend {
             let rels: Vec<Option<String>> = self.run(
                 OpKind::Admin,
                 || format!("resolving the files of {t}"),
-                async |c| {
-                    Ok(c.query_typed(SQL, &[(&t, Type::TEXT)])
-                        .await?
-                        .iter()
-                        .map(|r| r.get(0))
-                        .collect())
-                },
+                async |c| Ok(c.query_typed(SQL, &[(&t, Type::TEXT)]).await?.iter().map(|r| r.get(0)).collect()),
             )?;
             for rel in rels.into_iter().flatten() {
                 let main = dir.join(&rel);
-                let (Some(parent), Some(node)) =
-                    (main.parent(), main.file_name().and_then(|n| n.to_str()))
-                else {
+                let (Some(parent), Some(node)) = (main.parent(), main.file_name().and_then(|n| n.to_str())) else {
                     continue;
                 };
                 if !main.exists() {
@@ -1085,10 +908,7 @@ impl Backend for PgBackend {
                     )));
                 }
                 let files = relation_files(parent, node).map_err(|e| {
-                    BackendError::with_source(
-                        format!("{}: listing {}", self.sys(), parent.display()),
-                        e,
-                    )
+                    BackendError::with_source(format!("{}: listing {}", self.sys(), parent.display()), e)
                 })?;
                 out.extend(files);
             }
@@ -1098,9 +918,6 @@ impl Backend for PgBackend {
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
         self.conn = None;
-        Ok(Some(format!(
-            "closed the connection to {}; the next call opens a new one",
-            self.s.endpoint()
-        )))
+        Ok(Some(format!("closed the connection to {}; the next call opens a new one", self.s.endpoint())))
     }
 }

@@ -95,23 +95,14 @@ impl Settings {
         let sys = kind.name();
         let env = |key: &str| format!("${}_{}", cfg.env_prefix, key.to_ascii_uppercase());
         let bad = |key: &str, value: &str, want: &str| {
-            BackendError::msg(format!(
-                "{sys}: setting `{key}` (or {}) is {value:?}; expected {want}",
-                env(key)
-            ))
+            BackendError::msg(format!("{sys}: setting `{key}` (or {}) is {value:?}; expected {want}", env(key)))
         };
         let is_crdb = kind == SystemKind::Cockroachdb;
 
-        let host = cfg
-            .string("host")
-            .unwrap_or_else(|| "localhost".to_string());
+        let host = cfg.string("host").unwrap_or_else(|| "localhost".to_string());
         let hostaddr = match cfg.string("hostaddr") {
             None => None,
-            Some(s) => Some(
-                s.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| bad("hostaddr", &s, "a numeric IP address"))?,
-            ),
+            Some(s) => Some(s.trim().parse::<IpAddr>().map_err(|_| bad("hostaddr", &s, "a numeric IP address"))?),
         };
         let port = match cfg.string("port") {
             None => {
@@ -121,12 +112,7 @@ impl Settings {
                     5432
                 }
             }
-            Some(s) => s
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("port", &s, "a TCP port"))?,
+            Some(s) => s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("port", &s, "a TCP port"))?,
         };
         let user = cfg.string("user").ok_or_else(|| {
             BackendError::msg(format!(
@@ -135,13 +121,8 @@ impl Settings {
                 env("user")
             ))
         })?;
-        let database = cfg.string("database").unwrap_or_else(|| {
-            if is_crdb {
-                "defaultdb".into()
-            } else {
-                user.clone()
-            }
-        });
+        let database =
+            cfg.string("database").unwrap_or_else(|| if is_crdb { "defaultdb".into() } else { user.clone() });
         if is_crdb && database == cfg.lab.as_str() {
             return Err(BackendError::msg(format!(
                 "{sys}: `database` is {database:?}, the lab database itself, which dedup-lab drops and recreates; \
@@ -150,19 +131,19 @@ impl Settings {
             )));
         }
         let password = cfg.secret("password")?;
-        let password_source =
-            if let Some(f) = cfg.settings.get("password_file").and_then(|v| v.as_str()) {
-                format!("the password in password_file {f}")
-            } else if let Some(v) = cfg.settings.get("password_env").and_then(|v| v.as_str()) {
-                format!("${v}")
-            } else {
-                env("password")
-            };
+        let password_source = if let Some(f) = cfg.settings.get("password_file").and_then(|v| v.as_str()) {
+            format!("the password in password_file {f}")
+        } else if let Some(v) = cfg.settings.get("password_env").and_then(|v| v.as_str()) {
+            format!("${v}")
+        } else {
+            env("password")
+        };
 
         let sslrootcert = cfg.string("sslrootcert").map(PathBuf::from);
         let sslmode = match cfg.string("sslmode") {
-            Some(s) => SslMode::parse(&s)
-                .ok_or_else(|| bad("sslmode", &s, "disable, prefer, require or verify-full"))?,
+            Some(s) => {
+                SslMode::parse(&s).ok_or_else(|| bad("sslmode", &s, "disable, prefer, require or verify-full"))?
+            }
             None if sslrootcert.is_some() => SslMode::VerifyFull,
             None if is_crdb => SslMode::Require,
             None => SslMode::Prefer,
@@ -189,8 +170,7 @@ impl Settings {
 
         let connect_timeout = Duration::from_secs(cfg.u64("connect_timeout")?.unwrap_or(10).max(1));
         let data_dir = cfg.string("data_dir").map(PathBuf::from);
-        let preflight_connections =
-            cfg.u64("preflight_connections")?.unwrap_or(4).clamp(1, 64) as u32;
+        let preflight_connections = cfg.u64("preflight_connections")?.unwrap_or(4).clamp(1, 64) as u32;
         let bulk = match cfg.string("bulk") {
             None => {
                 if is_crdb {
@@ -214,9 +194,9 @@ impl Settings {
         let batch_rows = cfg.u64("batch_rows")?.unwrap_or(1000).max(1) as usize;
         let batch_bytes = match cfg.string("batch_bytes") {
             None => 4 << 20,
-            Some(s) => parse_bytes("batch_bytes", &s)
-                .map_err(|e| BackendError::msg(format!("{sys}: {e}")))?
-                .max(1) as usize,
+            Some(s) => {
+                parse_bytes("batch_bytes", &s).map_err(|e| BackendError::msg(format!("{sys}: {e}")))?.max(1) as usize
+            }
         };
 
         Ok(Settings {
@@ -258,10 +238,7 @@ impl Settings {
     pub fn pg_config(&self) -> tokio_postgres::Config {
         use secrecy::ExposeSecret;
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.database);
+        c.host(&self.host).port(self.port).user(&self.user).dbname(&self.database);
         if let Some(ip) = self.hostaddr {
             c.hostaddr(ip);
         }
@@ -272,8 +249,7 @@ impl Settings {
         c.connect_timeout(self.connect_timeout);
         // Notice a dead peer mid-stage instead of waiting forever.
         c.keepalives(true).keepalives_idle(Duration::from_secs(30));
-        c.keepalives_interval(Duration::from_secs(10))
-            .keepalives_retries(3);
+        c.keepalives_interval(Duration::from_secs(10)).keepalives_retries(3);
         c.tcp_user_timeout(Duration::from_secs(120));
         c.ssl_mode(match self.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -290,32 +266,17 @@ mod tests {
     use serde_json::json;
 
     fn cfg(system: &str, settings: serde_json::Value) -> BackendConfig {
-        BackendConfig::new(
-            "dedup_lab".parse().unwrap(),
-            system,
-            "DEDUP_UNIT_NO_ENV",
-            settings,
-            PathBuf::new(),
-        )
+        BackendConfig::new("dedup_lab".parse().unwrap(), system, "DEDUP_UNIT_NO_ENV", settings, PathBuf::new())
     }
 
     fn err(kind: SystemKind, settings: serde_json::Value) -> String {
-        Settings::from_config(kind, &cfg(kind.name(), settings))
-            .unwrap_err()
-            .to_string()
+        Settings::from_config(kind, &cfg(kind.name(), settings)).unwrap_err().to_string()
     }
 
     #[test]
     fn postgresql_defaults() {
-        let s = Settings::from_config(
-            SystemKind::Postgresql,
-            &cfg("postgresql", json!({"user": "dedup"})),
-        )
-        .unwrap();
-        assert_eq!(
-            (s.host.as_str(), s.port, s.database.as_str()),
-            ("localhost", 5432, "dedup")
-        );
+        let s = Settings::from_config(SystemKind::Postgresql, &cfg("postgresql", json!({"user": "dedup"}))).unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.database.as_str()), ("localhost", 5432, "dedup"));
         assert_eq!(s.sslmode, SslMode::Prefer);
         assert_eq!(s.bulk, BulkPath::Copy);
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
@@ -325,10 +286,7 @@ mod tests {
         // sslrootcert alone means verify-full.
         let s = Settings::from_config(
             SystemKind::Postgresql,
-            &cfg(
-                "postgresql",
-                json!({"user": "u", "sslrootcert": "/ca.pem", "hostaddr": "10.1.2.3"}),
-            ),
+            &cfg("postgresql", json!({"user": "u", "sslrootcert": "/ca.pem", "hostaddr": "10.1.2.3"})),
         )
         .unwrap();
         assert_eq!(s.sslmode, SslMode::VerifyFull);
@@ -337,11 +295,7 @@ mod tests {
 
     #[test]
     fn cockroach_defaults_require_tls() {
-        let s = Settings::from_config(
-            SystemKind::Cockroachdb,
-            &cfg("cockroachdb", json!({"user": "root"})),
-        )
-        .unwrap();
+        let s = Settings::from_config(SystemKind::Cockroachdb, &cfg("cockroachdb", json!({"user": "root"}))).unwrap();
         assert_eq!(
             (s.port, s.database.as_str(), s.sslmode, s.bulk),
             (26257, "defaultdb", SslMode::Require, BulkPath::Unnest)
@@ -353,26 +307,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.sslmode, SslMode::Disable);
+        assert!(err(SystemKind::Cockroachdb, json!({"user": "r", "sslmode": "prefer"})).contains("needs TLS"));
+        assert!(err(SystemKind::Cockroachdb, json!({"user": "r", "bulk": "copy"})).contains("bulk=unnest"));
         assert!(
-            err(
-                SystemKind::Cockroachdb,
-                json!({"user": "r", "sslmode": "prefer"})
-            )
-            .contains("needs TLS")
-        );
-        assert!(
-            err(
-                SystemKind::Cockroachdb,
-                json!({"user": "r", "bulk": "copy"})
-            )
-            .contains("bulk=unnest")
-        );
-        assert!(
-            err(
-                SystemKind::Cockroachdb,
-                json!({"user": "r", "database": "dedup_lab"})
-            )
-            .contains("lab database itself")
+            err(SystemKind::Cockroachdb, json!({"user": "r", "database": "dedup_lab"})).contains("lab database itself")
         );
     }
 
@@ -382,25 +320,13 @@ mod tests {
         assert!(err(pg, json!({})).contains("no user configured"));
         assert!(err(pg, json!({"user": "u", "port": "54x"})).contains("expected a TCP port"));
         assert!(
-            err(pg, json!({"user": "u", "sslmode": "verify-ca"}))
-                .contains("disable, prefer, require or verify-full")
+            err(pg, json!({"user": "u", "sslmode": "verify-ca"})).contains("disable, prefer, require or verify-full")
         );
-        assert!(
-            err(pg, json!({"user": "u", "sslmode": "verify-full"})).contains("set `sslrootcert`")
-        );
+        assert!(err(pg, json!({"user": "u", "sslmode": "verify-full"})).contains("set `sslrootcert`"));
         assert!(err(pg, json!({"user": "u", "hostaddr": "db.example"})).contains("numeric IP"));
         assert!(err(pg, json!({"user": "u", "bulk": "insert"})).contains("copy or unnest"));
-        assert!(
-            err(
-                pg,
-                json!({"user": "u", "host": "/run/pg", "sslmode": "require"})
-            )
-            .contains("unix socket")
-        );
-        assert!(
-            err(pg, json!({"user": "u", "password": "x"}))
-                .contains("must not be written in the config file")
-        );
+        assert!(err(pg, json!({"user": "u", "host": "/run/pg", "sslmode": "require"})).contains("unix socket"));
+        assert!(err(pg, json!({"user": "u", "password": "x"})).contains("must not be written in the config file"));
     }
 
     #[test]
@@ -408,10 +334,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pw");
         std::fs::write(&f, "hunter2-secret\n").unwrap();
-        let c = cfg(
-            "postgresql",
-            json!({"user": "u", "password_file": f.to_str().unwrap()}),
-        );
+        let c = cfg("postgresql", json!({"user": "u", "password_file": f.to_str().unwrap()}));
         let s = Settings::from_config(SystemKind::Postgresql, &c).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(!s.endpoint().contains("hunter2"));

@@ -26,9 +26,7 @@ pub fn connector(s: &Settings) -> Result<MakeRustlsConnect, BackendError> {
     let config = match s.sslmode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(
-                provider.signature_verification_algorithms,
-            )))
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.signature_verification_algorithms)))
             .with_no_client_auth(),
         SslMode::VerifyFull => {
             let path = s.sslrootcert.as_ref().expect("checked in Settings");
@@ -46,19 +44,13 @@ pub fn connector(s: &Settings) -> Result<MakeRustlsConnect, BackendError> {
             for cert in certs {
                 let cert = cert.map_err(|e| {
                     BackendError::with_source(
-                        format!(
-                            "{sys}: sslrootcert {} is not a PEM certificate file",
-                            path.display()
-                        ),
+                        format!("{sys}: sslrootcert {} is not a PEM certificate file", path.display()),
                         e,
                     )
                 })?;
                 roots.add(cert).map_err(|e| {
                     BackendError::with_source(
-                        format!(
-                            "{sys}: sslrootcert {}: unusable CA certificate",
-                            path.display()
-                        ),
+                        format!("{sys}: sslrootcert {}: unusable CA certificate", path.display()),
                         e,
                     )
                 })?;
@@ -118,26 +110,17 @@ impl ServerCertVerifier for AnyCertificate {
 /// What went wrong in a TLS handshake, for a message that says what to fix.
 pub fn explain(err: &(dyn std::error::Error + 'static), s: &Settings) -> Option<String> {
     let rustls_err = find_rustls_error(err)?;
-    let root = s
-        .sslrootcert
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let root = s.sslrootcert.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     use rustls::CertificateError as C;
     Some(match rustls_err {
         rustls::Error::InvalidCertificate(
-            C::UnknownIssuer
-            | C::BadSignature
-            | C::InvalidPurpose
-            | C::InvalidPurposeContext { .. },
+            C::UnknownIssuer | C::BadSignature | C::InvalidPurpose | C::InvalidPurposeContext { .. },
         ) => format!(
             "TLS: the server's certificate is not signed by the CA in sslrootcert {root}; \
              point `sslrootcert` / {} at the CA that issued the server's certificate",
             s.env("sslrootcert")
         ),
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => format!(
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => format!(
             "TLS: the server's certificate is not valid for host name {:?}; connect by a name the certificate \
              lists (set {} accordingly, with {} for the address if needed), or reissue the certificate",
             s.host,

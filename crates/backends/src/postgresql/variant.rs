@@ -78,15 +78,9 @@ impl Variant {
     pub fn parse(kind: SystemKind, name: &str) -> Result<Variant, BackendError> {
         if kind == SystemKind::Cockroachdb {
             return if name == "default" {
-                Ok(Variant {
-                    name: name.into(),
-                    storage: None,
-                    compression: Compression::Pglz,
-                })
+                Ok(Variant { name: name.into(), storage: None, compression: Compression::Pglz })
             } else {
-                Err(BackendError::msg(format!(
-                    "cockroachdb has no variant {name:?}; its only variant is `default`"
-                )))
+                Err(BackendError::msg(format!("cockroachdb has no variant {name:?}; its only variant is `default`")))
             };
         }
         let bad = |why: &str| {
@@ -108,22 +102,14 @@ impl Variant {
             None => Compression::Pglz,
             Some("lz4") => Compression::Lz4,
             Some("pglz") => {
-                return Err(bad(
-                    "pglz is the default compression; leave out the `-pglz` suffix",
-                ));
+                return Err(bad("pglz is the default compression; leave out the `-pglz` suffix"));
             }
             Some(_) => return Err(bad("unknown compression")),
         };
         if !storage.compresses() && compression != Compression::Pglz {
-            return Err(bad(
-                "EXTERNAL storage never compresses, so a compression method means nothing",
-            ));
+            return Err(bad("EXTERNAL storage never compresses, so a compression method means nothing"));
         }
-        Ok(Variant {
-            name: name.into(),
-            storage: Some(storage),
-            compression,
-        })
+        Ok(Variant { name: name.into(), storage: Some(storage), compression })
     }
 
     pub fn defaults(kind: SystemKind) -> Vec<String> {
@@ -142,32 +128,12 @@ mod tests {
     fn parses_postgresql_variants() {
         let pg = SystemKind::Postgresql;
         let v = Variant::parse(pg, "extended").unwrap();
-        assert_eq!(
-            (v.storage, v.compression),
-            (Some(Storage::Extended), Compression::Pglz)
-        );
+        assert_eq!((v.storage, v.compression), (Some(Storage::Extended), Compression::Pglz));
         let v = Variant::parse(pg, "extended-lz4").unwrap();
-        assert_eq!(
-            (v.storage, v.compression),
-            (Some(Storage::Extended), Compression::Lz4)
-        );
-        assert_eq!(
-            Variant::parse(pg, "external").unwrap().storage,
-            Some(Storage::External)
-        );
-        assert_eq!(
-            Variant::parse(pg, "main-lz4").unwrap().storage,
-            Some(Storage::Main)
-        );
-        for bad in [
-            "default",
-            "external-lz4",
-            "extended-pglz",
-            "extended-zstd",
-            "plain",
-            "",
-            "EXTENDED",
-        ] {
+        assert_eq!((v.storage, v.compression), (Some(Storage::Extended), Compression::Lz4));
+        assert_eq!(Variant::parse(pg, "external").unwrap().storage, Some(Storage::External));
+        assert_eq!(Variant::parse(pg, "main-lz4").unwrap().storage, Some(Storage::Main));
+        for bad in ["default", "external-lz4", "extended-pglz", "extended-zstd", "plain", "", "EXTENDED"] {
             let e = Variant::parse(pg, bad).unwrap_err().to_string();
             assert!(e.contains("valid: extended"), "{bad}: {e}");
         }
@@ -178,9 +144,6 @@ mod tests {
         assert!(Variant::parse(SystemKind::Cockroachdb, "default").is_ok());
         assert!(Variant::parse(SystemKind::Cockroachdb, "extended").is_err());
         assert_eq!(Variant::defaults(SystemKind::Cockroachdb), ["default"]);
-        assert_eq!(
-            Variant::defaults(SystemKind::Postgresql),
-            ["extended", "external"]
-        );
+        assert_eq!(Variant::defaults(SystemKind::Postgresql), ["extended", "external"]);
     }
 }

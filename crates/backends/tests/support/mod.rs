@@ -24,34 +24,17 @@ pub fn skip(reason: &str) {
 /// A config for the local test server of `scripts/services.sh` (`DEDUP_PG_*` from the
 /// environment), with `settings` on top; None when the environment does not name one.
 pub fn env_pg_config(lab: &str, settings: serde_json::Value) -> Option<BackendConfig> {
-    for key in [
-        "DEDUP_PG_HOST",
-        "DEDUP_PG_PORT",
-        "DEDUP_PG_USER",
-        "DEDUP_PG_PASSWORD",
-    ] {
+    for key in ["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD"] {
         if std::env::var(key).map(|v| v.is_empty()).unwrap_or(true) {
             return None;
         }
     }
-    Some(BackendConfig::new(
-        lab.parse().expect("lab name"),
-        "postgresql",
-        "DEDUP_PG",
-        settings,
-        PathBuf::new(),
-    ))
+    Some(BackendConfig::new(lab.parse().expect("lab name"), "postgresql", "DEDUP_PG", settings, PathBuf::new()))
 }
 
 /// A config that reads nothing from the environment (for throwaway clusters).
 pub fn isolated_config(lab: &str, system: &str, settings: serde_json::Value) -> BackendConfig {
-    BackendConfig::new(
-        lab.parse().expect("lab name"),
-        system,
-        "DEDUP_TEST_NO_SUCH_ENV",
-        settings,
-        PathBuf::new(),
-    )
+    BackendConfig::new(lab.parse().expect("lab name"), system, "DEDUP_TEST_NO_SUCH_ENV", settings, PathBuf::new())
 }
 
 pub fn ns(lab: &str, containers: u8) -> Namespace {
@@ -59,14 +42,7 @@ pub fn ns(lab: &str, containers: u8) -> Namespace {
 }
 
 pub fn record(index: u64, container: u8, data: Vec<u8>) -> Record {
-    Record {
-        id: RecordId {
-            key: Record::key_for(index),
-            container,
-        },
-        index,
-        data,
-    }
+    Record { id: RecordId { key: Record::key_for(index), container }, index, data }
 }
 
 /// Deterministic incompressible bytes (xorshift64*).
@@ -85,20 +61,8 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 /// Compressible text: words from a small vocabulary.
 pub fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 12] = [
-        "the",
-        "storage",
-        "of",
-        "duplicated",
-        "data",
-        "is",
-        "measured",
-        "in",
-        "bytes",
-        "and",
-        "pages",
-        "again",
-    ];
+    const WORDS: [&str; 12] =
+        ["the", "storage", "of", "duplicated", "data", "is", "measured", "in", "bytes", "and", "pages", "again"];
     let r = random_bytes(seed, len / 2 + 16);
     let mut out = Vec::with_capacity(len + 16);
     let mut i = 0;
@@ -135,28 +99,14 @@ pub fn sql_rows(
     db: &str,
     sql: &str,
 ) -> Result<Vec<Option<String>>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host(host)
-            .port(port)
-            .user(user)
-            .password(password)
-            .dbname(db);
-        let (client, connection) = cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        cfg.host(host).port(port).user(user).password(password).dbname(db);
+        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| format!("{e:?}"))?;
         let task = tokio::spawn(connection);
         let mut out = Vec::new();
-        for msg in client
-            .simple_query(sql)
-            .await
-            .map_err(|e| format!("{e:?}"))?
-        {
+        for msg in client.simple_query(sql).await.map_err(|e| format!("{e:?}"))? {
             if let tokio_postgres::SimpleQueryMessage::Row(row) = msg {
                 out.push(row.get(0).map(str::to_string));
             }

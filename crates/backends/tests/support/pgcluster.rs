@@ -58,42 +58,23 @@ impl PgCluster {
     /// Why throwaway clusters cannot run here, if they cannot.
     pub fn unavailable() -> Option<String> {
         if Self::bin_dir().is_none() {
-            return Some(
-                "no PostgreSQL server binaries (set DEDUP_PG_BIN_DIR or install postgresql)".into(),
-            );
+            return Some("no PostgreSQL server binaries (set DEDUP_PG_BIN_DIR or install postgresql)".into());
         }
         if is_root() && os_ids("postgres").is_none() {
-            return Some(
-                "running as root but there is no `postgres` OS user to run a cluster as".into(),
-            );
+            return Some("running as root but there is no `postgres` OS user to run a cluster as".into());
         }
         None
     }
 
     pub fn start(opts: &ClusterOptions) -> Result<PgCluster, String> {
         let bin = Self::bin_dir().ok_or("no PostgreSQL binaries")?;
-        let owner = if is_root() {
-            Some(os_ids("postgres").ok_or("no postgres OS user")?)
-        } else {
-            None
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("dedup-lab-pgtest-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
+        let owner = if is_root() { Some(os_ids("postgres").ok_or("no postgres OS user")?) } else { None };
+        let dir = tempfile::Builder::new().prefix("dedup-lab-pgtest-").tempdir().map_err(|e| e.to_string())?;
         let password = opts.password.clone().unwrap_or_else(|| hex_token(16));
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| e.to_string())?;
         let data = dir.path().join("data");
-        let mut c = PgCluster {
-            port: 0,
-            password,
-            dir,
-            bin,
-            owner,
-            running: false,
-            password_file: pwfile.clone(),
-        };
+        let mut c = PgCluster { port: 0, password, dir, bin, owner, running: false, password_file: pwfile.clone() };
         c.give_to_owner(c.dir.path())?;
         c.give_to_owner(&pwfile)?;
         let out = c.as_owner(
@@ -112,10 +93,7 @@ impl PgCluster {
             ],
         )?;
         if !out.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
         let mut conf = vec![
             "listen_addresses = '127.0.0.1'".to_string(),
@@ -139,8 +117,7 @@ impl PgCluster {
             ]);
         }
         conf.extend(opts.conf.iter().cloned());
-        let mut text =
-            std::fs::read_to_string(data.join("postgresql.conf")).map_err(|e| e.to_string())?;
+        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).map_err(|e| e.to_string())?;
         text.push_str("\n# dedup-lab test cluster\n");
         for line in &conf {
             text.push_str(line);
@@ -217,16 +194,7 @@ impl PgCluster {
         if self.running {
             let _ = self.as_owner(
                 &self.bin.join("pg_ctl"),
-                &[
-                    "stop",
-                    "-w",
-                    "-t",
-                    "60",
-                    "-m",
-                    "fast",
-                    "-D",
-                    self.data_dir().to_str().unwrap(),
-                ],
+                &["stop", "-w", "-t", "60", "-m", "fast", "-D", self.data_dir().to_str().unwrap()],
             );
             self.running = false;
         }
@@ -265,8 +233,7 @@ impl PgCluster {
             Command::new(program)
         };
         cmd.args(args).current_dir("/");
-        cmd.output()
-            .map_err(|e| format!("running {}: {e}", program.display()))
+        cmd.output().map_err(|e| format!("running {}: {e}", program.display()))
     }
 
     fn give_to_owner(&self, path: &Path) -> Result<(), String> {
@@ -283,27 +250,14 @@ impl Drop for PgCluster {
         if self.running {
             let _ = self.as_owner(
                 &self.bin.join("pg_ctl"),
-                &[
-                    "stop",
-                    "-w",
-                    "-t",
-                    "30",
-                    "-m",
-                    "immediate",
-                    "-D",
-                    self.data_dir().to_str().unwrap(),
-                ],
+                &["stop", "-w", "-t", "30", "-m", "immediate", "-D", self.data_dir().to_str().unwrap()],
             );
         }
     }
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn os_ids(user: &str) -> Option<(u32, u32)> {
@@ -332,8 +286,6 @@ pub fn free_port() -> Result<u16, String> {
 pub fn hex_token(bytes: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("/dev/urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("/dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
