@@ -21,7 +21,7 @@ pub fn record(index: u64, container: u8, len: usize) -> Record {
             x as u8
         })
         .collect();
-    Record { id: RecordId { key: Record::key_for(index), container }, index, data }
+    Record::blob(RecordId { key: Record::key_for(index), container }, index, data)
 }
 
 /// Runs the whole suite. `leftovers` answers whether anything of the namespace still

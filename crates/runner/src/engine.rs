@@ -551,7 +551,7 @@ impl Iterator for RecordSource {
         }
         self.rows += 1;
         self.bytes += r.data.len() as u64;
-        Some(Ok(Record { id, index: r.index, data: r.data }))
+        Some(Ok(Record::blob(id, r.index, r.data)))
     }
 }
 
