@@ -26,7 +26,9 @@ pub enum ColumnType {
     Float,
     /// Exact decimal with `scale` fraction digits (money); the value is the unscaled integer
     /// (`1234.56` at scale 2 is `123456`). Scale at most 18.
-    Decimal { scale: u8 },
+    Decimal {
+        scale: u8,
+    },
     /// UTF-8 text.
     Text,
     Bool,
@@ -501,8 +503,12 @@ mod tests {
         for bad in ["k", "User", "1a", "a-b", "", "a b"] {
             assert!(Schema::new("t", vec![col(bad, ColumnType::Int)], RowEncoding::Csv).is_err(), "{bad}");
         }
-        assert!(Schema::new("t", vec![col("a", ColumnType::Int), col("a", ColumnType::Int)], RowEncoding::Csv).is_err());
-        assert!(Schema::new("t", vec![col("a", ColumnType::Int), col("b", ColumnType::Int)], RowEncoding::Raw).is_err());
+        assert!(
+            Schema::new("t", vec![col("a", ColumnType::Int), col("a", ColumnType::Int)], RowEncoding::Csv).is_err()
+        );
+        assert!(
+            Schema::new("t", vec![col("a", ColumnType::Int), col("b", ColumnType::Int)], RowEncoding::Raw).is_err()
+        );
         assert!(Schema::new("t", vec![col("a", ColumnType::Decimal { scale: 19 })], RowEncoding::Raw).is_err());
     }
 
@@ -538,8 +544,8 @@ mod tests {
         bad[0] = Value::Text("7".into());
         assert!(s.encode(&bad).unwrap_err().to_string().contains("column id is int"));
 
-        let csv = Schema::new("u", vec![col("key", ColumnType::Uuid), col("v", ColumnType::Text)], RowEncoding::Csv)
-            .unwrap();
+        let csv =
+            Schema::new("u", vec![col("key", ColumnType::Uuid), col("v", ColumnType::Text)], RowEncoding::Csv).unwrap();
         let u = parse_uuid("0f8fad5b-d9cb-469f-a165-70867728950e").unwrap();
         assert_eq!(
             csv.encode(&[Value::Uuid(u), Value::Text("a,\"b\"".into())]).unwrap(),
@@ -570,12 +576,15 @@ mod tests {
 
     #[test]
     fn timestamps_and_uuids_round_trip() {
-        for s in ["1970-01-01T00:00:00Z", "2021-03-04T05:06:07Z", "2000-02-29T23:59:59.000001Z", "1969-12-31T23:59:59.5Z"] {
+        for s in
+            ["1970-01-01T00:00:00Z", "2021-03-04T05:06:07Z", "2000-02-29T23:59:59.000001Z", "1969-12-31T23:59:59.5Z"]
+        {
             let t = parse_timestamp(s).unwrap_or_else(|| panic!("{s}"));
             assert_eq!(format_timestamp(t), s);
         }
         assert_eq!(parse_timestamp("2021-03-04T05:06:07Z"), Some(1_614_834_367_000_000));
-        for bad in ["2021-02-29T00:00:00Z", "2021-03-04 05:06:07Z", "2021-03-04T05:06:07", "2021-03-04T05:06:07+01:00"] {
+        for bad in ["2021-02-29T00:00:00Z", "2021-03-04 05:06:07Z", "2021-03-04T05:06:07", "2021-03-04T05:06:07+01:00"]
+        {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
         let u = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -588,8 +597,9 @@ mod tests {
 
     #[test]
     fn canonical_json_is_a_fixed_point_of_jsonb_output() {
-        let sent = canonicalize_json(r#"{ "b": 12.50, "a": [1, 1e2, -0.0, 0.0000001], "ab": {"z": null, "y": "é\u0001"} }"#)
-            .unwrap();
+        let sent =
+            canonicalize_json(r#"{ "b": 12.50, "a": [1, 1e2, -0.0, 0.0000001], "ab": {"z": null, "y": "é\u0001"} }"#)
+                .unwrap();
         assert_eq!(sent, r#"{"a":[1,100,0,0.0000001],"ab":{"y":"é\u0001","z":null},"b":12.5}"#);
         // What PostgreSQL's jsonb output looks like: keys by length, spaces, numerics kept.
         let jsonb_out = r#"{"a": [1, 100, 0, 0.0000001], "b": 12.5, "ab": {"y": "é\u0001", "z": null}}"#;
