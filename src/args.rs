@@ -128,6 +128,14 @@ pub struct RunArgs {
     /// Cache state before each stage, comma-separated: warm and/or cold.
     #[arg(long, value_delimiter = ',')]
     pub caches: Option<Vec<String>>,
+    /// Insertion mode: blob (each file one value), native (files parsed into typed records:
+    /// rows, JSON documents, paragraphs, keys, chunks) or both.
+    #[arg(long, value_delimiter = ',', value_name = "blob|native|both")]
+    pub insertion_mode: Option<Vec<String>>,
+    /// Native mode: a record that cannot be parsed fails the stage (fail, the default) or
+    /// is counted and skipped (skip).
+    #[arg(long, value_name = "fail|skip")]
+    pub on_parse_error: Option<String>,
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -228,11 +228,15 @@ fn print_plan(plan: &RunPlan) {
     }
     println!("  stages: {}", spec.stages.iter().map(Stage::to_string).collect::<Vec<_>>().join(", "));
     println!(
-        "  runs: {}   placements: {}   caches: {}",
+        "  runs: {}   placements: {}   caches: {}   insertion modes: {}",
         spec.runs,
         spec.placements.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
-        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+        spec.modes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
     );
+    if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
+        println!("  native mode: on_parse_error = {}", spec.on_parse_error);
+    }
     println!("  writes: {} in {} per-record operations plus bulk loads", format_bytes(bytes), ops);
     println!("  estimate: ~{:.0} s (rough)", secs.max(1.0));
     println!("  results would go to: {}/<run-id>", plan.results.display());
