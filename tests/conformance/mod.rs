@@ -146,8 +146,8 @@ pub fn native_records(
 /// Native insertion mode: for every synthetic payload type, a namespace typed by its schema
 /// takes the parsed records through the bulk path and one by one, reads each record back as
 /// its canonical encoding (a typed store rebuilds it from its columns), counts and deletes.
-pub fn run_native_suite(b: &mut dyn Backend) {
-    let lab: LabName = "dedup_lab_conformance".parse().unwrap();
+pub fn run_native_suite(b: &mut dyn Backend, lab: &str) {
+    let lab: LabName = lab.parse().unwrap();
     for payload in dedup_lab_core::PayloadType::ALL {
         let (schema, recs) = native_records(payload, 3, 48 * 1024, 0);
         let (_, more) = native_records(payload, 4, 8 * 1024, 1);
