@@ -5,6 +5,11 @@
 //!   `dedup_lab.c0 (k text PRIMARY KEY, v bytea NOT NULL)`, the value column's TOAST storage
 //!   and compression set by the variant (`extended`, `external`, `main`, `extended-lz4`, …;
 //!   see [`variant`]).
+//! - Native insertion mode (the namespace has a schema): `c0 (k text PRIMARY KEY, <typed
+//!   columns>)` — `bigint`, `numeric(19, s)`, `text`, `timestamptz`, `uuid`, `jsonb`,
+//!   `bytea`, … (see [`typed`]); the variant's storage and compression apply to every
+//!   variable-length column. COPY, `unnest` and per-record statements send the typed values
+//!   in binary; `read_one` rebuilds the record's canonical encoding from the stored columns.
 //! - `reset`/`teardown` drop only the lab schema's own tables and then the schema, without
 //!   `CASCADE`: an object outside the lab that depends on a lab table (a view, a foreign key)
 //!   makes them fail with a clear error instead of being dropped along.
