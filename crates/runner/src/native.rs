@@ -85,42 +85,32 @@ impl NativeFeed {
                     spec.seed
                 );
                 let container = u8::from(placement == Placement::Across && f.is_duplicate());
-                for item in format.parse(&label, &f.data[..]) {
+                let file = FileRef { label: &label, index: f.index, container, data: &f.data };
+                let mut stopped = false;
+                let parsed = parse_file(format, &schema, &file, policy, &mut |item| {
                     match item {
-                        Ok(nr) => match encode(&schema, &nr.row, &label, nr.line) {
-                            Ok(data) => {
-                                bytes += data.len();
-                                batch.records.push(Record {
-                                    id: RecordId { key: Record::native_key_for(f.index, nr.ordinal), container },
-                                    index: f.index,
-                                    data,
-                                    row: Some(nr.row),
-                                });
-                            }
-                            Err(e) => {
-                                batch.failed = Some(e);
-                                let _ = tx.send(batch);
-                                return;
-                            }
-                        },
-                        Err(e) => match policy {
-                            OnParseError::Skip => batch.skipped.push(e),
-                            OnParseError::Fail => {
-                                batch.failed = Some(BackendError::msg(format!(
-                                    "native parsing failed: {e} (set on_parse_error = \"skip\" in [matrix] to count \
-                                     and skip such records)"
-                                )));
-                                let _ = tx.send(batch);
-                                return;
-                            }
-                        },
+                        Parsed::Record(r) => {
+                            bytes += r.data.len();
+                            batch.records.push(r);
+                        }
+                        Parsed::Skipped(e) => batch.skipped.push(e),
                     }
                     if batch.records.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
-                        if tx.send(std::mem::take(&mut batch)).is_err() {
-                            return; // the consumer stopped early
-                        }
                         bytes = 0;
+                        if tx.send(std::mem::take(&mut batch)).is_err() {
+                            stopped = true; // the consumer stopped early
+                            return false;
+                        }
                     }
+                    true
+                });
+                if stopped {
+                    return;
+                }
+                if let Err(e) = parsed {
+                    batch.failed = Some(e);
+                    let _ = tx.send(batch);
+                    return;
                 }
             }
             let _ = tx.send(batch);
@@ -147,8 +137,118 @@ impl NativeFeed {
     }
 }
 
-fn encode(schema: &Schema, row: &[dedup_lab_core::Value], file: &str, line: u64) -> Result<Vec<u8>, BackendError> {
-    schema.encode(row).map_err(|e| BackendError::with_source(format!("native record of {file} line {line}"), e))
+/// One payload file to parse.
+pub struct FileRef<'a> {
+    /// Names the file in errors.
+    pub label: &'a str,
+    /// Its index in the dataset.
+    pub index: u64,
+    /// The container its records go to.
+    pub container: u8,
+    pub data: &'a [u8],
+}
+
+/// What parsing a file yields, record by record.
+pub enum Parsed {
+    /// A native record: typed row, canonical encoding as `data`, native key.
+    Record(Record),
+    /// A record that could not be parsed, skipped under `on_parse_error = "skip"`.
+    Skipped(NativeError),
+}
+
+/// Parses `file` into native records, handing each to `emit` (which returns false to stop
+/// early). Under [`OnParseError::Fail`] the first record that cannot be parsed is the error,
+/// naming the file and line; under [`OnParseError::Skip`] it is handed over as skipped.
+pub fn parse_file(
+    format: Format,
+    schema: &Schema,
+    file: &FileRef<'_>,
+    policy: OnParseError,
+    emit: &mut dyn FnMut(Parsed) -> bool,
+) -> Result<(), BackendError> {
+    for item in format.parse(file.label, file.data) {
+        let out = match item {
+            Ok(nr) => {
+                let data = schema.encode(&nr.row).map_err(|e| {
+                    BackendError::with_source(format!("native record of {} line {}", file.label, nr.line), e)
+                })?;
+                Parsed::Record(Record {
+                    id: RecordId { key: Record::native_key_for(file.index, nr.ordinal), container: file.container },
+                    index: file.index,
+                    data,
+                    row: Some(nr.row),
+                })
+            }
+            Err(e) => match policy {
+                OnParseError::Skip => Parsed::Skipped(e),
+                OnParseError::Fail => {
+                    return Err(BackendError::msg(format!(
+                        "native parsing failed: {e} (set on_parse_error = \"skip\" in [matrix], or \
+                         --on-parse-error skip, to count and skip such records)"
+                    )));
+                }
+            },
+        };
+        if !emit(out) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8], policy: OnParseError) -> (Result<(), BackendError>, Vec<Record>, Vec<String>) {
+        let format = Format::StructuredJson;
+        let file =
+            FileRef { label: "structured_json/U0/records/r00000002.ndjson", index: 2, container: 1, data: input };
+        let (mut recs, mut skipped) = (Vec::new(), Vec::new());
+        let r = parse_file(format, &format.schema(), &file, policy, &mut |p| {
+            match p {
+                Parsed::Record(r) => recs.push(r),
+                Parsed::Skipped(e) => skipped.push(e.to_string()),
+            }
+            true
+        });
+        (r, recs, skipped)
+    }
+
+    const BAD: &[u8] = b"{\"id\":1,\"user\":\"a\"}\n{\"id\":2,\"user\n{\"id\":3}\n";
+
+    #[test]
+    fn a_bad_record_fails_naming_file_and_line() {
+        let (r, recs, _) = run(BAD, OnParseError::Fail);
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.starts_with("native parsing failed: structured_json/U0/records/r00000002.ndjson line 2: malformed JSON"),
+            "{e}"
+        );
+        assert!(e.contains("on_parse_error = \"skip\""), "{e}");
+        assert_eq!(recs.len(), 1, "the records before it were handed over");
+    }
+
+    #[test]
+    fn a_bad_record_is_counted_and_skipped_when_configured() {
+        let (r, recs, skipped) = run(BAD, OnParseError::Skip);
+        r.unwrap();
+        let keys: Vec<&str> = recs.iter().map(|r| r.id.key.as_str()).collect();
+        assert_eq!(keys, ["r00000002n000000", "r00000002n000002"], "keys keep the records' positions");
+        assert!(recs.iter().all(|r| r.id.container == 1 && r.index == 2 && r.row.is_some()));
+        assert_eq!(recs[1].data, br#"{"id":3}"#);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("r00000002.ndjson line 2: malformed JSON"), "{skipped:?}");
+    }
+
+    #[test]
+    fn invalid_utf8_in_text_fails_naming_the_line() {
+        let format = Format::TextParagraphs;
+        let data = b"one.\n\ntwo \xc3\x28 three.\n";
+        let file = FileRef { label: "text_document/U50/records/r00000007.txt", index: 7, container: 0, data };
+        let e = parse_file(format, &format.schema(), &file, OnParseError::Fail, &mut |_| true).unwrap_err();
+        assert!(e.to_string().contains("r00000007.txt line 3: invalid UTF-8"), "{e}");
+    }
 }
 
 impl Iterator for NativeFeed {
