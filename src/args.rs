@@ -30,7 +30,7 @@ pub enum Command {
     /// Intrinsic duplicate and compression ratios of datasets: the ideal store.
     Analyze(AnalyzeArgs),
     /// Run the experiment matrix (the embedded default when nothing is configured).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Connect to each selected system, create and drop the lab namespace, check consistency.
     Preflight(PreflightArgs),
     /// What a running or stopped run has done, failed and has left.

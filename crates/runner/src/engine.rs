@@ -627,7 +627,7 @@ impl RecordSource {
     }
 
     fn sampled(&self, file: u64) -> bool {
-        self.sample_every > 0 && file % self.sample_every == 0
+        self.sample_every > 0 && file.is_multiple_of(self.sample_every)
     }
 
     /// What native mode did, for the measurement's notes (nothing in blob mode).

@@ -386,7 +386,8 @@ impl PgBackend {
             (0..n).map(|i| format!("COPY {} ({cols}) FROM STDIN (FORMAT binary)", self.table(ns, i as u8))).collect();
         let mut extra: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
         let main = &self.conn.as_ref().expect("connected above").client;
-        let result = copy_all(&self.rt, &self.s, &self.tls, main, &mut extra, &stmts, ns.schema(), records);
+        let target = CopyTarget { stmts: &stmts, schema: ns.schema() };
+        let result = copy_all(&self.rt, &self.s, &self.tls, main, &mut extra, &target, records);
         drop(extra);
         match result {
             Ok(rows) => Ok(rows),
@@ -591,6 +592,12 @@ impl From<BackendError> for BulkError {
     }
 }
 
+/// What the COPYs write: one statement per container, and the schema of typed tables.
+struct CopyTarget<'a> {
+    stmts: &'a [String],
+    schema: Option<&'a Schema>,
+}
+
 /// Streams records into one binary COPY per container; container 0 on the main connection,
 /// the others on connections opened here (one COPY at a time per connection). Dropping a
 /// writer before `finish` aborts its COPY.
@@ -600,10 +607,10 @@ fn copy_all(
     tls: &MakeRustlsConnect,
     main: &tokio_postgres::Client,
     extra: &mut [Option<Conn>],
-    stmts: &[String],
-    schema: Option<&Schema>,
+    target: &CopyTarget<'_>,
     records: RecordStream<'_>,
 ) -> Result<u64, BulkError> {
+    let (stmts, schema) = (target.stmts, target.schema);
     let types: Vec<Type> = match schema {
         None => vec![Type::TEXT, Type::BYTEA],
         Some(s) => std::iter::once(Type::TEXT).chain(s.columns.iter().map(|c| typed::pg_type(c.ty).1)).collect(),
