@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// Drop lab namespaces that interrupted runs left behind.
     Cleanup(PreflightArgs),
+    /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
+    Report(ReportArgs),
 }
 
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
@@ -73,11 +75,16 @@ pub struct DatasetArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Directory to write the datasets to.
-    #[arg(long, short)]
-    pub output: PathBuf,
+    #[arg(long, short, required_unless_present = "no_write")]
+    pub output: Option<PathBuf>,
     /// Write into an existing directory that is not a dataset directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_write")]
     pub force: bool,
+    /// Generate and hash every record but write nothing; print each dataset's totals and
+    /// fingerprint (the dataset_sha256 its manifest would carry). To check that a machine
+    /// generates the same bytes as another, and for benchmarks.
+    #[arg(long, conflicts_with = "output")]
+    pub no_write: bool,
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -143,8 +150,28 @@ pub struct RunArgs {
     /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
+    /// (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub export: Option<Vec<String>>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories (results/<run-id>) or results directories holding runs; finished or not.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the report (default: the first directory given).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Formats, comma-separated: csv, json, md, tex, html, all, none (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Option<Vec<String>>,
+    /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).
+    #[arg(long)]
+    pub allow_mixed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub lab: Option<String>,
     /// Where run results go (default `results`).
     pub results_dir: Option<PathBuf>,
+    /// Exports written at the end of a run and by `report` (default: all of csv, json, md, tex, html).
+    pub exports: Option<Vec<String>>,
     #[serde(default)]
     pub matrix: RawMatrix,
     /// Per-system settings, `[systems.<name>]`, passed to the backend that reads them.

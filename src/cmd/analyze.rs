@@ -34,13 +34,10 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses a generated dataset, hashing on worker threads.
+/// Analyses a generated dataset, hashing on worker threads (cached per spec, so the
+/// summary and the exports of a run share one analysis).
 pub fn analyze_spec(ds: &Dataset) -> Analysis {
-    let mut an = Analyzer::new();
-    for h in ds.par_records(dir::default_threads()) {
-        an.add(&h.record.data, Some(h.sha256));
-    }
-    an.finish()
+    dedup_lab_report::intrinsic::analyze(ds, dir::default_threads())
 }
 
 fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {

@@ -84,7 +84,15 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
             )));
         }
         let is_dataset_dir = root.join(MARKER).is_file();
-        let empty = fs::read_dir(root).map_err(|e| DatasetError::io(root, e))?.next().is_none();
+        let empty = fs::read_dir(root)
+            .map_err(|e| {
+                DatasetError::Invalid(format!(
+                    "cannot read output directory {}: {e}; choose another --output",
+                    root.display()
+                ))
+            })?
+            .next()
+            .is_none();
         if !is_dataset_dir && !empty && !force {
             return Err(DatasetError::Invalid(format!(
                 "output {} exists and is not a dataset directory (it has no {MARKER}); \
@@ -93,7 +101,19 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
             )));
         }
     } else {
-        fs::create_dir_all(root).map_err(|e| DatasetError::io(root, e))?;
+        fs::create_dir_all(root).map_err(|e| {
+            // Name the culprit when a part of the path is a file (ENOTDIR says only "Not a
+            // directory", not which one).
+            let file = root.ancestors().skip(1).find(|a| a.exists()).filter(|a| !a.is_dir());
+            let why = match file {
+                Some(f) => format!("{} is a file, not a directory", f.display()),
+                None => e.to_string(),
+            };
+            DatasetError::Invalid(format!(
+                "cannot create output directory {}: {why}; choose another --output",
+                root.display()
+            ))
+        })?;
     }
     // Prove we can write here before generating anything.
     let probe = root.join(".dedup-lab-write-test");
@@ -102,6 +122,28 @@ pub fn prepare_output(root: &Path, force: bool) -> Result<(), DatasetError> {
     })?;
     fs::remove_file(&probe).map_err(|e| DatasetError::io(&probe, e))?;
     Ok(())
+}
+
+/// Checks that the dataset of `spec` may be written into `root`: its directory must not
+/// exist yet, or be one that dedup-lab wrote (listed in the root's index), which is then
+/// replaced. `--force` lets `generate` write into a directory it did not create; it never
+/// lets it delete what someone else put there.
+pub fn check_target(root: &Path, spec: &DatasetSpec) -> Result<(), DatasetError> {
+    let rel = dataset_rel_path(spec);
+    let dir = root.join(&rel);
+    if fs::symlink_metadata(&dir).is_err() {
+        return Ok(());
+    }
+    let ours = root.join(MARKER).is_file() && read_index(root)?.datasets.iter().any(|d| d.path == rel);
+    if ours {
+        return Ok(());
+    }
+    Err(DatasetError::Invalid(format!(
+        "{} exists but dedup-lab did not write it (it is not listed in {}), so it is left alone; \
+         move it away (or delete it, if an interrupted generate left it) or choose another --output",
+        dir.display(),
+        root.join(MARKER).display()
+    )))
 }
 
 /// Reads the marker of a dataset directory.
@@ -134,6 +176,43 @@ fn write_index(root: &Path, index: &DirIndex) -> Result<(), DatasetError> {
     fs::rename(&tmp, &path).map_err(|e| DatasetError::io(&path, e))
 }
 
+/// Accumulates the totals line of a manifest, one record at a time.
+#[derive(Default)]
+pub struct TotalsBuilder {
+    totals: Totals,
+    fingerprint: Sha256,
+}
+
+impl TotalsBuilder {
+    pub fn add(&mut self, h: &par::HashedRecord) {
+        let (t, len) = (&mut self.totals, h.record.data.len() as u64);
+        self.fingerprint.update(h.sha256);
+        t.records += 1;
+        t.logical_bytes += len;
+        if h.record.is_duplicate() {
+            t.duplicate_records += 1;
+        } else {
+            t.unique_records += 1;
+            t.unique_bytes += len;
+        }
+    }
+
+    pub fn finish(self) -> Totals {
+        Totals { dataset_sha256: hex::encode(self.fingerprint.finalize()), ..self.totals }
+    }
+}
+
+/// Generates and hashes every record of `ds` and writes nothing: the totals (with the
+/// fingerprint) that its manifest would carry. Calls `progress` with each record's bytes.
+pub fn dataset_totals(ds: &Dataset, threads: usize, progress: &mut dyn FnMut(u64)) -> Totals {
+    let mut totals = TotalsBuilder::default();
+    for h in ds.par_records(threads) {
+        totals.add(&h);
+        progress(h.record.data.len() as u64);
+    }
+    totals.finish()
+}
+
 /// Writes one dataset into `root` (prepared with [`prepare_output`]), calling `progress`
 /// with the bytes of every record written. Returns the totals.
 pub fn write_dataset(
@@ -145,9 +224,9 @@ pub fn write_dataset(
     let spec = ds.spec();
     let rel = dataset_rel_path(spec);
     let dir = root.join(&rel);
+    check_target(root, spec)?;
     if dir.exists() {
-        // Only a dataset of our own layout is replaced (the root carries our marker or was
-        // empty/forced): remove the old records so no stale file survives.
+        // A dataset this tool wrote before: remove its old records so no stale file survives.
         fs::remove_dir_all(&dir).map_err(|e| DatasetError::io(&dir, e))?;
     }
     let records_dir = dir.join("records");
@@ -160,23 +239,14 @@ pub fn write_dataset(
         out.write_all(b"\n").map_err(io)
     };
     line(&mut out, &ManifestLine::Header { format: MANIFEST_FORMAT.into(), spec: spec.clone() })?;
-    let mut totals = Totals::default();
-    let mut fingerprint = Sha256::new();
+    let mut totals = TotalsBuilder::default();
     let ext = spec.payload.extension();
     for h in ds.par_records(threads) {
         let r = &h.record;
         let file = format!("records/{}.{ext}", r.key());
         let path = dir.join(&file);
         fs::write(&path, &r.data).map_err(|e| DatasetError::io(&path, e))?;
-        fingerprint.update(h.sha256);
-        totals.records += 1;
-        totals.logical_bytes += r.data.len() as u64;
-        if r.is_duplicate() {
-            totals.duplicate_records += 1;
-        } else {
-            totals.unique_records += 1;
-            totals.unique_bytes += r.data.len() as u64;
-        }
+        totals.add(&h);
         line(
             &mut out,
             &ManifestLine::Record(ManifestRecord {
@@ -190,7 +260,7 @@ pub fn write_dataset(
         )?;
         progress(r.data.len() as u64);
     }
-    totals.dataset_sha256 = hex::encode(fingerprint.finalize());
+    let totals = totals.finish();
     line(&mut out, &ManifestLine::Totals(totals.clone()))?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;

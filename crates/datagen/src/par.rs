@@ -4,8 +4,9 @@
 //! channel; the consumer reads the channels round-robin, so records come out in order and
 //! at most `W × (DEPTH + 1)` records are in memory at once, whatever the dataset size.
 
-use crate::{Dataset, GeneratedRecord};
+use crate::{Dataset, GeneratedRecord, PlanEntry};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
@@ -19,44 +20,80 @@ pub struct HashedRecord {
 }
 
 /// Iterator over a dataset's records, generated and hashed on worker threads.
+///
+/// Yields every record of the dataset or panics: a worker that panics is never mistaken
+/// for the end of the dataset (which would silently truncate it); its panic is resumed on
+/// the consumer's thread.
 pub struct ParRecords {
     receivers: Vec<Receiver<HashedRecord>>,
-    next: usize,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<Option<JoinHandle<()>>>,
+    next: u64,
+    total: u64,
 }
+
+/// Writes the content of one planned record into the (cleared) buffer.
+type Fill = dyn Fn(&Dataset, &PlanEntry, &mut Vec<u8>) + Send + Sync;
 
 impl ParRecords {
     pub fn new(ds: &Dataset, threads: usize) -> ParRecords {
+        Self::spawn(
+            ds,
+            threads,
+            Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| ds.fill(e.source, e.size, buf)),
+        )
+    }
+
+    fn spawn(ds: &Dataset, threads: usize, fill: Arc<Fill>) -> ParRecords {
         let threads = threads.max(1);
         let mut receivers = Vec::with_capacity(threads);
         let mut workers = Vec::with_capacity(threads);
         for w in 0..threads {
             let (tx, rx) = sync_channel::<HashedRecord>(DEPTH);
             let ds = ds.clone();
-            workers.push(std::thread::spawn(move || {
+            let fill = Arc::clone(&fill);
+            workers.push(Some(std::thread::spawn(move || {
                 for entry in ds.plan().skip(w).step_by(threads) {
                     let mut data = Vec::with_capacity(entry.size as usize);
-                    ds.fill(entry.source, entry.size, &mut data);
+                    fill(&ds, &entry, &mut data);
                     let sha256 = Sha256::digest(&data).into();
                     let record = GeneratedRecord { index: entry.index, source: entry.source, data };
                     if tx.send(HashedRecord { record, sha256 }).is_err() {
                         return; // the consumer stopped early
                     }
                 }
-            }));
+            })));
             receivers.push(rx);
         }
-        ParRecords { receivers, next: 0, workers }
+        ParRecords { receivers, workers, next: 0, total: ds.spec().records }
     }
 }
 
 impl Iterator for ParRecords {
     type Item = HashedRecord;
     fn next(&mut self) -> Option<HashedRecord> {
-        let n = self.receivers.len();
-        let item = self.receivers[self.next % n].recv().ok()?;
-        self.next += 1;
-        Some(item)
+        if self.next >= self.total {
+            return None;
+        }
+        let w = (self.next % self.receivers.len() as u64) as usize;
+        match self.receivers[w].recv() {
+            Ok(item) => {
+                self.next += 1;
+                Some(item)
+            }
+            Err(_) => {
+                // The worker hung up before its record: it panicked. Resume its panic here.
+                let outcome = self.workers[w].take().map(|h| h.join());
+                if let Some(Err(panic)) = outcome {
+                    std::panic::resume_unwind(panic);
+                }
+                panic!("generator worker {w} ended before record {} of {}", self.next, self.total);
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.total - self.next) as usize;
+        (left, Some(left))
     }
 }
 
@@ -64,7 +101,7 @@ impl Drop for ParRecords {
     fn drop(&mut self) {
         // Dropping the receivers makes every worker's next send fail, so they all end.
         self.receivers.clear();
-        for w in self.workers.drain(..) {
+        for w in self.workers.iter_mut().filter_map(Option::take) {
             let _ = w.join();
         }
     }
@@ -73,4 +110,55 @@ impl Drop for ParRecords {
 /// Threads to use for generation by default: the machine's cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DatasetSpec, RecordSize};
+    use dedup_lab_core::{Grade, PayloadType};
+
+    fn dataset(records: u64) -> Dataset {
+        Dataset::new(DatasetSpec {
+            payload: PayloadType::RandomBinary,
+            grade: Grade::U50,
+            records,
+            record_size: RecordSize::Fixed(64),
+            seed: 3,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn yields_every_record_in_order_for_any_thread_count() {
+        let ds = dataset(37);
+        for threads in [1, 2, 3, 8, 64] {
+            let idx: Vec<u64> = ds.par_records(threads).map(|h| h.record.index).collect();
+            assert_eq!(idx, (0..37).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_panicking_worker_is_not_the_end_of_the_dataset() {
+        let ds = dataset(20);
+        let fill: Arc<Fill> = Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| {
+            assert!(e.index != 13, "generator failed on record 13");
+            ds.fill(e.source, e.size, buf);
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ParRecords::spawn(&ds, 3, fill).count()));
+        let panic = result.expect_err("the dataset must not end quietly after 13 records");
+        let msg = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(msg.contains("record 13"), "{msg}");
+    }
+
+    #[test]
+    fn stopping_early_ends_the_workers() {
+        let ds = dataset(1000);
+        let first: Vec<_> = ds.par_records(4).take(5).collect();
+        assert_eq!(first.len(), 5); // dropping the iterator joined the workers
+    }
 }

@@ -59,9 +59,19 @@ fn timestamp(rng: &mut Xoshiro256StarStar) -> String {
 }
 
 /// Pads `buf[start..]` to `size` bytes by inserting spaces before the byte at `close`
-/// (the closing brace of the last JSON value), or writes a minimal valid value when
-/// nothing fitted.
-fn pad_json(buf: &mut Vec<u8>, start: usize, size: usize, close: Option<usize>, tail: &[u8]) {
+/// (the closing brace of the last JSON value).
+///
+/// When not even one full value fitted, writes `small` instead (a short object that still
+/// identifies the record, so small records of different originals never coincide), padded
+/// the same way; if that does not fit either, an empty object padded with spaces.
+fn pad_json(
+    buf: &mut Vec<u8>,
+    start: usize,
+    size: usize,
+    close: Option<usize>,
+    tail: &[u8],
+    small: impl FnOnce() -> Vec<u8>,
+) {
     let len = buf.len() - start;
     match close {
         Some(pos) if len <= size => {
@@ -70,12 +80,19 @@ fn pad_json(buf: &mut Vec<u8>, start: usize, size: usize, close: Option<usize>, 
         }
         _ => {
             buf.truncate(start);
-            buf.extend_from_slice(b"{");
+            let small = small();
+            let object: &[u8] = if small.len() + tail.len() <= size { &small } else { b"{}" };
+            buf.extend_from_slice(&object[..object.len() - 1]);
             buf.resize(start + size - 1 - tail.len(), b' ');
             buf.extend_from_slice(b"}");
             buf.extend_from_slice(tail);
         }
     }
+}
+
+/// 16 lower-case hex digits from the record's stream, for the short objects of [`pad_json`].
+fn token(rng: &mut Xoshiro256StarStar) -> String {
+    format!("{:016x}", rng.next_u64())
 }
 
 /// NDJSON of flat payment-like records.
@@ -106,7 +123,9 @@ fn ndjson(rng: &mut Xoshiro256StarStar, source: u64, size: usize, buf: &mut Vec<
         buf.extend_from_slice(&line);
         close = Some(buf.len() - 2); // the `}` before the newline
     }
-    pad_json(buf, start, size, close, b"\n");
+    pad_json(buf, start, size, close, b"\n", || {
+        format!("{{\"id\":{},\"token\":\"{}\"}}", source * 1_000_000, token(rng)).into_bytes()
+    });
 }
 
 /// One nested JSON document (an order with a customer, tags and line items).
@@ -154,7 +173,9 @@ fn document(rng: &mut Xoshiro256StarStar, source: u64, size: usize, buf: &mut Ve
     }
     buf.extend_from_slice(b"]}");
     let close = buf.len() - 1;
-    pad_json(buf, start, size, Some(close), b"");
+    pad_json(buf, start, size, Some(close), b"", || {
+        format!("{{\"doc_id\":\"order-{source}\",\"token\":\"{}\"}}", token(rng)).into_bytes()
+    });
 }
 
 /// Cumulative Zipf weights over [`WORDS`], scaled to u64.
@@ -176,10 +197,15 @@ fn zipf_cdf() -> &'static [u64] {
 }
 
 /// Natural-language-like text: sentences of Zipf-distributed words in paragraphs.
+///
+/// Paragraphs are built in a small buffer and copied up to `size`, so the record never
+/// outgrows its `size` bytes of capacity (growing it would double its memory).
 fn text(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
     let start = buf.len();
     let cdf = zipf_cdf();
+    let mut para = Vec::with_capacity(4096);
     while buf.len() - start < size {
+        para.clear();
         let sentences = 3 + below(rng, 6);
         for _ in 0..sentences {
             let words = 5 + below(rng, 16);
@@ -188,22 +214,23 @@ fn text(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
                 let rank = cdf.partition_point(|&c| c <= x).min(WORDS.len() - 1);
                 let word = WORDS[rank].as_bytes();
                 if w == 0 {
-                    buf.push(word[0].to_ascii_uppercase());
-                    buf.extend_from_slice(&word[1..]);
+                    para.push(word[0].to_ascii_uppercase());
+                    para.extend_from_slice(&word[1..]);
                 } else {
-                    buf.push(b' ');
-                    buf.extend_from_slice(word);
+                    para.push(b' ');
+                    para.extend_from_slice(word);
                 }
                 if w + 1 < words && below(rng, 12) == 0 {
-                    buf.push(b',');
+                    para.push(b',');
                 }
             }
-            buf.extend_from_slice(b". ");
+            para.extend_from_slice(b". ");
         }
-        buf.pop();
-        buf.extend_from_slice(b"\n\n");
+        para.pop();
+        para.extend_from_slice(b"\n\n");
+        let room = size - (buf.len() - start);
+        buf.extend_from_slice(&para[..para.len().min(room)]);
     }
-    buf.truncate(start + size);
 }
 
 /// Lines of `<uuid v4>,<small value>`.
@@ -296,6 +323,45 @@ mod tests {
             assert_eq!(id.len(), 36);
             assert_eq!(&id[14..15], "4");
             value.trim_end().parse::<u32>().unwrap();
+        }
+    }
+
+    #[test]
+    fn small_records_of_different_originals_differ() {
+        // Below ~250 bytes not even one JSON line/document fits; such records must still
+        // be distinct, or a U0 dataset of small records would be all duplicates.
+        for p in PayloadType::ALL {
+            for size in [64, 65, 100, 150, 200, 230, 250, 300, 400] {
+                let records: Vec<Vec<u8>> = (0..50).map(|s| gen_one(p, s, size)).collect();
+                let distinct: std::collections::HashSet<&Vec<u8>> = records.iter().collect();
+                assert_eq!(distinct.len(), records.len(), "{p} {size}");
+            }
+        }
+        // The same source under another seed differs too.
+        for p in PayloadType::ALL {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            generate(p, 1, 3, 64, &mut a);
+            generate(p, 2, 3, 64, &mut b);
+            assert_ne!(a, b, "{p}");
+        }
+    }
+
+    #[test]
+    fn small_json_records_are_valid_json() {
+        for size in (64..400).step_by(7) {
+            for source in [0, 7, 99_999_999] {
+                let doc = gen_one(PayloadType::JsonbDocuments, source, size);
+                assert_eq!(doc.len(), size);
+                serde_json::from_slice::<serde_json::Value>(&doc).unwrap_or_else(|e| panic!("{size}: {e}"));
+                let nd = gen_one(PayloadType::StructuredJson, source, size);
+                assert_eq!(nd.len(), size);
+                let text = std::str::from_utf8(&nd).unwrap();
+                assert!(text.ends_with('\n'), "{size}");
+                for line in text.lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{size}: {e}"));
+                    assert!(v.is_object());
+                }
+            }
         }
     }
 

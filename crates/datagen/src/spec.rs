@@ -22,13 +22,15 @@ pub enum DatasetError {
     Parse(#[from] ParseError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// The I/O error is part of the message, not a `source`: printing the error chain
+    /// (`{:#}`) would otherwise repeat it.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 impl DatasetError {
-    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        DatasetError::Io { path: path.as_ref().display().to_string(), source }
+    pub fn io(path: impl AsRef<std::path::Path>, error: std::io::Error) -> Self {
+        DatasetError::Io { path: path.as_ref().display().to_string(), error }
     }
 }
 

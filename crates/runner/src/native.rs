@@ -196,6 +196,46 @@ pub fn parse_file(
     Ok(())
 }
 
+impl Iterator for NativeFeed {
+    type Item = Result<Record, BackendError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(Ok(r));
+            }
+            if let Some(e) = self.failed.take() {
+                self.rx = None;
+                return Some(Err(e));
+            }
+            let batch = self.rx.as_ref()?.recv().ok();
+            let Some(batch) = batch else {
+                self.rx = None;
+                return None;
+            };
+            for e in batch.skipped {
+                self.skipped += 1;
+                if self.skipped_errors.len() < QUOTED_ERRORS {
+                    self.skipped_errors.push(e.to_string());
+                }
+            }
+            self.failed = batch.failed;
+            self.current = batch.records.into_iter();
+        }
+    }
+}
+
+impl Drop for NativeFeed {
+    fn drop(&mut self) {
+        // Dropping the receiver makes the parser's next send fail, so it ends (and ends the
+        // generator threads on its way out).
+        self.rx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,45 +288,5 @@ mod tests {
         let file = FileRef { label: "text_document/U50/records/r00000007.txt", index: 7, container: 0, data };
         let e = parse_file(format, &format.schema(), &file, OnParseError::Fail, &mut |_| true).unwrap_err();
         assert!(e.to_string().contains("r00000007.txt line 3: invalid UTF-8"), "{e}");
-    }
-}
-
-impl Iterator for NativeFeed {
-    type Item = Result<Record, BackendError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.current.next() {
-                return Some(Ok(r));
-            }
-            if let Some(e) = self.failed.take() {
-                self.rx = None;
-                return Some(Err(e));
-            }
-            let batch = self.rx.as_ref()?.recv().ok();
-            let Some(batch) = batch else {
-                self.rx = None;
-                return None;
-            };
-            for e in batch.skipped {
-                self.skipped += 1;
-                if self.skipped_errors.len() < QUOTED_ERRORS {
-                    self.skipped_errors.push(e.to_string());
-                }
-            }
-            self.failed = batch.failed;
-            self.current = batch.records.into_iter();
-        }
-    }
-}
-
-impl Drop for NativeFeed {
-    fn drop(&mut self) {
-        // Dropping the receiver makes the parser's next send fail, so it ends (and ends the
-        // generator threads on its way out).
-        self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -76,6 +76,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
             variants: vec!["default".into()],
             replicas: 1,
             probe: ProbeKind::Auto,
+            max_bytes: None,
             settings: serde_json::json!({}),
         }],
         datasets: vec![DatasetSpec {

@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — benchmarks of dedup-lab against reference tools, in one run each.
+#
+#   scripts/bench.sh [section…]    run the named sections (default: all), in order
+#   scripts/bench.sh --list        list the sections
+#
+# Not a timed test: the figures depend on the machine. Each section measures
+# dedup-lab and a reference tool on the same bytes in the same run and reports
+# the ratio, so the result can be compared across machines.
+#
+# Output: a Markdown table per section on stdout and in BENCH.md at the repo
+# root. BENCH.md keeps one block per section between `<!-- bench:NAME -->` and
+# `<!-- /bench:NAME -->`; running a section replaces only its own block.
+#
+# dedup-lab is built once with `cargo build --release` (honouring
+# CARGO_TARGET_DIR and CARGO_BUILD_JOBS).
+#
+# Tunables (environment):
+#   DEDUP_LAB_BENCH_DIR      scratch directory (default: a new directory under /tmp,
+#                            removed at exit). Needs room for the largest dataset
+#                            (4 GiB for `gen`); must be on a local disk.
+#   DEDUP_LAB_BENCH_GIB      GiB generated and hashed by `gen`          (default 1)
+#   DEDUP_LAB_BENCH_RSS_GIB  GiB generated while measuring peak RSS     (default 4)
+#   DEDUP_LAB_BENCH_THREADS  generator threads (default: dedup-lab's, all cores)
+#   DEDUP_LAB_BENCH_REPEAT   timed runs per measurement; the fastest counts (default 3),
+#                            so that a burst of other load on the machine does not decide
+#                            a ratio
+#
+# Adding a section: write a function bench_<name> that calls `row` for every
+# figure, and `register_section <name> "<description>"`.
+
+set -euo pipefail
+shopt -s inherit_errexit
+
+PROG="${0##*/}"
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+  printf '%s: error: %s\n' "$PROG" "$*" >&2
+  exit 1
+}
+
+REPO="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+BIN="$TARGET_DIR/release/dedup-lab"
+BENCH_MD="$REPO/BENCH.md"
+
+GIB="${DEDUP_LAB_BENCH_GIB:-1}"
+RSS_GIB="${DEDUP_LAB_BENCH_RSS_GIB:-4}"
+THREADS="${DEDUP_LAB_BENCH_THREADS:-}"
+REPEAT="${DEDUP_LAB_BENCH_REPEAT:-3}"
+[[ "$GIB" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_GIB must be a whole number of GiB"
+[[ "$RSS_GIB" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_RSS_GIB must be a whole number of GiB"
+[[ -z "$THREADS" || "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_THREADS must be a positive number"
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_REPEAT must be a positive number"
+
+# --- sections ---------------------------------------------------------------
+
+SECTIONS=()
+declare -A SECTION_DESC=()
+register_section() {
+  SECTIONS+=("$1")
+  SECTION_DESC[$1]="$2"
+}
+
+# --- helpers ----------------------------------------------------------------
+
+# Rows of the current section's table: measurement | value | notes.
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 |"); }
+
+# Seconds since the epoch with nanoseconds.
+now() { date +%s.%N; }
+
+# awk arithmetic, printed with the given format: calc FORMAT EXPR
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# Runs a command REPEAT times (output discarded) and prints the shortest wall time in
+# seconds.
+best_time() {
+  local best="" t0 t1 s i
+  for ((i = 0; i < REPEAT; i++)); do
+    t0="$(now)"
+    "$@" >/dev/null 2>&1 || die "failed: $*"
+    t1="$(now)"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  printf '%s' "$best"
+}
+
+# MB/s (10^6 bytes per second) for BYTES in SECONDS.
+mbps() { calc '%.0f' "$1 / $2 / 1000000"; }
+
+ensure_tool() {
+  local cmd="$1" pkg="$2"
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "$cmd is missing and apt-get is not available; install $pkg"
+  log "installing $pkg (for $cmd)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >&2
+}
+
+build() {
+  log "building dedup-lab (release)"
+  (cd "$REPO" && cargo build --release --quiet --bin dedup-lab) || die "cargo build --release failed"
+  [[ -x "$BIN" ]] || die "no binary at $BIN after the build"
+}
+
+# Scratch directory, made once by main (not in a $(…) subshell, so the EXIT trap
+# sees it and removes it).
+SCRATCH=""
+make_scratch() {
+  if [[ -n "${DEDUP_LAB_BENCH_DIR:-}" ]]; then
+    mkdir -p -- "$DEDUP_LAB_BENCH_DIR"
+    SCRATCH="$(mktemp -d -- "$DEDUP_LAB_BENCH_DIR/bench.XXXXXX")"
+  else
+    SCRATCH="$(mktemp -d /tmp/dedup-lab-bench.XXXXXX)"
+  fi
+}
+scratch() { printf '%s' "$SCRATCH"; }
+cleanup() { if [[ -n "$SCRATCH" && -d "$SCRATCH" ]]; then rm -rf -- "$SCRATCH"; fi; }
+trap cleanup EXIT
+
+# Sets GEN_ARGS to `dedup-lab generate` random_binary U0 in 512 KiB records:
+#   generate_args GIB [OUTDIR]      (no OUTDIR: --no-write)
+generate_args() {
+  GEN_ARGS=(generate --payload-types random_binary --grades U0
+    --records "$(($1 * 2048))" --record-size 512KiB)
+  if [[ -n "${2:-}" ]]; then GEN_ARGS+=(--output "$2"); else GEN_ARGS+=(--no-write); fi
+  if [[ -n "$THREADS" ]]; then GEN_ARGS+=(--threads "$THREADS"); fi
+}
+
+# --- section: gen -------------------------------------------------------------
+
+register_section gen "generate + SHA-256 of random_binary vs openssl dgst -sha256 on the same bytes; peak RSS"
+bench_gen() {
+  ensure_tool openssl openssl
+  ensure_tool /usr/bin/time time
+  local dir bytes records t0 t1 fp
+  dir="$(scratch)/gen"
+  bytes=$((GIB * 1024 * 1024 * 1024))
+  records=$((GIB * 2048))
+
+  # 1. dedup-lab generating and hashing (SHA-256 per record, as for a manifest), writing
+  #    nothing: all threads, then one.
+  local gen_s gen1_s out
+  generate_args "$GIB"
+  out="$("$BIN" "${GEN_ARGS[@]}" 2>/dev/null)" # untimed warm-up, and the fingerprint
+  fp="${out##*dataset_sha256=}"
+  gen_s="$(best_time "$BIN" "${GEN_ARGS[@]}")"
+  THREADS=1 generate_args "$GIB"
+  gen1_s="$(best_time "$BIN" "${GEN_ARGS[@]}")"
+
+  # 2. The same dataset written to disk (records + manifest): the real `generate`, whose
+  #    speed is mostly the filesystem's (creating one file per record).
+  local write_s
+  generate_args "$GIB" "$dir"
+  sync
+  t0="$(now)"
+  "$BIN" "${GEN_ARGS[@]}" 2>/dev/null
+  t1="$(now)"
+  write_s="$(calc '%.3f' "$t1 - $t0")"
+  local ds="$dir/random_binary/U0"
+  grep -q "\"dataset_sha256\":\"$fp\"" "$ds/manifest.jsonl" ||
+    die "generate --no-write and generate --output disagree on the dataset fingerprint"
+
+  # 3. openssl, single core, over the same bytes: the records concatenated into one file
+  #    (in the page cache), hashed in one stream.
+  local all="$dir/all.bin" ssl_s
+  (cd "$ds/records" && cat -- *.bin) >"$all"
+  [[ "$(stat -c %s "$all")" == "$bytes" ]] || die "concatenated records are not $bytes bytes"
+  openssl dgst -sha256 "$all" >/dev/null # untimed warm-up
+  ssl_s="$(best_time openssl dgst -sha256 "$all")"
+  rm -f -- "$all"
+  # openssl's in-memory SHA-256 rate on 512 KiB blocks (no file reading): the upper bound.
+  local speed_kbs
+  speed_kbs="$(openssl speed -evp sha256 -bytes 524288 -seconds 3 2>/dev/null | awk '/^sha256/ { sub(/k$/, "", $2); print $2 }')"
+  [[ -n "$speed_kbs" ]] || die "could not read the output of openssl speed"
+
+  # Same bytes: openssl's digest of every record file equals the manifest's SHA-256.
+  local mismatches
+  mismatches="$(
+    (cd "$ds/records" && openssl dgst -sha256 -r -- *.bin) | awk -F'"' -v want="$records" '
+      NR == FNR { split($0, a, " "); f = a[2]; sub(/^\*/, "", f); d["records/" f] = a[1]; next }
+      /"type":"record"/ {
+        for (i = 1; i < NF; i++) { if ($i == "file") file = $(i + 2); if ($i == "sha256") sha = $(i + 2) }
+        if (d[file] != sha) bad++
+        n++
+      }
+      END { if (n != want) bad++; print bad + 0 }' - "$ds/manifest.jsonl"
+  )"
+  [[ "$mismatches" == 0 ]] || die "openssl's digests differ from the manifest in $mismatches record(s)"
+  rm -rf -- "$dir"
+
+  local threads="${THREADS:-$(nproc)}"
+  row "dedup-lab generate --no-write: ${GIB} GiB random_binary, 512 KiB records, SHA-256 each, $threads thread(s)" \
+    "$(mbps "$bytes" "$gen_s") MB/s" "${gen_s} s, fastest of $REPEAT"
+  row "same, 1 thread" "$(mbps "$bytes" "$gen1_s") MB/s" "${gen1_s} s, fastest of $REPEAT"
+  row "openssl dgst -sha256, the same ${GIB} GiB as one file in the page cache" \
+    "$(mbps "$bytes" "$ssl_s") MB/s" "${ssl_s} s, fastest of $REPEAT, single core; per-record digests equal the manifest's"
+  row "openssl speed -evp sha256 -bytes 524288 (in memory, no file reads)" \
+    "$(calc '%.0f' "$speed_kbs / 1000") MB/s" "single core, for reference"
+  row "**ratio generate ($threads threads) / openssl dgst** (target ≥ 1)" "**$(calc '%.2f' "$ssl_s / $gen_s")**" ""
+  row "ratio generate ($threads threads) / openssl speed" "$(calc '%.2f' "$bytes / $gen_s / ($speed_kbs * 1000)")" ""
+  row "ratio generate (1 thread) / openssl dgst" "$(calc '%.2f' "$ssl_s / $gen1_s")" \
+    "one core both generates and hashes"
+  row "dedup-lab generate --output (records + manifest written to disk)" \
+    "$(mbps "$bytes" "$write_s") MB/s" "${write_s} s; one file per record, bound by the filesystem"
+
+  # 4. Peak RSS while generating RSS_GIB to disk.
+  generate_args "$RSS_GIB" "$dir"
+  local timelog rss_kib
+  timelog="$(mktemp "$(scratch)/time.XXXXXX")"
+  t0="$(now)"
+  /usr/bin/time -v -o "$timelog" "$BIN" "${GEN_ARGS[@]}" 2>/dev/null
+  t1="$(now)"
+  rss_kib="$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$timelog")"
+  [[ -n "$rss_kib" ]] || die "no peak RSS in the output of /usr/bin/time -v"
+  rm -rf -- "$dir" "$timelog"
+  row "peak RSS, dedup-lab generate --output of ${RSS_GIB} GiB (target ≤ 64 MiB)" \
+    "$(calc '%.1f' "$rss_kib / 1024") MiB" \
+    "$(mbps "$((RSS_GIB * 1024 * 1024 * 1024))" "$(calc '%.3f' "$t1 - $t0")") MB/s, $threads thread(s)"
+}
+
+# --- section: postgresql -------------------------------------------------------
+
+register_section postgresql "PostgreSQL bulk_insert vs psql \\copy (binary) of the same rows into the same server; per-record latency"
+bench_postgresql() {
+  ensure_tool python3 python3
+  local mib="${DEDUP_LAB_BENCH_PG_MIB:-256}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_PG_MIB must be a whole number of MiB"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  bash "$REPO/scripts/services.sh" up postgresql >&2
+  eval "$(bash "$REPO/scripts/services.sh" env postgresql)"
+  local dir cfg
+  dir="$(scratch)/pg"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  # A lab of its own on the shared test server; EXTERNAL storage so that neither side
+  # spends the time compressing.
+  printf 'lab = "dedup_lab_bench"\n[systems.postgresql]\nvariants = ["external"]\n' >"$cfg"
+
+  # The reference: the same records as a binary COPY file, loaded by psql's \copy into a
+  # table shaped like the lab's.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  python3 - "$dir/data/random_binary/U0" "$dir/copy.bin" <<'PY'
+import json, struct, sys
+ds, out = sys.argv[1], sys.argv[2]
+with open(out, "wb") as f:
+    f.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0))
+    for line in open(ds + "/manifest.jsonl"):
+        r = json.loads(line)
+        if r["type"] != "record":
+            continue
+        data = open(ds + "/" + r["file"], "rb").read()
+        key = r["key"].encode()
+        f.write(struct.pack("!hi", 2, len(key)) + key + struct.pack("!i", len(data)) + data)
+    f.write(struct.pack("!h", -1))
+PY
+  rm -rf -- "$dir/data"
+  local psql=(psql -X -q -v ON_ERROR_STOP=1 -h "$DEDUP_PG_HOST" -p "$DEDUP_PG_PORT" -U "$DEDUP_PG_USER" -d "$DEDUP_PG_DATABASE")
+  local setup="DROP TABLE IF EXISTS dedup_lab_bench.c0; DROP SCHEMA IF EXISTS dedup_lab_bench; CREATE SCHEMA dedup_lab_bench;
+    CREATE TABLE dedup_lab_bench.c0 (k text PRIMARY KEY, v bytea NOT NULL);
+    ALTER TABLE dedup_lab_bench.c0 ALTER COLUMN v SET STORAGE EXTERNAL;"
+  local best="" i t0 t1 s
+  for ((i = 0; i < REPEAT; i++)); do
+    PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "$setup"
+    t0="$(now)"
+    PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "\\copy dedup_lab_bench.c0 FROM '$dir/copy.bin' WITH (FORMAT binary)"
+    t1="$(now)"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "DROP TABLE dedup_lab_bench.c0; DROP SCHEMA dedup_lab_bench;"
+  local psql_s="$best"
+  rm -f -- "$dir/copy.bin"
+
+  # dedup-lab: the same rows (same seed, spec and keys), REPEAT runs; the fastest bulk
+  # stage counts. Its duration includes streaming the records from the generator threads.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems postgresql --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against PostgreSQL failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "psql \\copy FORMAT binary, ${mib} MiB of random_binary (${records} × 512 KiB), EXTERNAL storage" \
+    "$(mbps "$bytes" "$psql_s") MB/s" "${psql_s} s, fastest of $REPEAT"
+  row "dedup-lab bulk_insert (binary COPY), the same rows" "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
+  row "**ratio dedup-lab / psql \\copy** (target ≥ 1.0)" "**$(calc '%.2f' "$psql_s / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
+    "best run of $REPEAT"
+  row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
+}
+
+# --- main ---------------------------------------------------------------------
+
+# Replaces (or appends) the block of section NAME in BENCH.md with FILE's content.
+update_bench_md() {
+  local name="$1" block="$2" tmp
+  tmp="$(mktemp "$BENCH_MD.XXXXXX")"
+  if [[ ! -f "$BENCH_MD" ]]; then
+    printf '# dedup-lab benchmarks\n\nWritten by %s; each section is replaced when it is run again.\n' "\`scripts/bench.sh\`" >"$BENCH_MD"
+  fi
+  awk -v name="$name" -v blockfile="$block" '
+    function emit(   line) { while ((getline line < blockfile) > 0) print line; close(blockfile); done = 1 }
+    $0 == "<!-- bench:" name " -->" { skip = 1; emit(); next }
+    skip && $0 == "<!-- /bench:" name " -->" { skip = 0; next }
+    !skip { print }
+    END { if (!done) { print ""; emit() } }' "$BENCH_MD" >"$tmp"
+  mv -- "$tmp" "$BENCH_MD"
+}
+
+run_section() {
+  local name="$1" block
+  ROWS=()
+  log "section $name: ${SECTION_DESC[$name]}"
+  LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+  "bench_$name"
+  block="$(mktemp "$(scratch)/block.XXXXXX")"
+  {
+    printf '<!-- bench:%s -->\n' "$name"
+    printf '## %s\n\n' "$name"
+    printf '%s  \n' "${SECTION_DESC[$name]}"
+    printf '%s, %s, %s CPU(s) (%s), load average before: %s, dedup-lab %s\n\n' \
+      "$(date -u +%Y-%m-%dT%H:%MZ)" "$(uname -sm)" "$(nproc)" \
+      "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)" \
+      "$LOADAVG" "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+    printf '| measurement | value | notes |\n|---|---:|---|\n'
+    printf '%s\n' "${ROWS[@]}"
+    printf '<!-- /bench:%s -->\n' "$name"
+  } >"$block"
+  cat -- "$block"
+  echo
+  update_bench_md "$name" "$block"
+}
+
+main() {
+  if [[ "${1:-}" == "--list" ]]; then
+    for s in "${SECTIONS[@]}"; do printf '%-10s %s\n' "$s" "${SECTION_DESC[$s]}"; done
+    return 0
+  fi
+  if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"
+    return 0
+  fi
+  local selected=("$@")
+  ((${#selected[@]} > 0)) || selected=("${SECTIONS[@]}")
+  for s in "${selected[@]}"; do
+    [[ -n "${SECTION_DESC[$s]+x}" ]] || die "unknown section '$s' (sections: ${SECTIONS[*]})"
+  done
+  build
+  make_scratch
+  for s in "${selected[@]}"; do run_section "$s"; done
+  log "wrote $BENCH_MD"
+}
+
+main "$@"

@@ -1,0 +1,173 @@
+//! PostgreSQL through the whole tool, against the real server started by
+//! `scripts/services.sh up` (settings from `scripts/services.sh env`): the shared
+//! conformance suite, `preflight`, full runs with both TOAST variants and their ground
+//! truth, and a wrong password that fails only its own cells.
+//!
+//! Without the server these tests print why and pass; under `scripts/test.sh`
+//! (`DEDUP_LAB_REQUIRE_SERVERS=1`) a missing server fails them.
+
+mod conformance;
+mod support;
+
+use dedup_lab_backends::BackendConfig;
+use dedup_lab_core::{Backend, CellStatus, JournalLine, Namespace, Stage, SystemKind};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const VARS: &[&str] = &["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD", "DEDUP_PG_DATA_DIR"];
+
+fn pg() -> Option<Vec<String>> {
+    support::server_env("postgresql", VARS)
+}
+
+fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
+}
+
+/// Asks the server itself (through psql) whether a schema exists.
+fn schema_exists(env: &[String], schema: &str) -> bool {
+    let out = Command::new("psql")
+        .env("PGPASSWORD", &env[3])
+        .args(["-h", &env[0], "-p", &env[1], "-U", &env[2], "-d", "dedup", "-tAc"])
+        .arg(format!("SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{schema}'"))
+        .output()
+        .expect("psql runs (installed by scripts/services.sh)");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() != "0"
+}
+
+#[test]
+fn postgresql_passes_the_conformance_suite_in_both_variants() {
+    let Some(env) = pg() else { return };
+    for variant in ["extended", "external"] {
+        let cfg = BackendConfig::new(
+            "dedup_lab_conformance".parse().unwrap(),
+            "postgresql",
+            "DEDUP_PG",
+            serde_json::json!({}),
+            std::env::temp_dir(),
+        );
+        let mut b = dedup_lab_backends::open(SystemKind::Postgresql, variant, &cfg).unwrap();
+        let env2 = env.clone();
+        conformance::run_suite(b.as_mut(), &mut |_b: &mut dyn Backend, ns: &Namespace| {
+            schema_exists(&env2, ns.lab().as_str())
+        });
+    }
+}
+
+fn journal(results: &Path) -> Vec<JournalLine> {
+    let run = std::fs::read_dir(results).unwrap().flatten().next().unwrap().path();
+    let text = std::fs::read_to_string(run.join("measurements.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn preflight_succeeds_against_the_local_server() {
+    if pg().is_none() {
+        return;
+    }
+    let out = bin(&["preflight", "--systems", "postgresql"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("ok      postgresql/extended") && stdout.contains("ok      postgresql/external"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PostgreSQL 15"), "{stdout}");
+}
+
+/// Ground truth: incompressible bytes stored EXTERNAL take about their own size (EDR ≈ 1),
+/// text stored EXTENDED is compressed (EDR > 1.5); and every stage of both variants is valid.
+#[test]
+fn a_full_run_has_the_expected_ground_truth() {
+    let Some(env) = pg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // A lab of its own, so other tests and sessions using the server cannot interfere.
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_lab_e2e_truth\"\n").unwrap();
+    let results = tmp.path().join("r");
+    let out = bin(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "postgresql",
+        "--payload-types",
+        "random_binary,text_document",
+        "--grades",
+        "U0,U90",
+        "--records",
+        "16",
+        "--record-size",
+        "256KiB",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("postgresql/external") && stdout.contains("postgresql/extended"), "{stdout}");
+    let lines = journal(&results);
+    let mut checked = 0;
+    for l in &lines {
+        match l {
+            JournalLine::Cell { status, reason, .. } => assert_eq!(*status, CellStatus::Ok, "{reason:?}"),
+            JournalLine::Stage(m) => {
+                assert!(m.valid, "{}: {:?}", m.cell, m.invalid_reasons);
+                assert_eq!(m.physical.method, "fs", "the local data directory is probed");
+                if m.stage == Stage::BulkInsert {
+                    // COPY reports its row count (the original harness read 0).
+                    assert_eq!(m.rows_reported, Some(16));
+                    let edr = m.edr_replica.unwrap();
+                    match (m.cell.variant.as_str(), m.cell.payload.as_str()) {
+                        ("external", "random_binary") => {
+                            assert!((edr - 1.0).abs() <= 0.1, "EXTERNAL random bytes: EDR {edr}");
+                            checked += 1;
+                        }
+                        ("extended", "text_document") => {
+                            assert!(edr > 1.5, "EXTENDED text: EDR {edr}");
+                            checked += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                if m.stage == Stage::Maintenance {
+                    assert!(m.notes.iter().any(|n| n.contains("VACUUM (FULL")), "{:?}", m.notes);
+                    assert!(m.reclaimed_share.unwrap() > 0.5, "VACUUM FULL gives back the deleted rows: {m:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4, "two grades × the two ground-truth cells");
+    assert!(!schema_exists(&env, "dedup_lab_e2e_truth"), "the lab schema is torn down after the run");
+}
+
+#[test]
+fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
+    let Some(env) = pg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .env("DEDUP_PG_PASSWORD", "definitely-wrong-pw-4711")
+        .args(["run", "--results", results.to_str().unwrap(), "--systems", "postgresql,sqlite"])
+        .args(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let endpoint = format!("{}:{}", env[0], env[1]);
+    assert!(stderr.contains("password") && stderr.contains(&endpoint), "names the endpoint and the cause: {stderr}");
+    let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!all.contains("definitely-wrong-pw-4711"), "the password was printed");
+    let journal_text = std::fs::read_to_string(
+        std::fs::read_dir(&results).unwrap().flatten().next().unwrap().path().join("measurements.jsonl"),
+    )
+    .unwrap();
+    assert!(!journal_text.contains("definitely-wrong-pw-4711"), "the password was journaled");
+    for l in journal(&results) {
+        if let JournalLine::Cell { cell, status, .. } = l {
+            let want = if cell.system == SystemKind::Postgresql { CellStatus::Failed } else { CellStatus::Ok };
+            assert_eq!(status, want, "{cell}");
+        }
+    }
+}
