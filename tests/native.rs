@@ -255,3 +255,33 @@ fn both_modes_on_postgresql() {
     ]);
     check_both_modes(&results, &["postgresql/extended"], &out, 4);
 }
+
+#[test]
+fn records_too_small_for_one_line_are_stored_natively_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    ok(&[
+        "run",
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "sqlite",
+        "--insertion-mode",
+        "native",
+        "--payload-types",
+        "structured_json,jsonb_documents",
+        "--grades",
+        "U50",
+        "--records",
+        "12",
+        "--record-size",
+        "64..600",
+    ]);
+    let lines = journal(&results);
+    for m in stages(&lines) {
+        assert!(m.valid, "{} {}: {:?}", m.cell, m.stage, m.invalid_reasons);
+        if m.stage == Stage::BulkInsert && m.cell.payload == "structured_json" {
+            assert!(m.notes.iter().any(|n| n.contains("token text")), "{:?}", m.notes);
+        }
+    }
+}

@@ -567,7 +567,7 @@ impl<'a> Engine<'a> {
 
 /// How a native cell stores its files; `None` in blob mode.
 fn native_plan(cell: &CellPlan) -> Option<NativePlan> {
-    (cell.key.mode == InsertionMode::Native).then(|| NativePlan::for_payload(&cell.key.payload))
+    (cell.key.mode == InsertionMode::Native).then(|| NativePlan::for_dataset(&cell.dataset))
 }
 
 /// The format the files of a native cell are parsed with; `None` in blob mode and for

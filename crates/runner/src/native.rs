@@ -5,7 +5,7 @@
 
 use dedup_lab_core::{BackendError, Placement, Record, RecordId, Schema};
 use dedup_lab_datagen::Dataset;
-use dedup_lab_datagen::native::{Format, NativeError, OnParseError, Support, support};
+use dedup_lab_datagen::native::{Format, NativeError, OnParseError, Support, for_dataset};
 use dedup_lab_datagen::par::ParRecords;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
@@ -28,8 +28,8 @@ pub enum NativePlan {
 }
 
 impl NativePlan {
-    pub fn for_payload(payload: &str) -> NativePlan {
-        match support(payload) {
+    pub fn for_dataset(spec: &dedup_lab_datagen::DatasetSpec) -> NativePlan {
+        match for_dataset(spec) {
             Support::Native(f) => NativePlan::Parsed(f),
             Support::Blob(why) => NativePlan::Blob(why),
         }
@@ -241,7 +241,7 @@ mod tests {
     use super::*;
 
     fn run(input: &[u8], policy: OnParseError) -> (Result<(), BackendError>, Vec<Record>, Vec<String>) {
-        let format = Format::StructuredJson;
+        let format = Format::StructuredJson { token: false };
         let file =
             FileRef { label: "structured_json/U0/records/r00000002.ndjson", index: 2, container: 1, data: input };
         let (mut recs, mut skipped) = (Vec::new(), Vec::new());

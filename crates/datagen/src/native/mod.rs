@@ -6,7 +6,7 @@
 //!
 //! | payload type | records | schema |
 //! |---|---|---|
-//! | `structured_json` | one per NDJSON line | `id` int, `user`, `email` text, `amount` decimal(2), `currency`, `status`, `country` text, `score` int, `created_at` timestamp |
+//! | `structured_json` | one per NDJSON line | `id` int, `user`, `email` text, `amount` decimal(2), `currency`, `status`, `country` text, `score` int, `created_at` timestamp (+ `token` text, see [`for_dataset`]) |
 //! | `jsonb_documents` | one per file (the document) | `doc` json |
 //! | `text_document` | one per paragraph (text between blank lines) | `body` text |
 //! | `uuid_keys` | one per `<uuid>,<value>` line | `key` uuid, `value` int |
@@ -38,7 +38,9 @@ pub const BINARY_CHUNK: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// NDJSON of flat objects with the `structured_json` fields: one typed row per line.
-    StructuredJson,
+    /// `token`: the schema has a nullable `token` column, for the short `{"id","token"}`
+    /// object the generator writes into a record too small for one full line.
+    StructuredJson { token: bool },
     /// One JSON document per file: one `json` value.
     JsonDocument,
     /// Text: one record per paragraph (the text between `\n\n` separators).
@@ -66,7 +68,7 @@ pub fn support(payload: &str) -> Support {
         ))
     };
     match payload {
-        "structured_json" => Support::Native(Format::StructuredJson),
+        "structured_json" => Support::Native(Format::StructuredJson { token: false }),
         "jsonb_documents" => Support::Native(Format::JsonDocument),
         "text_document" => Support::Native(Format::TextParagraphs),
         "uuid_keys" => Support::Native(Format::UuidLines),
@@ -85,6 +87,27 @@ pub fn support(payload: &str) -> Support {
     }
 }
 
+/// Records smaller than this may be too small for one `structured_json` line (at most about
+/// 210 bytes); the generator then writes a short `{"id":…,"token":…}` object instead.
+pub const SMALL_JSON_RECORD: u64 = 512;
+
+/// The native format of a dataset's payload type: [`support`], with the `token` column of
+/// `structured_json` only when the dataset's records can be small enough to need it (a
+/// column that is always NULL is not free: a PostgreSQL row with a NULL carries a null
+/// bitmap, 8 bytes more per row after alignment).
+pub fn for_dataset(spec: &crate::DatasetSpec) -> Support {
+    let min = match spec.record_size {
+        crate::RecordSize::Fixed(s) => s,
+        crate::RecordSize::Range { min, .. } => min,
+    };
+    match support(spec.payload.name()) {
+        Support::Native(Format::StructuredJson { .. }) => {
+            Support::Native(Format::StructuredJson { token: min < SMALL_JSON_RECORD })
+        }
+        other => other,
+    }
+}
+
 fn col(name: &str, ty: ColumnType) -> Column {
     Column { name: name.into(), ty }
 }
@@ -93,7 +116,7 @@ impl Format {
     /// What a file becomes, for notes.
     pub fn describe(self) -> String {
         match self {
-            Format::StructuredJson => "one typed row per NDJSON line".into(),
+            Format::StructuredJson { .. } => "one typed row per NDJSON line".into(),
             Format::JsonDocument => "one JSON document per file".into(),
             Format::TextParagraphs => "one text row per paragraph".into(),
             Format::UuidLines => "one (uuid, int) row per line".into(),
@@ -105,7 +128,7 @@ impl Format {
     pub fn schema(self) -> Schema {
         use ColumnType::*;
         let (name, columns, encoding) = match self {
-            Format::StructuredJson => (
+            Format::StructuredJson { token } => (
                 "structured_json",
                 vec![
                     col("id", Int),
@@ -117,7 +140,10 @@ impl Format {
                     col("country", Text),
                     col("score", Int),
                     col("created_at", Timestamp),
-                ],
+                ]
+                .into_iter()
+                .chain(token.then(|| col("token", Text)))
+                .collect(),
                 RowEncoding::JsonObject,
             ),
             Format::JsonDocument => ("jsonb_documents", vec![col("doc", Json)], RowEncoding::Raw),

@@ -180,7 +180,7 @@ impl<R: BufRead> Iterator for Records<R> {
             return None;
         }
         match self.format {
-            Format::StructuredJson => self.next_json_line(),
+            Format::StructuredJson { .. } => self.next_json_line(),
             Format::JsonDocument => self.next_document(),
             Format::TextParagraphs => self.next_paragraph(),
             Format::UuidLines => self.next_uuid_line(),

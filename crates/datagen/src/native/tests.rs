@@ -8,6 +8,21 @@ fn file(p: PayloadType, source: u64, size: usize) -> Vec<u8> {
     buf
 }
 
+/// The format of a dataset of `p` whose records are `size` bytes.
+fn format_for(p: PayloadType, size: usize) -> Format {
+    let spec = crate::DatasetSpec {
+        payload: p,
+        grade: "U0".parse().unwrap(),
+        records: 1,
+        record_size: crate::RecordSize::Fixed(size as u64),
+        seed: 7,
+    };
+    match for_dataset(&spec) {
+        Support::Native(f) => f,
+        Support::Blob(why) => panic!("{p}: {why}"),
+    }
+}
+
 fn format_of(p: PayloadType) -> Format {
     match support(p.name()) {
         Support::Native(f) => f,
@@ -16,11 +31,11 @@ fn format_of(p: PayloadType) -> Format {
 }
 
 fn rows(p: PayloadType, data: &[u8]) -> Vec<NativeRecord> {
-    format_of(p).parse("test.file", data).collect::<Result<Vec<_>, _>>().unwrap()
+    format_for(p, data.len()).parse("test.file", data).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
 fn encoded(p: PayloadType, data: &[u8]) -> Vec<Vec<u8>> {
-    let schema = format_of(p).schema();
+    let schema = format_for(p, data.len()).schema();
     rows(p, data).iter().map(|r| schema.encode(&r.row).unwrap()).collect()
 }
 
@@ -57,6 +72,11 @@ fn structured_json_lines_round_trip_json_equal_and_byte_exact_but_for_padding() 
             }
         }
         let rs = rows(PayloadType::StructuredJson, &data);
+        if size == 64 {
+            // Too small for a line: the generator's short object, with its token column.
+            assert_eq!(rs.len(), 1);
+            assert!(matches!(rs[0].row.last(), Some(Value::Text(t)) if t.len() == 16), "{:?}", rs[0].row);
+        }
         if size >= 4096 {
             let r = &rs[0].row;
             assert!(matches!(r[0], Value::Int(id) if id == 3_000_000), "{r:?}");
@@ -168,7 +188,7 @@ fn parsing_streams_through_small_buffers() {
         let data = file(p, 17, 100_000);
         let whole = rows(p, &data);
         let small = std::io::BufReader::with_capacity(7, &data[..]);
-        let streamed: Vec<_> = format_of(p).parse("f", small).collect::<Result<Vec<_>, _>>().unwrap();
+        let streamed: Vec<_> = format_for(p, data.len()).parse("f", small).collect::<Result<Vec<_>, _>>().unwrap();
         assert_eq!(streamed, whole, "{p}");
     }
 }
@@ -211,7 +231,7 @@ fn malformed_json_lines_name_file_and_line_and_parsing_goes_on() {
     }
     // Missing and null fields are NULL, and left out of the encoding.
     let (ok, _) = errors(PayloadType::StructuredJson, br#"{"id":5,"user":null}"#);
-    let schema = Format::StructuredJson.schema();
+    let schema = Format::StructuredJson { token: false }.schema();
     assert_eq!(schema.encode(&ok[0].row).unwrap(), br#"{"id":5}"#);
     let (ok, _) = errors(PayloadType::StructuredJson, b"{      }\n");
     assert_eq!(schema.encode(&ok[0].row).unwrap(), b"{}", "a record too small for any line is an empty object");
@@ -263,4 +283,25 @@ fn types_without_record_structure_fall_back_to_blob_with_a_reason() {
     }
     assert_eq!("skip".parse::<OnParseError>().unwrap(), OnParseError::Skip);
     assert!("ignore".parse::<OnParseError>().unwrap_err().to_string().contains("fail, skip"));
+}
+
+#[test]
+fn structured_json_has_a_token_column_only_when_records_can_be_tiny() {
+    let cols = |size| format_for(PayloadType::StructuredJson, size).schema().columns.len();
+    assert_eq!((cols(64), cols(511), cols(512), cols(524_288)), (10, 10, 9, 9));
+    let spec = crate::DatasetSpec {
+        payload: PayloadType::StructuredJson,
+        grade: "U0".parse().unwrap(),
+        records: 1,
+        record_size: "64..1MiB".parse().unwrap(),
+        seed: 7,
+    };
+    assert_eq!(for_dataset(&spec), Support::Native(Format::StructuredJson { token: true }));
+    // With the column, ordinary lines encode exactly as without it (NULL is left out).
+    let data = file(PayloadType::StructuredJson, 3, 4096);
+    let with: Vec<Vec<u8>> = {
+        let f = Format::StructuredJson { token: true };
+        f.parse("f", &data[..]).map(|r| f.schema().encode(&r.unwrap().row).unwrap()).collect()
+    };
+    assert_eq!(with, encoded(PayloadType::StructuredJson, &data));
 }
