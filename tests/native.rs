@@ -65,6 +65,13 @@ fn check_both_modes(results: &Path, systems: &[&str], stdout: &str, records: u64
         if m.cell.mode == InsertionMode::Native && m.stage.is_insert() {
             let notes = m.notes.join(" | ");
             assert!(notes.contains("native: ") && notes.contains("canonical encodings"), "{notes}");
+            let storage = match m.cell.system.to_string().as_str() {
+                "sqlite" => "native storage: one typed STRICT table per container (k TEXT PRIMARY KEY",
+                "postgresql" => "native storage: one typed table per container (k text PRIMARY KEY",
+                "lsm" => "native storage: one key per record",
+                _ => "native storage: one file per record",
+            };
+            assert!(notes.contains(storage), "{notes}");
             assert!(m.readback_sampled >= 2 && m.readback_matched == m.readback_sampled, "{}", m.cell);
         }
     }

@@ -212,6 +212,11 @@ impl Backend for SqliteBackend {
         Ok(vec![self.db_path(ns)])
     }
 
+    fn native_storage(&self, schema: &Schema) -> String {
+        let cols: Vec<String> = schema.columns.iter().map(|c| format!("{} {}", c.name, sql_type(c.ty))).collect();
+        format!("one typed STRICT table per container (k TEXT PRIMARY KEY, {})", cols.join(", "))
+    }
+
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
         self.conn = None;
         self.path = None;

@@ -499,6 +499,7 @@ impl<'a> Engine<'a> {
             "bulk duration includes streaming the records from the generator threads".into()
         }];
         notes.extend(src.native_notes());
+        notes.extend(ns.schema().map(|s| format!("native storage: {}", b.native_storage(s))));
         Ok(Work {
             rows_sent: src.rows,
             rows_reported: Some(reported),
@@ -535,6 +536,7 @@ impl<'a> Engine<'a> {
         w.rows_sent = src.rows;
         w.logical_bytes = src.bytes;
         w.notes.extend(src.native_notes());
+        w.notes.extend(ns.schema().map(|s| format!("native storage: {}", b.native_storage(s))));
         w.sample = src.sample;
         Ok(w)
     }

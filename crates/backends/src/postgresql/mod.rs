@@ -1041,6 +1041,14 @@ impl Backend for PgBackend {
         Ok(out)
     }
 
+    fn native_storage(&self, schema: &Schema) -> String {
+        let storage = match self.variant.storage {
+            Some(s) => format!("; TOAST storage {} on the variable-length columns", s.sql()),
+            None => String::new(),
+        };
+        format!("one typed table per container (k text PRIMARY KEY, {}){storage}", typed::column_defs(schema))
+    }
+
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
         self.conn = None;
         Ok(Some(format!("closed the connection to {}; the next call opens a new one", self.s.endpoint())))
