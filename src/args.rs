@@ -30,7 +30,7 @@ pub enum Command {
     /// Intrinsic duplicate and compression ratios of datasets: the ideal store.
     Analyze(AnalyzeArgs),
     /// Run the experiment matrix (the embedded default when nothing is configured).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Connect to each selected system, create and drop the lab namespace, check consistency.
     Preflight(PreflightArgs),
     /// What a running or stopped run has done, failed and has left.
@@ -135,6 +135,14 @@ pub struct RunArgs {
     /// Cache state before each stage, comma-separated: warm and/or cold.
     #[arg(long, value_delimiter = ',')]
     pub caches: Option<Vec<String>>,
+    /// Insertion mode: blob (each file one value), native (files parsed into typed records:
+    /// rows, JSON documents, paragraphs, keys, chunks) or both.
+    #[arg(long, value_delimiter = ',', value_name = "blob|native|both")]
+    pub insertion_mode: Option<Vec<String>>,
+    /// Native mode: a record that cannot be parsed fails the stage (fail, the default) or
+    /// is counted and skipped (skip).
+    #[arg(long, value_name = "fail|skip")]
+    pub on_parse_error: Option<String>,
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -39,6 +39,10 @@ pub struct RawMatrix {
     pub readback: Option<u64>,
     pub placements: Option<Vec<String>>,
     pub caches: Option<Vec<String>>,
+    /// `blob`, `native` or `both` (a list).
+    pub insertion_modes: Option<Vec<String>>,
+    /// `fail` or `skip`.
+    pub on_parse_error: Option<String>,
 }
 
 /// Reads the config file, or returns the defaults when there is none.

@@ -232,12 +232,19 @@ fn print_plan(plan: &RunPlan) {
     }
     println!("  stages: {}", spec.stages.iter().map(Stage::to_string).collect::<Vec<_>>().join(", "));
     println!(
-        "  runs: {}   placements: {}   caches: {}",
+        "  runs: {}   placements: {}   caches: {}   insertion modes: {}",
         spec.runs,
         spec.placements.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
-        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+        spec.modes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
     );
+    if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
+        println!("  native mode: on_parse_error = {}", spec.on_parse_error);
+    }
     println!("  writes: {} in {} per-record operations plus bulk loads", format_bytes(bytes), ops);
+    if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
+        println!("  (native cells: one per-record operation per parsed record, many per file; not counted above)");
+    }
     println!("  estimate: ~{:.0} s (rough)", secs.max(1.0));
     println!("  results would go to: {}/<run-id>", plan.results.display());
     let servers: Vec<&str> = spec.systems.iter().filter(|s| !s.kind.is_embedded()).map(|s| s.kind.name()).collect();
