@@ -13,7 +13,7 @@ use dedup_lab_core::{
     Physical, Placement, Record, RecordId, Stage, SystemKind,
 };
 use dedup_lab_datagen::Dataset;
-use dedup_lab_datagen::par::ParRecords;
+use dedup_lab_datagen::par::TryParRecords;
 use sha2_free::Sha256Hex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -434,7 +434,7 @@ impl<'a> Engine<'a> {
     }
 
     fn records(&self, cell: &CellPlan, ds: &Dataset) -> RecordSource {
-        RecordSource::new(ds.par_records(self.threads), cell, self.spec.readback)
+        RecordSource::new(ds.try_par_records(self.threads), cell, self.spec.readback)
     }
 
     fn bulk(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Work, RunError> {
@@ -521,7 +521,7 @@ fn record_id(cell: &CellPlan, index: u64, duplicate: bool) -> RecordId {
 /// Streams a dataset's records to a backend, counting rows and bytes and keeping the
 /// hashes of an evenly spread read-back sample.
 struct RecordSource {
-    inner: ParRecords,
+    inner: TryParRecords,
     cell: CellPlan,
     rows: u64,
     bytes: u64,
@@ -530,7 +530,7 @@ struct RecordSource {
 }
 
 impl RecordSource {
-    fn new(inner: ParRecords, cell: &CellPlan, readback: u64) -> RecordSource {
+    fn new(inner: TryParRecords, cell: &CellPlan, readback: u64) -> RecordSource {
         let n = cell.dataset.records;
         let sample_every = if readback == 0 { 0 } else { n.div_ceil(readback.min(n)).max(1) };
         RecordSource { inner, cell: cell.clone(), rows: 0, bytes: 0, sample: Vec::new(), sample_every }
@@ -543,7 +543,14 @@ impl Iterator for RecordSource {
         if interrupted() {
             return Some(Err(BackendError::msg("interrupted by a signal")));
         }
-        let h = self.inner.next()?;
+        let h = match self.inner.next()? {
+            Ok(h) => h,
+            // A real-world source that cannot be read fails this cell's stage, nothing else.
+            Err(e) => {
+                let ds = &self.cell.dataset;
+                return Some(Err(BackendError::msg(format!("dataset {}/{}: {e}", ds.payload_name(), ds.grade))));
+            }
+        };
         let r = h.record;
         let id = record_id(&self.cell, r.index, r.is_duplicate());
         if self.sample_every > 0 && r.index % self.sample_every == 0 {
