@@ -263,11 +263,15 @@ impl Walker<'_> {
         depth: u32,
         v: &mut dyn Visitor,
     ) -> Result<Flow, DatasetError> {
+        let mut last: Option<String> = None;
         for e in entries {
             if interrupted() {
                 return Err(DatasetError::Interrupted);
             }
-            let mut e = e.map_err(|e| self.err(prefix, format!("corrupt or truncated tar archive: {e}")))?;
+            let mut e = e.map_err(|e| {
+                let after = last.as_deref().map(|l| format!(" after entry {l}")).unwrap_or_default();
+                self.err(prefix, format!("corrupt or truncated tar archive{after}: {e}"))
+            })?;
             let ty = e.header().entry_type();
             if !(ty.is_file() || ty.is_contiguous() || ty.is_gnu_sparse()) {
                 continue;
@@ -281,6 +285,7 @@ impl Walker<'_> {
             let declared = (!sparse).then(|| e.size());
             let at = (!sparse).then(|| base.map(|b| b + e.raw_file_position())).flatten();
             let label = join(prefix, &name);
+            last = Some(name.clone());
             if let Flow::Stop = self.entry(&mut e, &name, Some(label), declared, at, depth + 1, v)? {
                 return Ok(Flow::Stop);
             }

@@ -161,6 +161,7 @@ fn record_size_of(size: RecordSize) -> Result<u64, DatasetError> {
 pub fn scan(def: &SourceDef, record_size: RecordSize, verify: bool) -> Result<Scan, DatasetError> {
     let rs = record_size_of(record_size)?;
     let (paths, mut warnings) = source::resolve(&def.path)?;
+    scratch::check_outside(&def.name, &def.path, &paths)?;
     let mut scratch = scratch::Scratch::new();
     let mut files = Vec::with_capacity(paths.len());
     let mut counter = Counter {

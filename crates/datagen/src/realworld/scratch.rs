@@ -78,30 +78,6 @@ impl Session {
     pub fn scratch_parent(&self) -> &Path {
         &self.inner.scratch_parent
     }
-
-    /// Refuses scratch or staging directories inside a source directory or beside a
-    /// source file: nothing may be created there.
-    pub fn check_outside(&self, name: &str, source: &str, files: &[PathBuf]) -> Result<(), DatasetError> {
-        let mut forbidden: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
-        if !source::is_glob(source) && Path::new(source).is_dir() {
-            forbidden.push(PathBuf::from(source));
-        }
-        forbidden.sort();
-        forbidden.dedup();
-        let dirs = [("--scratch", Some(&self.inner.scratch_parent)), ("--stage-to", self.inner.stage_parent.as_ref())];
-        for (what, dir) in dirs {
-            let Some(dir) = dir else { continue };
-            if let Some(src) = forbidden.iter().find(|s| source::is_within(dir, s)) {
-                return Err(DatasetError::Invalid(format!(
-                    "real-world source {name}: the scratch directory {} ({what}) lies in the source directory {}; \
-                     dedup-lab never creates anything beside a source: choose {what} elsewhere",
-                    dir.display(),
-                    src.display()
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Session {
@@ -121,6 +97,31 @@ impl Drop for Session {
             sweep_own(p);
         }
     }
+}
+
+/// Refuses scratch or staging directories inside a source directory or beside a source
+/// file: nothing may be created there.
+pub(crate) fn check_outside(name: &str, source: &str, files: &[PathBuf]) -> Result<(), DatasetError> {
+    let session = current();
+    let mut forbidden: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+    if !source::is_glob(source) && Path::new(source).is_dir() {
+        forbidden.push(PathBuf::from(source));
+    }
+    forbidden.sort();
+    forbidden.dedup();
+    let dirs = [("--scratch", Some(&session.scratch_parent)), ("--stage-to", session.stage_parent.as_ref())];
+    for (what, dir) in dirs {
+        let Some(dir) = dir else { continue };
+        if let Some(src) = forbidden.iter().find(|s| source::is_within(dir, s)) {
+            return Err(DatasetError::Invalid(format!(
+                "real-world source {name}: the scratch directory {} ({what}) lies in the source directory {}; \
+                 dedup-lab never creates anything beside a source: choose {what} elsewhere",
+                dir.display(),
+                src.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The current session, or the defaults (system temp directory, no staging).
