@@ -112,6 +112,38 @@ fn grades_copy_earlier_originals_exactly_like_the_synthetic_plan() {
 }
 
 #[test]
+fn copies_re_read_in_place_from_stored_zip_entries_and_plain_tars() {
+    let _s = serial();
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let a = corpus::content(21, 41_000, false);
+    let b = corpus::content(22, 17_000, false);
+    fs::write(d.join("stored.zip"), corpus::zip_bytes(&[("a.bin", &a, false), ("b.bin", &b, false)])).unwrap();
+    let inner = corpus::tar_bytes(&[("t/b.bin", &b)]);
+    fs::write(d.join("plain.tar"), corpus::tar_bytes(&[("t/a.bin", &a), ("t/inner.tar", &inner)])).unwrap();
+    let stored_in_zip = corpus::zip_bytes(&[("nested.tar", &corpus::tar_bytes(&[("x.bin", &a)]), false)]);
+    fs::write(d.join("tar_in_stored_zip.zip"), stored_in_zip).unwrap();
+    for name in ["stored.zip", "plain.tar", "tar_in_stored_zip.zip"] {
+        let path = d.join(name);
+        let u0 = read(&spec(&path, 0, 4096), 1).unwrap();
+        for grade in [50, 90] {
+            let got = read(&spec(&path, grade, 4096), 2).unwrap();
+            assert_eq!(got.len(), u0.len());
+            let mut k = 0;
+            for h in &got {
+                if h.record.is_duplicate() {
+                    let orig = &got[h.record.source as usize].record.data;
+                    assert!(&h.record.data == orig, "{name} U{grade}: record {} re-read in place", h.record.index);
+                } else {
+                    assert!(h.record.data == u0[k].record.data, "{name} U{grade}: original {k}");
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_sources_fail_with_a_clear_error_naming_the_file_and_entry() {
     let _s = serial();
     let t = tempfile::tempdir().unwrap();

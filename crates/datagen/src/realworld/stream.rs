@@ -325,6 +325,9 @@ impl Feeder<'_> {
 
     /// Sends a copy: its original's bytes, read again.
     fn copy(&mut self, e: &PlanEntry) -> Result<(), Stop> {
+        if interrupted() {
+            return Err(DatasetError::Interrupted.into());
+        }
         if !e.is_duplicate() {
             return Err(DatasetError::Invalid(format!(
                 "real-world source {}: it yielded fewer records than planned; it changed since the dataset was planned",
