@@ -49,7 +49,8 @@ pub enum Command {
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct DatasetArgs {
-    /// Payload types, comma-separated (random_binary, structured_json, text_document, uuid_keys, jsonb_documents).
+    /// Payload types, comma-separated (random_binary, structured_json, text_document, uuid_keys, jsonb_documents,
+    /// and the names of real-world types defined with --real-world or [real_world] in the config).
     #[arg(long, value_delimiter = ',')]
     pub payload_types: Option<Vec<String>>,
     /// Duplication grades, comma-separated, e.g. U0,U50,U90.
@@ -70,6 +71,25 @@ pub struct DatasetArgs {
     /// PRNG seed (default 20240501).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A real-world payload type NAME read from PATH: a file, a directory (read recursively)
+    /// or a quoted glob, e.g. --real-world 'nasa_image=/data/nasa/*.tif'. Archives are read
+    /// entry by entry. Repeatable. Without --payload-types, the types given here are the
+    /// ones selected.
+    #[arg(long = "real-world", value_name = "NAME=PATH")]
+    pub real_world: Vec<String>,
+    /// Put the SHA-256 of every real-world source file into the dataset's identity (a
+    /// resumed run re-hashes the files and refuses to continue when one changed).
+    #[arg(long)]
+    pub verify_sources: bool,
+    /// Copy the real-world source files into a new directory under DIR first and read only
+    /// the copies (removed at the end, also after a failure or Ctrl-C).
+    #[arg(long, value_name = "DIR")]
+    pub stage_to: Option<PathBuf>,
+    /// Where scratch files go (spooled records, nested zip archives): a new directory under
+    /// DIR, removed at the end, also after a failure or Ctrl-C (default: the system's temp
+    /// directory). Never inside a source directory.
+    #[arg(long, value_name = "DIR", env = "DEDUP_LAB_SCRATCH")]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,10 @@ pub struct RawConfig {
     /// Per-system settings, `[systems.<name>]`, passed to the backend that reads them.
     #[serde(default)]
     pub systems: BTreeMap<String, toml::Table>,
+    /// Real-world payload types: `name = "path"` (a file, directory or glob) or a table
+    /// `[real_world.name]` with `path` and `expand_archives`; checked in `plan.rs`.
+    #[serde(default)]
+    pub real_world: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -5,8 +5,9 @@ use crate::args::DatasetArgs;
 use crate::config::RawMatrix;
 use anyhow::{Result, bail};
 use dedup_lab_core::{Grade, PayloadType};
+use dedup_lab_datagen::realworld::{self, SourceDef, validate_name};
 use dedup_lab_datagen::spec::{DEFAULT_RECORD_SIZE, DEFAULT_SEED};
-use dedup_lab_datagen::{DatasetSpec, RecordSize};
+use dedup_lab_datagen::{DatasetError, DatasetSpec, RecordSize};
 
 /// Size profiles: records per dataset and record size.
 pub const PROFILES: &[(&str, u64, u64, &str)] = &[
@@ -40,12 +41,107 @@ fn parse_list<T: std::str::FromStr<Err = dedup_lab_core::ParseError> + PartialEq
     Ok(out)
 }
 
+/// The real-world sources defined in the config (`[real_world]`) and on the command line
+/// (`--real-world NAME=PATH`, which wins), and the names given on the command line.
+fn real_world_defs(args: &DatasetArgs, cfg: &RealWorldConfig) -> Result<(Vec<SourceDef>, Vec<String>)> {
+    let mut defs: Vec<SourceDef> = Vec::new();
+    for (name, value) in cfg {
+        validate_name(name).map_err(|e| anyhow::anyhow!("config [real_world]: {e}"))?;
+        let def = match value {
+            toml::Value::String(path) => SourceDef { name: name.clone(), path: path.clone(), expand_archives: true },
+            toml::Value::Table(t) => {
+                for key in t.keys() {
+                    if key != "path" && key != "expand_archives" {
+                        bail!(
+                            "config [real_world.{name}] has an unknown key `{key}`; valid keys: path, expand_archives"
+                        );
+                    }
+                }
+                let Some(toml::Value::String(path)) = t.get("path") else {
+                    bail!("config [real_world.{name}] needs `path = \"…\"` (a file, a directory or a glob)");
+                };
+                let expand_archives = match t.get("expand_archives") {
+                    None => true,
+                    Some(toml::Value::Boolean(b)) => *b,
+                    Some(v) => bail!("config [real_world.{name}] expand_archives = {v:?}: expected true or false"),
+                };
+                SourceDef { name: name.clone(), path: path.clone(), expand_archives }
+            }
+            v => bail!(
+                "config [real_world] {name} = {v:?}: expected a path (\"/data/nasa/*.tif\") or a table with `path`"
+            ),
+        };
+        defs.push(def);
+    }
+    let mut cli_names = Vec::new();
+    for arg in &args.real_world {
+        let Some((name, path)) = arg.split_once('=') else {
+            bail!("invalid --real-world {arg:?}: expected NAME=PATH, e.g. --real-world 'nasa_image=/data/nasa/*.tif'");
+        };
+        let (name, path) = (name.trim(), path.trim());
+        validate_name(name).map_err(|e| anyhow::anyhow!("--real-world {arg:?}: {e}"))?;
+        if path.is_empty() {
+            bail!("invalid --real-world {arg:?}: the path is empty");
+        }
+        if cli_names.iter().any(|n| n == name) {
+            bail!("--real-world {name} is given twice; give each name once");
+        }
+        cli_names.push(name.to_string());
+        defs.retain(|d| d.name != name);
+        defs.push(SourceDef { name: name.into(), path: path.into(), expand_archives: true });
+    }
+    Ok((defs, cli_names))
+}
+
+/// A selected payload type: synthetic, or a real-world source.
+enum Selected {
+    Synthetic(PayloadType),
+    RealWorld(SourceDef),
+}
+
+/// The `[real_world]` table of the config file.
+pub type RealWorldConfig = std::collections::BTreeMap<String, toml::Value>;
+
 /// CLI flags win over the config file, which wins over the defaults.
-pub fn dataset_plan(args: &DatasetArgs, cfg: &RawMatrix) -> Result<DatasetPlan> {
-    let payloads: Vec<PayloadType> = match args.payload_types.as_ref().or(cfg.payload_types.as_ref()) {
-        Some(list) => parse_list(list)?,
-        None => PayloadType::ALL.to_vec(),
+///
+/// Payload types: `--payload-types`; else the real-world types given with `--real-world`;
+/// else `payload_types` of the config; else the five synthetic types and every real-world
+/// type of the config. Real-world sources are scanned here (counting their records); one
+/// that cannot be read yields datasets that fail on their own, with the reason.
+pub fn dataset_plan(args: &DatasetArgs, cfg: &RawMatrix, real_world: &RealWorldConfig) -> Result<DatasetPlan> {
+    let (defs, cli_names) = real_world_defs(args, real_world)?;
+    let names: Vec<String> = match (&args.payload_types, cli_names.is_empty(), &cfg.payload_types) {
+        (Some(list), _, _) => list.clone(),
+        (None, false, _) => cli_names,
+        (None, true, Some(list)) => list.clone(),
+        (None, true, None) => {
+            PayloadType::ALL.iter().map(|p| p.to_string()).chain(defs.iter().map(|d| d.name.clone())).collect()
+        }
     };
+    let mut payloads: Vec<Selected> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if seen.iter().any(|s| s == name) {
+            continue;
+        }
+        seen.push(name.to_string());
+        if let Ok(p) = name.parse::<PayloadType>() {
+            payloads.push(Selected::Synthetic(p));
+        } else if let Some(d) = defs.iter().find(|d| d.name == name) {
+            payloads.push(Selected::RealWorld(d.clone()));
+        } else {
+            let real: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+            bail!(
+                "invalid payload type {name:?}: valid payload types: {}{}",
+                PayloadType::valid_names(),
+                if real.is_empty() {
+                    "; real-world types are defined with --real-world NAME=PATH or [real_world] in the config".into()
+                } else {
+                    format!(", and the real-world types {}", real.join(", "))
+                }
+            );
+        }
+    }
     let grades: Vec<Grade> = match args.grades.as_ref().or(cfg.grades.as_ref()) {
         Some(list) => parse_list(list)?,
         None => vec![Grade::U0, Grade::U50, Grade::U90],
@@ -86,14 +182,61 @@ pub fn dataset_plan(args: &DatasetArgs, cfg: &RawMatrix) -> Result<DatasetPlan> 
     };
     let seed = args.seed.or(cfg.seed).unwrap_or(DEFAULT_SEED);
     let mut specs = Vec::new();
-    for &payload in &payloads {
-        for &grade in &grades {
-            let spec = DatasetSpec { payload, grade, records, record_size, seed };
-            spec.validate()?;
-            specs.push(spec);
+    for selected in &payloads {
+        match selected {
+            Selected::Synthetic(payload) => {
+                for &grade in &grades {
+                    let spec = DatasetSpec { payload: *payload, grade, records, record_size, seed, real_world: None };
+                    spec.validate()?;
+                    specs.push(spec);
+                }
+            }
+            Selected::RealWorld(def) => {
+                specs.extend(real_world_specs(def, &grades, record_size, seed, args.verify_sources)?)
+            }
         }
     }
     Ok(DatasetPlan { specs })
+}
+
+/// Scans a real-world source and makes one dataset per grade; a source that cannot be read
+/// gives datasets that fail with the reason (the rest of the plan is unaffected).
+fn real_world_specs(
+    def: &SourceDef,
+    grades: &[Grade],
+    record_size: RecordSize,
+    seed: u64,
+    verify: bool,
+) -> Result<Vec<DatasetSpec>> {
+    eprintln!(
+        "scanning real-world source {} ({}){}",
+        def.name,
+        def.path,
+        if verify { ", hashing every file" } else { "" }
+    );
+    let scan = match realworld::scan(def, record_size, verify) {
+        Ok(scan) => scan,
+        Err(DatasetError::Interrupted) => bail!("interrupted by a signal while scanning {}", def.path),
+        Err(e) => {
+            eprintln!("error: real-world source {}: {e}; its datasets fail", def.name);
+            return Ok(grades
+                .iter()
+                .map(|&g| realworld::failed_dataset(def, g, record_size, seed, e.to_string()))
+                .collect());
+        }
+    };
+    for w in &scan.warnings {
+        eprintln!("warning: real-world source {}: {w}", def.name);
+    }
+    eprintln!(
+        "  {}: {} file(s), {} leaves, {} in {} records",
+        def.name,
+        scan.files.len(),
+        scan.leaves,
+        dedup_lab_core::format_bytes(scan.source_bytes),
+        scan.records
+    );
+    grades.iter().map(|&g| scan.dataset(g, record_size, seed).map_err(anyhow::Error::from)).collect()
 }
 
 /// Everything `run`, `preflight` and `cleanup` need, validated.
@@ -226,7 +369,7 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
     if let Some(p) = &args.preset {
         apply_preset(p, &mut matrix)?;
     }
-    let datasets = dataset_plan(&args.dataset, &matrix)?;
+    let datasets = dataset_plan(&args.dataset, &matrix, &cfg.real_world)?;
     let systems = system_specs(args.systems.as_ref(), cfg, &lab)?;
     let stages: Vec<Stage> = match args.stages.as_ref().or(matrix.stages.as_ref()) {
         Some(list) => parse_list(list)?,

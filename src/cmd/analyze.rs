@@ -6,38 +6,65 @@ use crate::plan::dataset_plan;
 use anyhow::{Context, Result};
 use dedup_lab_core::format_bytes;
 use dedup_lab_datagen::dir::{self, ManifestLine};
+use dedup_lab_datagen::realworld;
 use dedup_lab_datagen::{Analysis, Analyzer, Dataset};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
-    let results: Vec<(String, Analysis)> = match &args.dir {
-        Some(root) => analyze_dir(root)?,
+    // A real-world dataset that cannot be read fails on its own row; the others are analysed.
+    let results: Vec<(String, Result<Analysis, String>)> = match &args.dir {
+        Some(root) => analyze_dir(root)?.into_iter().map(|(k, a)| (k, Ok(a))).collect(),
         None => {
-            let plan = dataset_plan(&args.dataset, &cfg.matrix)?;
+            let plan = dataset_plan(&args.dataset, &cfg.matrix, &cfg.real_world)?;
             let mut out = Vec::new();
             for spec in plan.specs {
-                let label = format!("{}/{}", spec.payload, spec.grade);
-                out.push((label, analyze_spec(&Dataset::new(spec)?)));
+                let label = format!("{}/{}", spec.payload_name(), spec.grade);
+                let real = spec.real_world.is_some();
+                let analysis = Dataset::new(spec).map_err(|e| e.to_string()).and_then(|d| analyze_spec(&d));
+                if realworld::interrupted() {
+                    eprintln!("interrupted; scratch files removed");
+                    return Ok(ExitCode::from(130));
+                }
+                if let (Err(e), false) = (&analysis, real) {
+                    anyhow::bail!("{label}: {e}");
+                }
+                out.push((label, analysis));
             }
             out
         }
     };
+    let failed = results.iter().filter(|(_, a)| a.is_err()).count();
     if args.json {
-        let map: serde_json::Map<String, serde_json::Value> =
-            results.into_iter().map(|(k, a)| (k, serde_json::to_value(a).expect("analysis serialises"))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = results
+            .iter()
+            .map(|(k, a)| {
+                let v = match a {
+                    Ok(a) => serde_json::to_value(a).expect("analysis serialises"),
+                    Err(e) => serde_json::json!({ "error": e }),
+                };
+                (k.clone(), v)
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&map)?);
     } else {
         print!("{}", table(&results));
     }
+    if failed > 0 {
+        for (label, e) in results.iter().filter_map(|(l, a)| a.as_ref().err().map(|e| (l, e))) {
+            eprintln!("FAILED {label}: {e}");
+        }
+        eprintln!("{failed} of {} dataset(s) could not be analysed", results.len());
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses a generated dataset, hashing on worker threads (cached per spec, so the
-/// summary and the exports of a run share one analysis).
-pub fn analyze_spec(ds: &Dataset) -> Analysis {
-    dedup_lab_report::intrinsic::analyze(ds, dir::default_threads())
+/// Analyses a dataset, hashing on worker threads; a real-world source may fail to read.
+/// Cached per spec, so the summary and the exports of a run share one analysis.
+pub fn analyze_spec(ds: &Dataset) -> Result<Analysis, String> {
+    dedup_lab_report::intrinsic::try_analyze(ds, dir::default_threads())
 }
 
 fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {
@@ -62,12 +89,19 @@ fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {
     Ok(out)
 }
 
-fn table(rows: &[(String, Analysis)]) -> String {
+fn table(rows: &[(String, Result<Analysis, String>)]) -> String {
     let mut s = format!(
         "{:28} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
         "dataset", "records", "unique", "logical", "record", "4KiB", "cdc8KiB", "zstd", "ideal"
     );
     for (label, a) in rows {
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => {
+                s.push_str(&format!("{label:28} FAILED: {e}\n"));
+                continue;
+            }
+        };
         s.push_str(&format!(
             "{:28} {:>7} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
             label,

@@ -13,7 +13,6 @@ use dedup_lab_runner::{Engine, Event, RunSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let exports = super::report::export_formats(args.export.as_ref(), cfg)?;
@@ -43,6 +42,14 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
     let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
     let dir = RunDir::new(&results, run_id);
     let mut info = dir.read_info().with_context(|| format!("cannot resume run {run_id}"))?;
+    // A source that changed since the run started would mix old and new data: refuse.
+    for ds in &info.spec.datasets {
+        if let Some(rw) = &ds.real_world {
+            dedup_lab_datagen::realworld::check_unchanged(rw).map_err(|e| {
+                anyhow::anyhow!("cannot resume run {run_id}: {e}; start a new run to measure the new data")
+            })?;
+        }
+    }
     let (journal, report) = Journal::resume(&dir)?;
     eprintln!(
         "resuming run {run_id}: {} of {} cells finished, {} journal line(s) of unfinished cells set aside in {}",
@@ -65,7 +72,7 @@ fn execute(
     threads: Option<usize>,
     exports: &[Format],
 ) -> Result<ExitCode> {
-    install_signal_handlers()?;
+    super::install_signal_handlers()?;
     let total = spec.cells().len() as u64;
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -134,31 +141,13 @@ fn execute(
 fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), f64> {
     let mut out = BTreeMap::new();
     for ds in &spec.datasets {
-        if let Ok(d) = Dataset::new(ds.clone()) {
-            let a = super::analyze::analyze_spec(&d);
-            out.insert((ds.payload.to_string(), ds.grade.to_string()), a.ideal_ratio);
+        if let Ok(a) =
+            Dataset::new(ds.clone()).map_err(|e| e.to_string()).and_then(|d| super::analyze::analyze_spec(&d))
+        {
+            out.insert((ds.payload_name().to_string(), ds.grade.to_string()), a.ideal_ratio);
         }
     }
     out
-}
-
-/// First SIGINT/SIGTERM: finish the current operation, tear the cell down, exit 130.
-/// A second one while that happens: exit at once (the journal is still consistent, since
-/// every line is written whole and a partial cell is redone on resume).
-fn install_signal_handlers() -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, seen.clone())
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, seen.clone()).context("installing the signal handler")?;
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            signal_hook::low_level::register(sig, || dedup_lab_runner::INTERRUPTED.store(true, Ordering::SeqCst))
-        }
-        .context("installing the signal handler")?;
-    }
-    Ok(())
 }
 
 fn new_run_id() -> String {
@@ -214,7 +203,7 @@ fn print_plan(plan: &RunPlan) {
     let payloads: Vec<String> = spec
         .datasets
         .iter()
-        .map(|d| d.payload.to_string())
+        .map(|d| d.payload_name().to_string())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -227,8 +216,25 @@ fn print_plan(plan: &RunPlan) {
         .collect();
     println!("  payload types: {}", payloads.join(", "));
     println!("  grades: {}", grades.join(", "));
-    if let Some(d) = spec.datasets.first() {
+    if let Some(d) = spec.datasets.iter().find(|d| d.real_world.is_none()) {
         println!("  records per dataset: {} × {} B (seed {})", d.records, d.record_size, d.seed);
+    }
+    for d in spec.datasets.iter().filter(|d| d.real_world.is_some()) {
+        let rw = d.real_world.as_ref().expect("filtered");
+        match &rw.error {
+            Some(e) => println!("  real-world {} {}: FAILS: {e}", rw.name, d.grade),
+            None => println!(
+                "  real-world {} {}: {} records of {} B from {} file(s) ({}), {} of the source's {}",
+                rw.name,
+                d.grade,
+                d.records,
+                d.record_size,
+                rw.files.len(),
+                rw.source,
+                format_bytes(rw.bytes),
+                format_bytes(rw.source_bytes)
+            ),
+        }
     }
     println!("  stages: {}", spec.stages.iter().map(Stage::to_string).collect::<Vec<_>>().join(", "));
     println!(

@@ -19,6 +19,10 @@ pub enum PayloadType {
     UuidKeys,
     /// One nested JSON document per record.
     JsonbDocuments,
+    /// Records read from real files (a named source: images, videos, archives, …); the
+    /// dataset spec names the source. Not one of [`PayloadType::ALL`]: real-world types are
+    /// selected by their own names.
+    RealWorld,
 }
 
 impl PayloadType {
@@ -37,6 +41,7 @@ impl PayloadType {
             PayloadType::TextDocument => "text_document",
             PayloadType::UuidKeys => "uuid_keys",
             PayloadType::JsonbDocuments => "jsonb_documents",
+            PayloadType::RealWorld => "real_world",
         }
     }
 
@@ -48,6 +53,7 @@ impl PayloadType {
             PayloadType::TextDocument => "txt",
             PayloadType::UuidKeys => "csv",
             PayloadType::JsonbDocuments => "json",
+            PayloadType::RealWorld => "bin",
         }
     }
 
@@ -64,6 +70,7 @@ impl PayloadType {
             PayloadType::TextDocument => 3,
             PayloadType::UuidKeys => 4,
             PayloadType::JsonbDocuments => 5,
+            PayloadType::RealWorld => 6,
         }
     }
 

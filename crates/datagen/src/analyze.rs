@@ -140,6 +140,7 @@ mod tests {
             records,
             record_size: RecordSize::Fixed(65_536),
             seed: 1,
+            real_world: None,
         })
         .unwrap();
         analyze_dataset(&ds)

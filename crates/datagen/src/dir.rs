@@ -53,6 +53,21 @@ pub struct ManifestRecord {
     pub sha256: String,
     /// Index of the earlier record this one copies, if it is a duplicate.
     pub duplicate_of: Option<u64>,
+    /// Where a real-world record's bytes come from (for a copy: its original's place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RecordSource>,
+}
+
+/// The place in a real-world source a record was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordSource {
+    /// The source file.
+    pub file: String,
+    /// The entry inside it, for archives (`outer.zip!/inner.xlsx!/xl/sheet1.xml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// Byte offset in the file, or in the (decompressed) entry.
+    pub offset: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,7 +83,7 @@ pub struct Totals {
 
 /// Relative directory of a dataset inside a dataset directory.
 pub fn dataset_rel_path(spec: &DatasetSpec) -> String {
-    format!("{}/{}", spec.payload, spec.grade)
+    format!("{}/{}", spec.payload_name(), spec.grade)
 }
 
 /// Checks that `root` may be used as an output directory, creating it if needed.
@@ -204,17 +219,22 @@ impl TotalsBuilder {
 
 /// Generates and hashes every record of `ds` and writes nothing: the totals (with the
 /// fingerprint) that its manifest would carry. Calls `progress` with each record's bytes.
-pub fn dataset_totals(ds: &Dataset, threads: usize, progress: &mut dyn FnMut(u64)) -> Totals {
+pub fn dataset_totals(ds: &Dataset, threads: usize, progress: &mut dyn FnMut(u64)) -> Result<Totals, DatasetError> {
     let mut totals = TotalsBuilder::default();
-    for h in ds.par_records(threads) {
+    for h in ds.try_par_records(threads) {
+        let h = h?;
+        if crate::realworld::interrupted() {
+            return Err(DatasetError::Interrupted);
+        }
         totals.add(&h);
         progress(h.record.data.len() as u64);
     }
-    totals.finish()
+    Ok(totals.finish())
 }
 
 /// Writes one dataset into `root` (prepared with [`prepare_output`]), calling `progress`
-/// with the bytes of every record written. Returns the totals.
+/// with the bytes of every record written. Returns the totals. A dataset that fails
+/// half-way (a real-world source that cannot be read, a signal) leaves nothing behind.
 pub fn write_dataset(
     root: &Path,
     ds: &Dataset,
@@ -228,7 +248,40 @@ pub fn write_dataset(
     if dir.exists() {
         // A dataset this tool wrote before: remove its old records so no stale file survives.
         fs::remove_dir_all(&dir).map_err(|e| DatasetError::io(&dir, e))?;
+        remove_from_index(root, &rel)?;
     }
+    let written = write_records(&dir, ds, threads, progress);
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let totals = written?;
+    let mut index = if root.join(MARKER).is_file() { read_index(root)? } else { DirIndex::default() };
+    index.format = MARKER_FORMAT.into();
+    index.datasets.retain(|d| d.path != rel);
+    index.datasets.push(IndexEntry { path: rel, spec: spec.clone() });
+    index.datasets.sort_by(|a, b| a.path.cmp(&b.path));
+    write_index(root, &index)?;
+    Ok(totals)
+}
+
+/// Drops a dataset from the index (its directory is gone).
+fn remove_from_index(root: &Path, rel: &str) -> Result<(), DatasetError> {
+    if !root.join(MARKER).is_file() {
+        return Ok(());
+    }
+    let mut index = read_index(root)?;
+    let before = index.datasets.len();
+    index.datasets.retain(|d| d.path != rel);
+    if index.datasets.len() != before { write_index(root, &index) } else { Ok(()) }
+}
+
+fn write_records(
+    dir: &Path,
+    ds: &Dataset,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Totals, DatasetError> {
+    let spec = ds.spec();
     let records_dir = dir.join("records");
     fs::create_dir_all(&records_dir).map_err(|e| DatasetError::io(&records_dir, e))?;
     let manifest_tmp = dir.join("manifest.jsonl.tmp");
@@ -240,8 +293,12 @@ pub fn write_dataset(
     };
     line(&mut out, &ManifestLine::Header { format: MANIFEST_FORMAT.into(), spec: spec.clone() })?;
     let mut totals = TotalsBuilder::default();
-    let ext = spec.payload.extension();
-    for h in ds.par_records(threads) {
+    let ext = spec.extension();
+    for h in ds.try_par_records(threads) {
+        let h = h?;
+        if crate::realworld::interrupted() {
+            return Err(DatasetError::Interrupted);
+        }
         let r = &h.record;
         let file = format!("records/{}.{ext}", r.key());
         let path = dir.join(&file);
@@ -256,6 +313,11 @@ pub fn write_dataset(
                 size: r.data.len() as u64,
                 sha256: hex::encode(h.sha256),
                 duplicate_of: r.is_duplicate().then_some(r.source),
+                source: h.origin.as_ref().map(|o| RecordSource {
+                    file: o.file.to_string(),
+                    entry: o.entry.as_ref().map(|e| e.to_string()),
+                    offset: o.offset,
+                }),
             }),
         )?;
         progress(r.data.len() as u64);
@@ -266,13 +328,6 @@ pub fn write_dataset(
     file.sync_all().map_err(io)?;
     let manifest = dir.join("manifest.jsonl");
     fs::rename(&manifest_tmp, &manifest).map_err(|e| DatasetError::io(&manifest, e))?;
-
-    let mut index = if root.join(MARKER).is_file() { read_index(root)? } else { DirIndex::default() };
-    index.format = MARKER_FORMAT.into();
-    index.datasets.retain(|d| d.path != rel);
-    index.datasets.push(IndexEntry { path: rel, spec: spec.clone() });
-    index.datasets.sort_by(|a, b| a.path.cmp(&b.path));
-    write_index(root, &index)?;
     Ok(totals)
 }
 

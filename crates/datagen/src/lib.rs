@@ -13,6 +13,7 @@ pub mod native;
 pub mod par;
 pub mod payload;
 pub mod plan;
+pub mod realworld;
 pub mod spec;
 mod words;
 
@@ -62,23 +63,37 @@ impl Dataset {
         DupPlan::new(&self.spec)
     }
 
-    /// The records in order, generated one at a time.
-    pub fn records(&self) -> impl Iterator<Item = GeneratedRecord> + Send + '_ {
-        self.plan().map(move |e| {
+    /// Whether the records are read from a real-world source.
+    pub fn is_real_world(&self) -> bool {
+        self.spec.real_world.is_some()
+    }
+
+    /// The records in order, generated one at a time. A real-world dataset is read on a
+    /// reader thread; a read error panics (use [`Dataset::try_par_records`] to handle it).
+    pub fn records(&self) -> Box<dyn Iterator<Item = GeneratedRecord> + Send + '_> {
+        if self.is_real_world() {
+            return Box::new(self.par_records(1).map(|h| h.record));
+        }
+        Box::new(self.plan().map(move |e| {
             let mut data = Vec::with_capacity(e.size as usize);
             self.fill(e.source, e.size, &mut data);
             GeneratedRecord { index: e.index, source: e.source, data }
-        })
+        }))
     }
 
     /// Writes the content of original record `source` (of `size` bytes) into `buf`.
+    /// Synthetic datasets only: real-world bytes come from their source.
     pub fn fill(&self, source: u64, size: u64, buf: &mut Vec<u8>) {
         buf.clear();
         payload::generate(self.spec.payload, self.spec.seed, source, size as usize, buf);
     }
 
-    /// Total logical bytes of the dataset (computed from the plan, no payload generated).
+    /// Total logical bytes of the dataset (computed from the plan, no payload generated;
+    /// for a real-world dataset, as planned when its source was scanned).
     pub fn total_bytes(&self) -> u64 {
+        if let Some(rw) = &self.spec.real_world {
+            return rw.bytes;
+        }
         match self.spec.record_size {
             RecordSize::Fixed(s) => s * self.spec.records,
             RecordSize::Range { .. } => self.plan().map(|e| e.size).sum(),
@@ -105,8 +120,16 @@ pub(crate) fn derive_seed(domain: &str, parts: &[u64]) -> [u8; 32] {
 
 impl Dataset {
     /// The records in order with their SHA-256, generated on `threads` worker threads.
+    /// A real-world dataset's read error panics: use [`Dataset::try_par_records`] for those.
     pub fn par_records(&self, threads: usize) -> par::ParRecords {
         par::ParRecords::new(self, threads)
+    }
+
+    /// The records in order with their SHA-256 (and, for real-world records, their origin),
+    /// or the error that stopped them (a real-world source that cannot be read, changed, or
+    /// a signal); nothing follows an error.
+    pub fn try_par_records(&self, threads: usize) -> par::TryParRecords {
+        par::TryParRecords::new(self, threads)
     }
 }
 

@@ -4,6 +4,8 @@
 //! channel; the consumer reads the channels round-robin, so records come out in order and
 //! at most `W × (DEPTH + 1)` records are in memory at once, whatever the dataset size.
 
+use crate::realworld::{Origin, Stream};
+use crate::spec::DatasetError;
 use crate::{Dataset, GeneratedRecord, PlanEntry};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -17,6 +19,8 @@ const DEPTH: usize = 2;
 pub struct HashedRecord {
     pub record: GeneratedRecord,
     pub sha256: [u8; 32],
+    /// Where a real-world record's bytes come from (file, archive entry, offset).
+    pub origin: Option<Origin>,
 }
 
 /// Iterator over a dataset's records, generated and hashed on worker threads.
@@ -29,6 +33,8 @@ pub struct ParRecords {
     workers: Vec<Option<JoinHandle<()>>>,
     next: u64,
     total: u64,
+    /// A real-world dataset's reader instead of the generator workers.
+    real: Option<Stream>,
 }
 
 /// Writes the content of one planned record into the (cleared) buffer.
@@ -36,6 +42,10 @@ type Fill = dyn Fn(&Dataset, &PlanEntry, &mut Vec<u8>) + Send + Sync;
 
 impl ParRecords {
     pub fn new(ds: &Dataset, threads: usize) -> ParRecords {
+        if ds.is_real_world() {
+            let real = Some(Stream::start(ds.spec(), threads));
+            return ParRecords { receivers: Vec::new(), workers: Vec::new(), next: 0, total: 0, real };
+        }
         Self::spawn(
             ds,
             threads,
@@ -57,20 +67,23 @@ impl ParRecords {
                     fill(&ds, &entry, &mut data);
                     let sha256 = Sha256::digest(&data).into();
                     let record = GeneratedRecord { index: entry.index, source: entry.source, data };
-                    if tx.send(HashedRecord { record, sha256 }).is_err() {
+                    if tx.send(HashedRecord { record, sha256, origin: None }).is_err() {
                         return; // the consumer stopped early
                     }
                 }
             })));
             receivers.push(rx);
         }
-        ParRecords { receivers, workers, next: 0, total: ds.spec().records }
+        ParRecords { receivers, workers, next: 0, total: ds.spec().records, real: None }
     }
 }
 
 impl Iterator for ParRecords {
     type Item = HashedRecord;
     fn next(&mut self) -> Option<HashedRecord> {
+        if let Some(real) = &mut self.real {
+            return real.next().map(|r| r.unwrap_or_else(|e| panic!("{e}")));
+        }
         if self.next >= self.total {
             return None;
         }
@@ -92,6 +105,9 @@ impl Iterator for ParRecords {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        if let Some(real) = &self.real {
+            return real.size_hint();
+        }
         let left = (self.total - self.next) as usize;
         (left, Some(left))
     }
@@ -103,6 +119,40 @@ impl Drop for ParRecords {
         self.receivers.clear();
         for w in self.workers.iter_mut().filter_map(Option::take) {
             let _ = w.join();
+        }
+    }
+}
+
+/// Iterator over a dataset's records in order, with their SHA-256, or the error that
+/// stopped them: real-world sources can fail to read (synthetic datasets never do).
+pub enum TryParRecords {
+    Synthetic(ParRecords),
+    RealWorld(Stream),
+}
+
+impl TryParRecords {
+    pub fn new(ds: &Dataset, threads: usize) -> TryParRecords {
+        if ds.is_real_world() {
+            TryParRecords::RealWorld(Stream::start(ds.spec(), threads))
+        } else {
+            TryParRecords::Synthetic(ParRecords::new(ds, threads))
+        }
+    }
+}
+
+impl Iterator for TryParRecords {
+    type Item = Result<HashedRecord, DatasetError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            TryParRecords::Synthetic(p) => p.next().map(Ok),
+            TryParRecords::RealWorld(s) => s.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            TryParRecords::Synthetic(p) => p.size_hint(),
+            TryParRecords::RealWorld(s) => s.size_hint(),
         }
     }
 }
@@ -125,6 +175,7 @@ mod tests {
             records,
             record_size: RecordSize::Fixed(64),
             seed: 3,
+            real_world: None,
         })
         .unwrap()
     }

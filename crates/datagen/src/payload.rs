@@ -13,6 +13,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 /// Writes the `size` bytes of original record `source` of `payload` into `buf` (appending).
+///
+/// Panics for [`PayloadType::RealWorld`], whose bytes come from files.
 pub fn generate(payload: PayloadType, seed: u64, source: u64, size: usize, buf: &mut Vec<u8>) {
     let mut rng = Xoshiro256StarStar::from_seed(derive_seed("content", &[seed, payload.tag(), source]));
     let start = buf.len();
@@ -25,6 +27,9 @@ pub fn generate(payload: PayloadType, seed: u64, source: u64, size: usize, buf: 
         PayloadType::TextDocument => text(&mut rng, size, buf),
         PayloadType::UuidKeys => uuid_lines(&mut rng, size, buf),
         PayloadType::JsonbDocuments => document(&mut rng, source, size, buf),
+        PayloadType::RealWorld => {
+            panic!("real-world records are read from their source (Dataset::try_par_records), not generated")
+        }
     }
     debug_assert_eq!(buf.len() - start, size);
 }

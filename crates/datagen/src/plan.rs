@@ -119,6 +119,7 @@ mod tests {
             records,
             record_size: RecordSize::Fixed(64),
             seed,
+            real_world: None,
         }
     }
 

@@ -26,6 +26,9 @@ pub enum DatasetError {
     /// (`{:#}`) would otherwise repeat it.
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// A signal (SIGINT/SIGTERM) stopped the work.
+    #[error("interrupted by a signal")]
+    Interrupted,
 }
 
 impl DatasetError {
@@ -103,18 +106,43 @@ impl<'de> Deserialize<'de> for RecordSize {
     }
 }
 
-/// Everything that defines a synthetic dataset's bytes.
+/// Everything that defines a dataset's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DatasetSpec {
+    /// The synthetic payload type, or [`PayloadType::RealWorld`] with `real_world` set.
     pub payload: PayloadType,
     pub grade: Grade,
     pub records: u64,
     pub record_size: RecordSize,
     pub seed: u64,
+    /// The source and its identity, for a real-world dataset (absent for synthetic ones, so
+    /// their specs serialise as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_world: Option<crate::realworld::RealWorldSpec>,
 }
 
 impl DatasetSpec {
     pub fn validate(&self) -> Result<(), DatasetError> {
+        match (&self.real_world, self.payload) {
+            (Some(rw), PayloadType::RealWorld) => {
+                if let Some(e) = &rw.error {
+                    return Err(DatasetError::Invalid(e.clone()));
+                }
+                if let RecordSize::Range { .. } = self.record_size {
+                    return Err(DatasetError::Invalid(format!(
+                        "real-world dataset {}: records have one fixed size, not the range {}",
+                        rw.name, self.record_size
+                    )));
+                }
+            }
+            (None, PayloadType::RealWorld) => {
+                return Err(DatasetError::Invalid("payload type real_world needs a source".into()));
+            }
+            (Some(_), p) => {
+                return Err(DatasetError::Invalid(format!("a {p} dataset cannot have a real-world source")));
+            }
+            (None, _) => {}
+        }
         if self.records == 0 || self.records > MAX_RECORDS {
             return Err(ParseError::new(
                 "record count",
@@ -128,9 +156,29 @@ impl DatasetSpec {
         Ok(())
     }
 
-    /// A short stable identifier, e.g. `random_binary-U50-n16-s524288-seed20240501`.
+    /// A short stable identifier, e.g. `random_binary-U50-n16-s524288-seed20240501`; a
+    /// real-world one ends with a digest of its source's identity (`-src1a2b3c4d5e6f`).
     pub fn id(&self) -> String {
-        format!("{}-{}-n{}-s{}-seed{}", self.payload, self.grade, self.records, self.record_size, self.seed)
+        let base =
+            format!("{}-{}-n{}-s{}-seed{}", self.payload_name(), self.grade, self.records, self.record_size, self.seed);
+        match &self.real_world {
+            Some(rw) => format!("{base}-src{}", rw.identity()),
+            None => base,
+        }
+    }
+
+    /// The payload-type name the dataset is selected and reported by: the synthetic type's
+    /// name, or the real-world source's name (e.g. `nasa_image`).
+    pub fn payload_name(&self) -> &str {
+        match &self.real_world {
+            Some(rw) => &rw.name,
+            None => self.payload.name(),
+        }
+    }
+
+    /// File extension of the dataset's record files.
+    pub fn extension(&self) -> &'static str {
+        self.payload.extension()
     }
 }
 

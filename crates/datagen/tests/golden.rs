@@ -53,6 +53,7 @@ fn spec(payload: &str, grade: &str, records: u64, size: &str, seed: u64) -> Data
         records,
         record_size: size.parse().unwrap(),
         seed,
+        real_world: None,
     }
 }
 
@@ -69,7 +70,14 @@ fn small_specs() -> Vec<DatasetSpec> {
     let mut specs = Vec::new();
     for p in PayloadType::ALL {
         for g in [Grade::U0, Grade::U50, Grade::U90] {
-            specs.push(DatasetSpec { payload: p, grade: g, records: 8, record_size: RecordSize::Fixed(4096), seed: 1 });
+            specs.push(DatasetSpec {
+                payload: p,
+                grade: g,
+                records: 8,
+                record_size: RecordSize::Fixed(4096),
+                seed: 1,
+                real_world: None,
+            });
         }
     }
     specs

@@ -78,6 +78,7 @@ fn memory_is_bounded_by_the_record_size_not_the_dataset_size() {
             records: RECORDS,
             record_size: RecordSize::Fixed(RECORD),
             seed: 9,
+            real_world: None,
         })
         .unwrap();
 

@@ -14,16 +14,23 @@ fn cache() -> &'static Mutex<HashMap<DatasetSpec, Analysis>> {
 
 /// Analyses a generated dataset, hashing on worker threads (cached per spec).
 pub fn analyze(ds: &Dataset, threads: usize) -> Analysis {
+    // A real-world source that cannot be read any more leaves the ideal ratio empty.
+    try_analyze(ds, threads).unwrap_or_default()
+}
+
+/// Like [`analyze`], with the error of a source that cannot be read (nothing is cached then).
+pub fn try_analyze(ds: &Dataset, threads: usize) -> Result<Analysis, String> {
     if let Some(a) = cache().lock().expect("analysis cache").get(ds.spec()) {
-        return a.clone();
+        return Ok(a.clone());
     }
     let mut an = Analyzer::new();
-    for h in ds.par_records(threads) {
+    for h in ds.try_par_records(threads) {
+        let h = h.map_err(|e| e.to_string())?;
         an.add(&h.record.data, Some(h.sha256));
     }
     let a = an.finish();
     cache().lock().expect("analysis cache").insert(ds.spec().clone(), a.clone());
-    a
+    Ok(a)
 }
 
 /// The analysis of every distinct dataset of the sources. A spec that no longer builds

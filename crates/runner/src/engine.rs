@@ -15,7 +15,7 @@ use dedup_lab_core::{
 };
 use dedup_lab_datagen::Dataset;
 use dedup_lab_datagen::native::Format;
-use dedup_lab_datagen::par::ParRecords;
+use dedup_lab_datagen::par::TryParRecords;
 use sha2_free::Sha256Hex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -462,7 +462,7 @@ impl<'a> Engine<'a> {
     fn records(&self, cell: &CellPlan, ds: &Dataset) -> RecordSource {
         let feed = match native_format(cell) {
             Some(f) => Feed::Native(self.native_feed(cell, ds, f)),
-            None => Feed::Blob(ds.par_records(self.threads)),
+            None => Feed::Blob(ds.try_par_records(self.threads)),
         };
         RecordSource::new(feed, cell, self.spec.readback)
     }
@@ -589,7 +589,7 @@ fn record_id(cell: &CellPlan, index: u64, duplicate: bool) -> RecordId {
 
 enum Feed {
     /// One record per file.
-    Blob(ParRecords),
+    Blob(TryParRecords),
     /// The files parsed into native records.
     Native(NativeFeed),
 }
@@ -662,7 +662,18 @@ impl Iterator for RecordSource {
         }
         let record = match &mut self.feed {
             Feed::Blob(par) => {
-                let h = par.next()?;
+                let h = match par.next()? {
+                    Ok(h) => h,
+                    // A real-world source that cannot be read fails this cell's stage, nothing else.
+                    Err(e) => {
+                        let ds = &self.cell.dataset;
+                        return Some(Err(BackendError::msg(format!(
+                            "dataset {}/{}: {e}",
+                            ds.payload_name(),
+                            ds.grade
+                        ))));
+                    }
+                };
                 let r = h.record;
                 let id = record_id(&self.cell, r.index, r.is_duplicate());
                 if self.sampled(r.index) {

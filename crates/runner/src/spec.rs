@@ -117,7 +117,7 @@ impl RunSpec {
                                         key: CellKey {
                                             system: sys.kind,
                                             variant: variant.clone(),
-                                            payload: ds.payload.to_string(),
+                                            payload: ds.payload_name().to_string(),
                                             grade: ds.grade,
                                             mode,
                                             placement,

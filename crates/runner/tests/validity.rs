@@ -85,6 +85,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
             records: 6,
             record_size: RecordSize::Fixed(8192),
             seed: 1,
+            real_world: None,
         }],
         stages: vec![Stage::BulkInsert, Stage::PerfileInsert],
         runs: 1,

@@ -16,6 +16,7 @@ fn format_for(p: PayloadType, size: usize) -> Format {
         records: 1,
         record_size: crate::RecordSize::Fixed(size as u64),
         seed: 7,
+        real_world: None,
     };
     match for_dataset(&spec) {
         Support::Native(f) => f,
@@ -168,6 +169,7 @@ fn a_duplicated_file_yields_identical_records() {
         records: 8,
         record_size: crate::RecordSize::Fixed(8192),
         seed: 1,
+        real_world: None,
     };
     for p in PayloadType::ALL {
         let ds = crate::Dataset::new(crate::DatasetSpec { payload: p, ..spec.clone() }).unwrap();
@@ -295,6 +297,7 @@ fn structured_json_has_a_token_column_only_when_records_can_be_tiny() {
         records: 1,
         record_size: "64..1MiB".parse().unwrap(),
         seed: 7,
+        real_world: None,
     };
     assert_eq!(for_dataset(&spec), Support::Native(Format::StructuredJson { token: true }));
     // With the column, ordinary lines encode exactly as without it (NULL is left out).

@@ -217,6 +217,7 @@ pub fn intrinsic(seed: u64) -> Vec<(DatasetSpec, Analysis)> {
                 records: RECORDS,
                 record_size: dedup_lab_datagen::RecordSize::Fixed(RECORD_SIZE),
                 seed,
+                real_world: None,
             };
             let unique_bytes = unique * RECORD_SIZE;
             let dedup = LOGICAL as f64 / unique_bytes as f64;
