@@ -140,7 +140,6 @@ register_section gen "generate + SHA-256 of random_binary vs openssl dgst -sha25
 bench_gen() {
   ensure_tool openssl openssl
   ensure_tool /usr/bin/time time
-  ensure_tool openssl openssl
   local dir bytes records t0 t1 fp
   dir="$(scratch)/gen"
   bytes=$((GIB * 1024 * 1024 * 1024))
@@ -225,6 +224,98 @@ bench_gen() {
   row "peak RSS, dedup-lab generate --output of ${RSS_GIB} GiB (target ≤ 64 MiB)" \
     "$(calc '%.1f' "$rss_kib / 1024") MiB" \
     "$(mbps "$((RSS_GIB * 1024 * 1024 * 1024))" "$(calc '%.3f' "$t1 - $t0")") MB/s, $threads thread(s)"
+}
+
+# --- section: postgresql -------------------------------------------------------
+
+register_section postgresql "PostgreSQL bulk_insert vs psql \\copy (binary) of the same rows into the same server; per-record latency"
+bench_postgresql() {
+  ensure_tool python3 python3
+  local mib="${DEDUP_LAB_BENCH_PG_MIB:-256}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_PG_MIB must be a whole number of MiB"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  bash "$REPO/scripts/services.sh" up postgresql >&2
+  eval "$(bash "$REPO/scripts/services.sh" env postgresql)"
+  local dir cfg
+  dir="$(scratch)/pg"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  # A lab of its own on the shared test server; EXTERNAL storage so that neither side
+  # spends the time compressing.
+  printf 'lab = "dedup_lab_bench"\n[systems.postgresql]\nvariants = ["external"]\n' >"$cfg"
+
+  # The reference: the same records as a binary COPY file, loaded by psql's \copy into a
+  # table shaped like the lab's.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  python3 - "$dir/data/random_binary/U0" "$dir/copy.bin" <<'PY'
+import json, struct, sys
+ds, out = sys.argv[1], sys.argv[2]
+with open(out, "wb") as f:
+    f.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0))
+    for line in open(ds + "/manifest.jsonl"):
+        r = json.loads(line)
+        if r["type"] != "record":
+            continue
+        data = open(ds + "/" + r["file"], "rb").read()
+        key = r["key"].encode()
+        f.write(struct.pack("!hi", 2, len(key)) + key + struct.pack("!i", len(data)) + data)
+    f.write(struct.pack("!h", -1))
+PY
+  rm -rf -- "$dir/data"
+  local psql=(psql -X -q -v ON_ERROR_STOP=1 -h "$DEDUP_PG_HOST" -p "$DEDUP_PG_PORT" -U "$DEDUP_PG_USER" -d "$DEDUP_PG_DATABASE")
+  local setup="DROP TABLE IF EXISTS dedup_lab_bench.c0; DROP SCHEMA IF EXISTS dedup_lab_bench; CREATE SCHEMA dedup_lab_bench;
+    CREATE TABLE dedup_lab_bench.c0 (k text PRIMARY KEY, v bytea NOT NULL);
+    ALTER TABLE dedup_lab_bench.c0 ALTER COLUMN v SET STORAGE EXTERNAL;"
+  local best="" i t0 t1 s
+  for ((i = 0; i < REPEAT; i++)); do
+    PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "$setup"
+    t0="$(now)"
+    PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "\\copy dedup_lab_bench.c0 FROM '$dir/copy.bin' WITH (FORMAT binary)"
+    t1="$(now)"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  PGPASSWORD="$DEDUP_PG_PASSWORD" "${psql[@]}" -c "DROP TABLE dedup_lab_bench.c0; DROP SCHEMA dedup_lab_bench;"
+  local psql_s="$best"
+  rm -f -- "$dir/copy.bin"
+
+  # dedup-lab: the same rows (same seed, spec and keys), REPEAT runs; the fastest bulk
+  # stage counts. Its duration includes streaming the records from the generator threads.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems postgresql --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against PostgreSQL failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "psql \\copy FORMAT binary, ${mib} MiB of random_binary (${records} × 512 KiB), EXTERNAL storage" \
+    "$(mbps "$bytes" "$psql_s") MB/s" "${psql_s} s, fastest of $REPEAT"
+  row "dedup-lab bulk_insert (binary COPY), the same rows" "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
+  row "**ratio dedup-lab / psql \\copy** (target ≥ 1.0)" "**$(calc '%.2f' "$psql_s / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
+    "best run of $REPEAT"
+  row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
 }
 
 # --- section: realworld ---------------------------------------------------------

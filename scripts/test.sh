@@ -14,6 +14,10 @@ if ! command -v cc >/dev/null 2>&1; then
     echo "test.sh: a C compiler is needed for bundled SQLite and zstd; installing gcc" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test.sh: the HTML report is checked in headless Chromium; installing chromium" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 
 echo "== cargo fmt --check"

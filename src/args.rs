@@ -30,7 +30,7 @@ pub enum Command {
     /// Intrinsic duplicate and compression ratios of datasets: the ideal store.
     Analyze(AnalyzeArgs),
     /// Run the experiment matrix (the embedded default when nothing is configured).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Connect to each selected system, create and drop the lab namespace, check consistency.
     Preflight(PreflightArgs),
     /// What a running or stopped run has done, failed and has left.
@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// Drop lab namespaces that interrupted runs left behind.
     Cleanup(PreflightArgs),
+    /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
+    Report(ReportArgs),
 }
 
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
@@ -153,6 +155,14 @@ pub struct RunArgs {
     /// Cache state before each stage, comma-separated: warm and/or cold.
     #[arg(long, value_delimiter = ',')]
     pub caches: Option<Vec<String>>,
+    /// Insertion mode: blob (each file one value), native (files parsed into typed records:
+    /// rows, JSON documents, paragraphs, keys, chunks) or both.
+    #[arg(long, value_delimiter = ',', value_name = "blob|native|both")]
+    pub insertion_mode: Option<Vec<String>>,
+    /// Native mode: a record that cannot be parsed fails the stage (fail, the default) or
+    /// is counted and skipped (skip).
+    #[arg(long, value_name = "fail|skip")]
+    pub on_parse_error: Option<String>,
     /// Generator threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -160,8 +170,28 @@ pub struct RunArgs {
     /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
+    /// (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub export: Option<Vec<String>>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories (results/<run-id>) or results directories holding runs; finished or not.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the report (default: the first directory given).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Formats, comma-separated: csv, json, md, tex, html, all, none (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Option<Vec<String>>,
+    /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).
+    #[arg(long)]
+    pub allow_mixed: bool,
 }
 
 #[derive(Debug, Args)]

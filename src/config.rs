@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub lab: Option<String>,
     /// Where run results go (default `results`).
     pub results_dir: Option<PathBuf>,
+    /// Exports written at the end of a run and by `report` (default: all of csv, json, md, tex, html).
+    pub exports: Option<Vec<String>>,
     #[serde(default)]
     pub matrix: RawMatrix,
     /// Per-system settings, `[systems.<name>]`, passed to the backend that reads them.
@@ -41,6 +43,10 @@ pub struct RawMatrix {
     pub readback: Option<u64>,
     pub placements: Option<Vec<String>>,
     pub caches: Option<Vec<String>>,
+    /// `blob`, `native` or `both` (a list).
+    pub insertion_modes: Option<Vec<String>>,
+    /// `fail` or `skip`.
+    pub on_parse_error: Option<String>,
 }
 
 /// Reads the config file, or returns the defaults when there is none.

@@ -337,8 +337,33 @@ fn apply_preset(name: &str, m: &mut crate::config::RawMatrix) -> Result<()> {
     Ok(())
 }
 
+/// Insertion modes from `blob`, `native` and `both` (which is both of them).
+fn insertion_modes(values: &[String]) -> Result<Vec<dedup_lab_core::InsertionMode>> {
+    use dedup_lab_core::InsertionMode;
+    let mut out = Vec::new();
+    for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        let add: Vec<InsertionMode> = if v == "both" {
+            vec![InsertionMode::Blob, InsertionMode::Native]
+        } else {
+            vec![v.parse().map_err(|e: dedup_lab_core::ParseError| {
+                anyhow::anyhow!("invalid insertion mode {:?}: valid values: blob, native, both", e.value)
+            })?]
+        };
+        for m in add {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no insertion mode selected; give --insertion-mode blob, native or both");
+    }
+    Ok(out)
+}
+
 pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> Result<RunPlan> {
     use dedup_lab_core::{CacheState, InsertionMode, LabName, Placement, Stage};
+    use dedup_lab_datagen::native::OnParseError;
     let lab: LabName = cfg.lab.as_deref().unwrap_or("dedup_lab").parse()?;
     let mut matrix = cfg.matrix.clone();
     if let Some(p) = &args.preset {
@@ -366,6 +391,12 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
     if placements.is_empty() || caches.is_empty() {
         bail!("select at least one placement (within, across) and one cache state (warm, cold)");
     }
+    let modes = match args.insertion_mode.as_ref().or(matrix.insertion_modes.as_ref()) {
+        Some(l) => insertion_modes(l)?,
+        None => vec![InsertionMode::Blob],
+    };
+    let on_parse_error: OnParseError =
+        args.on_parse_error.as_deref().or(matrix.on_parse_error.as_deref()).unwrap_or("fail").parse()?;
     let readback = args.readback.or(matrix.readback).unwrap_or(8);
     let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
     Ok(RunPlan {
@@ -377,7 +408,8 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
             runs,
             placements,
             caches,
-            modes: vec![InsertionMode::Blob],
+            modes,
+            on_parse_error,
             readback,
             keep: args.keep,
         },

@@ -16,6 +16,7 @@ fn run(kind: SystemKind) {
     );
     let mut b = dedup_lab_backends::open(kind, "default", &cfg).unwrap();
     conformance::run_suite(b.as_mut(), &mut conformance::no_local_paths);
+    conformance::run_native_suite(b.as_mut(), "dedup_lab_conformance");
     // Nothing outside the work directory was created, and nothing is left inside it but
     // the (empty) per-system folder.
     for e in walk(dir.path()) {

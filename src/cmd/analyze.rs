@@ -61,14 +61,10 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses a dataset, hashing on worker threads; a real-world source may fail to read.
+/// Analyses a dataset, hashing on worker threads (cached per spec, so the summary and the
+/// exports of a run share one analysis); a real-world source may fail to read.
 pub fn analyze_spec(ds: &Dataset) -> Result<Analysis, String> {
-    let mut an = Analyzer::new();
-    for h in ds.try_par_records(dir::default_threads()) {
-        let h = h.map_err(|e| e.to_string())?;
-        an.add(&h.record.data, Some(h.sha256));
-    }
-    Ok(an.finish())
+    dedup_lab_report::intrinsic::analyze(ds, dir::default_threads()).map_err(|e| e.to_string())
 }
 
 fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {

@@ -3,6 +3,7 @@
 mod analyze;
 mod generate;
 mod preflight;
+mod report;
 mod run;
 mod status;
 mod verify;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run::run(&a, &cfg),
         Command::Preflight(a) => preflight::preflight(&a, &cfg),
         Command::Cleanup(a) => preflight::cleanup(&a, &cfg),
+        Command::Report(a) => report::run(&a, &cfg),
         Command::Status { run_id, results } => {
             let results = results.or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
             status::run(run_id.as_deref(), results)

@@ -7,6 +7,7 @@ use crate::plan::{RunPlan, run_plan};
 use anyhow::{Context, Result, bail};
 use dedup_lab_core::{CellStatus, Stage, SystemKind, format_bytes};
 use dedup_lab_datagen::Dataset;
+use dedup_lab_report::Format;
 use dedup_lab_runner::journal::{self, Journal, RunDir};
 use dedup_lab_runner::{Engine, Event, RunSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,11 +15,12 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
+    let exports = super::report::export_formats(args.export.as_ref(), cfg)?;
     if let Some(id) = &args.resume {
         if args.dry_run {
             bail!("--resume and --dry-run cannot be combined");
         }
-        return resume(args, cfg, id);
+        return resume(args, cfg, id, &exports);
     }
     let plan = run_plan(args, cfg)?;
     if args.dry_run {
@@ -33,10 +35,10 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     dir.write_info(&info)?;
     let journal = Journal::create(&dir)?;
     eprintln!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
-    execute(plan.spec, dir, info, journal, args.threads)
+    execute(plan.spec, dir, info, journal, args.threads, &exports)
 }
 
-fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str) -> Result<ExitCode> {
+fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> Result<ExitCode> {
     let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
     let dir = RunDir::new(&results, run_id);
     let mut info = dir.read_info().with_context(|| format!("cannot resume run {run_id}"))?;
@@ -59,7 +61,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str) -> Result<ExitCode> {
     info.status = "running".into();
     info.finished_at = None;
     dir.write_info(&info)?;
-    execute(info.spec.clone(), dir, info, journal, args.threads)
+    execute(info.spec.clone(), dir, info, journal, args.threads, exports)
 }
 
 fn execute(
@@ -68,6 +70,7 @@ fn execute(
     info: dedup_lab_runner::RunInfo,
     journal: Journal,
     threads: Option<usize>,
+    exports: &[Format],
 ) -> Result<ExitCode> {
     super::install_signal_handlers()?;
     let total = spec.cells().len() as u64;
@@ -105,6 +108,7 @@ fn execute(
          'frees' = share of the per-record growth given back"
     );
     println!("results: {}", dir.path.display());
+    super::report::export_run(&dir.path, exports);
     if outcome.interrupted {
         eprintln!(
             "interrupted: the current cell was torn down; continue with `dedup-lab run --resume {}`",
@@ -234,12 +238,19 @@ fn print_plan(plan: &RunPlan) {
     }
     println!("  stages: {}", spec.stages.iter().map(Stage::to_string).collect::<Vec<_>>().join(", "));
     println!(
-        "  runs: {}   placements: {}   caches: {}",
+        "  runs: {}   placements: {}   caches: {}   insertion modes: {}",
         spec.runs,
         spec.placements.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
-        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+        spec.modes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
     );
+    if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
+        println!("  native mode: on_parse_error = {}", spec.on_parse_error);
+    }
     println!("  writes: {} in {} per-record operations plus bulk loads", format_bytes(bytes), ops);
+    if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
+        println!("  (native cells: one per-record operation per parsed record, many per file; not counted above)");
+    }
     println!("  estimate: ~{:.0} s (rough)", secs.max(1.0));
     println!("  results would go to: {}/<run-id>", plan.results.display());
     let servers: Vec<&str> = spec.systems.iter().filter(|s| !s.kind.is_embedded()).map(|s| s.kind.name()).collect();

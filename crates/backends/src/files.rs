@@ -139,4 +139,8 @@ impl Backend for FilesBackend {
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
         Ok(vec![self.ns_dir(ns)])
     }
+
+    fn native_storage(&self, _schema: &dedup_lab_core::Schema) -> String {
+        "one file per record holding its canonical encoding".into()
+    }
 }

@@ -184,6 +184,10 @@ impl Backend for LsmBackend {
         Ok(vec![self.db_dir(ns).join("keyspaces")])
     }
 
+    fn native_storage(&self, _schema: &dedup_lab_core::Schema) -> String {
+        "one key per record, its canonical encoding as the value".into()
+    }
+
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
         self.open = None;
         Ok(Some("closed the fjall database; it reopens (and recovers) on the next call".into()))

@@ -1,15 +1,23 @@
 //! Embedded SQLite (bundled): one database file per lab namespace, one table per container.
 //!
+//! Blob mode: `c0 (k TEXT PRIMARY KEY, v BLOB NOT NULL)`. Native mode (the namespace has a
+//! schema): one typed `STRICT` table per container with a column per schema column —
+//! integers, decimals (as their unscaled integer: cents) and timestamps (Unix microseconds)
+//! as `INTEGER`, floats as `REAL`, text as `TEXT`, JSON documents as `TEXT` checked by
+//! `json_valid`, UUIDs and bytes as `BLOB`. `read_one` rebuilds the record's canonical
+//! encoding from the stored columns.
+//!
 //! Bulk path: one transaction with a prepared INSERT. Maintenance: `VACUUM`. Settle: WAL
 //! checkpoint (TRUNCATE), so the main file holds everything. Internal sizes:
 //! `page_count × page_size`, free pages, and per-table bytes from `dbstat` when compiled in.
 
 use crate::BackendConfig;
 use dedup_lab_core::{
-    Backend, BackendError, InternalSizes, MaintenanceReport, Namespace, Record, RecordId, RecordStream, ResultExt,
-    SystemKind,
+    Backend, BackendError, ColumnType, InternalSizes, MaintenanceReport, Namespace, Record, RecordId, RecordStream,
+    ResultExt, Schema, SystemKind, Value,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 use std::path::PathBuf;
 
 pub struct SqliteBackend {
@@ -77,8 +85,11 @@ impl Backend for SqliteBackend {
         self.remove_files(ns)?;
         let conn = self.connect(ns)?;
         for (_, c) in ns.containers() {
-            conn.execute_batch(&format!("CREATE TABLE {c} (k TEXT PRIMARY KEY, v BLOB NOT NULL)"))
-                .ctx(|| format!("sqlite: creating table {c}"))?;
+            let sql = match ns.schema() {
+                None => format!("CREATE TABLE {c} (k TEXT PRIMARY KEY, v BLOB NOT NULL)"),
+                Some(s) => create_typed(&c, s),
+            };
+            conn.execute_batch(&sql).ctx(|| format!("sqlite: creating table {c}"))?;
         }
         Ok(())
     }
@@ -90,14 +101,12 @@ impl Backend for SqliteBackend {
         {
             let mut stmts = Vec::new();
             for (_, c) in ns.containers() {
-                stmts.push(
-                    tx.prepare(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?,
-                );
+                stmts.push(tx.prepare(&insert_sql(&c, ns.schema())).ctx(|| "sqlite: prepare".into())?);
             }
             for r in records {
                 let r = r?;
                 let stmt = &mut stmts[usize::from(r.id.container)];
-                rows += stmt.execute(params![r.id.key, r.data]).ctx(|| format!("sqlite: insert {}", r.id.key))? as u64;
+                rows += execute_insert(stmt, ns.schema(), &r)?;
             }
         }
         tx.commit().ctx(|| "sqlite: COMMIT".into())?;
@@ -107,9 +116,8 @@ impl Backend for SqliteBackend {
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let c = ns.container_name(r.id.container);
         let conn = self.connect(ns)?;
-        let mut stmt =
-            conn.prepare_cached(&format!("INSERT INTO {c} (k, v) VALUES (?1, ?2)")).ctx(|| "sqlite: prepare".into())?;
-        Ok(stmt.execute(params![r.id.key, r.data]).ctx(|| format!("sqlite: insert {}", r.id.key))? as u64)
+        let mut stmt = conn.prepare_cached(&insert_sql(&c, ns.schema())).ctx(|| "sqlite: prepare".into())?;
+        execute_insert(&mut stmt, ns.schema(), r)
     }
 
     fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
@@ -123,11 +131,28 @@ impl Backend for SqliteBackend {
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
         let c = ns.container_name(id.container);
         let conn = self.connect(ns)?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT v FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
-        stmt.query_row(params![id.key], |row| row.get::<_, Vec<u8>>(0))
+        let Some(schema) = ns.schema() else {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT v FROM {c} WHERE k = ?1")).ctx(|| "sqlite: prepare".into())?;
+            return stmt
+                .query_row(params![id.key], |row| row.get::<_, Vec<u8>>(0))
+                .optional()
+                .ctx(|| format!("sqlite: read {}", id.key));
+        };
+        let cols: Vec<String> = schema.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {} FROM {c} WHERE k = ?1", cols.join(", ")))
+            .ctx(|| "sqlite: prepare".into())?;
+        let row = stmt
+            .query_row(params![id.key], |row| {
+                schema.columns.iter().enumerate().map(|(i, col)| read_value(row.get_ref(i)?, col.ty)).collect()
+            })
             .optional()
-            .ctx(|| format!("sqlite: read {}", id.key))
+            .ctx(|| format!("sqlite: read {}", id.key))?;
+        row.map(|values: Vec<Value>| {
+            schema.encode(&values).ctx(|| format!("sqlite: rebuilding record {} from its columns", id.key))
+        })
+        .transpose()
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
@@ -187,9 +212,179 @@ impl Backend for SqliteBackend {
         Ok(vec![self.db_path(ns)])
     }
 
+    fn native_storage(&self, schema: &Schema) -> String {
+        let cols: Vec<String> = schema.columns.iter().map(|c| format!("{} {}", c.name, sql_type(c.ty))).collect();
+        format!("one typed STRICT table per container (k TEXT PRIMARY KEY, {})", cols.join(", "))
+    }
+
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
         self.conn = None;
         self.path = None;
         Ok(Some("closed the SQLite connection; it reopens on the next call".into()))
+    }
+}
+
+/// The SQLite type of a column (see the module documentation).
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Int | ColumnType::Decimal { .. } | ColumnType::Timestamp | ColumnType::Bool => "INTEGER",
+        ColumnType::Float => "REAL",
+        ColumnType::Text | ColumnType::Json => "TEXT",
+        ColumnType::Uuid | ColumnType::Bytes => "BLOB",
+    }
+}
+
+/// A typed table for `schema` (column names are validated `[a-z][a-z0-9_]*`).
+fn create_typed(table: &str, schema: &Schema) -> String {
+    let mut cols = vec!["k TEXT PRIMARY KEY".to_string()];
+    for c in &schema.columns {
+        let mut def = format!("\"{}\" {}", c.name, sql_type(c.ty));
+        if c.ty == ColumnType::Json {
+            def.push_str(&format!(" CHECK (json_valid(\"{}\"))", c.name));
+        }
+        cols.push(def);
+    }
+    format!("CREATE TABLE {table} ({}) STRICT", cols.join(", "))
+}
+
+fn insert_sql(table: &str, schema: Option<&Schema>) -> String {
+    match schema {
+        None => format!("INSERT INTO {table} (k, v) VALUES (?1, ?2)"),
+        Some(s) => {
+            let names: Vec<String> = s.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+            let marks: Vec<String> = (1..=s.columns.len() + 1).map(|i| format!("?{i}")).collect();
+            format!("INSERT INTO {table} (k, {}) VALUES ({})", names.join(", "), marks.join(", "))
+        }
+    }
+}
+
+/// Inserts `r`: its typed row into a typed table, its data otherwise.
+fn execute_insert(
+    stmt: &mut rusqlite::Statement<'_>,
+    schema: Option<&Schema>,
+    r: &Record,
+) -> Result<u64, BackendError> {
+    let done = match schema {
+        None => stmt.execute(params![r.id.key, r.data]),
+        Some(s) => {
+            let row = r.row.as_deref().ok_or_else(|| {
+                BackendError::msg(format!("sqlite: record {} has no typed row, but its table is typed", r.id.key))
+            })?;
+            s.check(row).ctx(|| format!("sqlite: insert {}", r.id.key))?;
+            let params = std::iter::once(Param::Key(&r.id.key)).chain(row.iter().map(Param::Value));
+            stmt.execute(params_from_iter(params))
+        }
+    };
+    Ok(done.ctx(|| format!("sqlite: insert {}", r.id.key))? as u64)
+}
+
+/// A parameter borrowed from a record (no copy of text or bytes).
+enum Param<'a> {
+    Key(&'a str),
+    Value(&'a Value),
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let v = match self {
+            Param::Key(k) => ValueRef::Text(k.as_bytes()),
+            Param::Value(v) => match v {
+                Value::Null => ValueRef::Null,
+                Value::Int(i) | Value::Decimal(i) | Value::Timestamp(i) => ValueRef::Integer(*i),
+                Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
+                Value::Float(f) => ValueRef::Real(*f),
+                Value::Text(t) | Value::Json(t) => ValueRef::Text(t.as_bytes()),
+                Value::Uuid(u) => ValueRef::Blob(u),
+                Value::Bytes(b) => ValueRef::Blob(b),
+            },
+        };
+        Ok(ToSqlOutput::Borrowed(v))
+    }
+}
+
+/// A stored column back into a value of type `ty`.
+fn read_value(v: ValueRef<'_>, ty: ColumnType) -> rusqlite::Result<Value> {
+    use rusqlite::types::FromSqlError;
+    let bad = || rusqlite::Error::FromSqlConversionFailure(0, v.data_type(), Box::new(FromSqlError::InvalidType));
+    if let ValueRef::Null = v {
+        return Ok(Value::Null);
+    }
+    Ok(match ty {
+        ColumnType::Int => Value::Int(v.as_i64()?),
+        ColumnType::Decimal { .. } => Value::Decimal(v.as_i64()?),
+        ColumnType::Timestamp => Value::Timestamp(v.as_i64()?),
+        ColumnType::Bool => Value::Bool(v.as_i64()? != 0),
+        ColumnType::Float => Value::Float(v.as_f64()?),
+        ColumnType::Text => Value::Text(v.as_str()?.to_string()),
+        ColumnType::Json => Value::Json(v.as_str()?.to_string()),
+        ColumnType::Uuid => Value::Uuid(v.as_blob()?.try_into().map_err(|_| bad())?),
+        ColumnType::Bytes => Value::Bytes(v.as_blob()?.to_vec()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dedup_lab_core::{Column, RowEncoding};
+
+    #[test]
+    fn native_tables_are_typed_and_rebuild_the_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab: dedup_lab_core::LabName = "dedup_lab_typed".parse().unwrap();
+        let cfg = BackendConfig::new(lab.clone(), "sqlite", "DEDUP_UNUSED", serde_json::json!({}), dir.path().into());
+        let mut b = SqliteBackend::open(&cfg, "default").unwrap();
+        let schema = Schema::new(
+            "t",
+            vec![
+                Column { name: "id".into(), ty: ColumnType::Int },
+                Column { name: "amount".into(), ty: ColumnType::Decimal { scale: 2 } },
+                Column { name: "at".into(), ty: ColumnType::Timestamp },
+                Column { name: "doc".into(), ty: ColumnType::Json },
+                Column { name: "key".into(), ty: ColumnType::Uuid },
+                Column { name: "user".into(), ty: ColumnType::Text },
+            ],
+            RowEncoding::JsonObject,
+        )
+        .unwrap();
+        let ns = Namespace::new(&lab, 1).with_schema(schema.clone());
+        b.reset(&ns).unwrap();
+        let types: Vec<(String, String)> = b
+            .connect(&ns)
+            .unwrap()
+            .prepare("SELECT name, type FROM pragma_table_info('c0')")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want = [("k", "TEXT"), ("id", "INTEGER"), ("amount", "INTEGER"), ("at", "INTEGER")];
+        for (i, (n, t)) in want.iter().enumerate() {
+            assert_eq!((types[i].0.as_str(), types[i].1.as_str()), (*n, *t));
+        }
+        assert_eq!(types[4].1, "TEXT");
+        assert_eq!(types[5].1, "BLOB");
+        let row = vec![
+            Value::Int(1),
+            Value::Decimal(123_456),
+            Value::Timestamp(1_614_834_367_000_000),
+            Value::Json("{\"a\":[1,2]}".into()),
+            Value::Uuid([7; 16]),
+            Value::Null,
+        ];
+        let data = schema.encode(&row).unwrap();
+        let id = RecordId { key: "r00000000n000000".into(), container: 0 };
+        let rec = Record { id: id.clone(), index: 0, data: data.clone(), row: Some(row) };
+        assert_eq!(b.insert_one(&ns, &rec).unwrap(), 1);
+        assert_eq!(b.read_one(&ns, &id).unwrap().unwrap(), data);
+        let stored: (i64, i64) = b
+            .connect(&ns)
+            .unwrap()
+            .query_row("SELECT amount, typeof(\"user\") = 'null' FROM c0", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(stored, (123_456, 1), "the decimal is stored as its unscaled integer, NULL stays NULL");
+        // A record without a typed row cannot go into a typed table.
+        let blob = Record::blob(RecordId { key: "r1".into(), container: 0 }, 1, b"x".to_vec());
+        assert!(b.insert_one(&ns, &blob).unwrap_err().to_string().contains("no typed row"));
+        b.teardown(&ns).unwrap();
     }
 }

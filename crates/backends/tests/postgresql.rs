@@ -11,7 +11,9 @@ mod support;
 
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
-use dedup_lab_core::{Backend, Namespace, Record, RecordId, SystemKind};
+use dedup_lab_core::{
+    Backend, Column, ColumnType, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind, Value,
+};
 use serde_json::json;
 use support::*;
 
@@ -336,4 +338,129 @@ fn variants_are_offline_and_validated() {
     assert!(e.contains("externel") && e.contains("valid:"), "{e}");
     let cfg = isolated_config("dedup_lab", "postgresql", json!({"variants": ["extended", "extended"]}));
     assert!(dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).is_err());
+}
+
+/// A schema with every column type, and rows with edge values (negative and tiny decimals,
+/// NULLs, sub-second and pre-2000 timestamps, JSON whose keys `jsonb` reorders).
+fn typed_schema_and_records(n: u64, container: u8) -> (Schema, Vec<Record>) {
+    let col = |name: &str, ty| Column { name: name.into(), ty };
+    let schema = Schema::new(
+        "every_type",
+        vec![
+            col("id", ColumnType::Int),
+            col("ratio", ColumnType::Float),
+            col("amount", ColumnType::Decimal { scale: 2 }),
+            col("user", ColumnType::Text),
+            col("ok", ColumnType::Bool),
+            col("created_at", ColumnType::Timestamp),
+            col("key", ColumnType::Uuid),
+            col("doc", ColumnType::Json),
+            col("chunk", ColumnType::Bytes),
+        ],
+        RowEncoding::JsonObject,
+    )
+    .unwrap();
+    let recs = (0..n)
+        .map(|i| {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&i.to_be_bytes());
+            let row = vec![
+                Value::Int(i as i64 - 5),
+                if i % 5 == 0 { Value::Null } else { Value::Float(i as f64 / 3.0) },
+                Value::Decimal([-123_456, 5, 0, 700, i64::MAX / 1000][(i % 5) as usize] + i as i64),
+                Value::Text(format!("user_{i} é \"q\"")),
+                Value::Bool(i % 2 == 0),
+                Value::Timestamp(if i % 3 == 0 { -1_000_001 } else { 1_614_834_367_000_000 + i as i64 * 1_500_001 }),
+                Value::Uuid(key),
+                Value::Json(
+                    dedup_lab_core::value::canonicalize_json(&format!(
+                        r#"{{"zz": {i}, "a": [1.50, "x", null, {{"k": true}}], "mid": {{"b": 1e2, "a": -0.25}}}}"#
+                    ))
+                    .unwrap(),
+                ),
+                if i % 4 == 1 { Value::Null } else { Value::Bytes(random_bytes(i, 100 + i as usize * 97)) },
+            ];
+            let data = schema.encode(&row).unwrap();
+            Record {
+                id: RecordId { key: Record::native_key_for(i / 10, i % 10), container },
+                index: i / 10,
+                data,
+                row: Some(row),
+            }
+        })
+        .collect();
+    (schema, recs)
+}
+
+fn check_typed_round_trip(b: &mut dyn Backend, lab: &str) {
+    let (schema, recs) = typed_schema_and_records(60, 0);
+    let (_, more) = typed_schema_and_records(5, 1);
+    let ns = ns(lab, 2).with_schema(schema);
+    b.reset(&ns).unwrap_or_else(|e| panic!("reset: {}", e.chain()));
+    assert_eq!(b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap_or_else(|e| panic!("{}", e.chain())), 60);
+    for r in &more {
+        assert_eq!(b.insert_one(&ns, r).unwrap_or_else(|e| panic!("{}", e.chain())), 1);
+    }
+    assert_eq!(b.count(&ns).unwrap(), 65);
+    for r in recs.iter().chain(&more) {
+        let got = b.read_one(&ns, &r.id).unwrap_or_else(|e| panic!("{}", e.chain())).expect("present");
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&r.data), "{}", r.id.key);
+    }
+    assert_eq!(b.delete_one(&ns, &more[0].id).unwrap(), 1);
+    assert_eq!(b.read_one(&ns, &more[0].id).unwrap(), None);
+    // A blob record cannot go into a typed table.
+    let e = err_text(b.insert_one(&ns, &record(999, 0, b"x".to_vec())));
+    assert!(e.contains("has no typed row"), "{e}");
+}
+
+#[test]
+fn native_mode_creates_typed_tables_and_reads_back_every_type() {
+    let lab = "dedup_t_typed";
+    let Some(cfg) = config(lab, json!({})) else {
+        return skip(NO_SERVER);
+    };
+    let mut b = open_pg(&cfg, "external");
+    check_typed_round_trip(b.as_mut(), lab);
+    let types = env_sql(&format!(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_schema = '{lab}' AND table_name = 'c0'"
+    ));
+    assert_eq!(
+        types[0].as_deref(),
+        Some(
+            "k text, id bigint, ratio double precision, amount numeric, user text, ok boolean, \
+             created_at timestamp with time zone, key uuid, doc jsonb, chunk bytea"
+        )
+    );
+    // The variant's storage applies to every variable-length column.
+    let storage = env_sql(&format!(
+        "SELECT string_agg(attname || '=' || attstorage::text, ',' ORDER BY attnum) FROM pg_attribute \
+         WHERE attrelid = '{lab}.c0'::regclass AND attnum > 1"
+    ));
+    assert_eq!(
+        storage[0].as_deref(),
+        Some("id=p,ratio=p,amount=e,user=e,ok=p,created_at=p,key=p,doc=e,chunk=e"),
+        "external storage on numeric, text, jsonb and bytea"
+    );
+    // The server holds typed values: jsonb is queryable, the decimal is exact.
+    let q =
+        env_sql(&format!("SELECT doc->'mid'->>'b' || ' ' || amount::text FROM {lab}.c0 WHERE k = 'r00000000n000001'"));
+    assert_eq!(q[0].as_deref(), Some("100 0.06"), "1e2 is stored as the number 100; 5 + 1 cents as 0.06");
+    b.teardown(&ns(lab, 2)).unwrap();
+    assert!(!schema_exists(lab));
+}
+
+#[test]
+fn native_mode_on_the_unnest_and_cockroach_paths() {
+    let lab = "dedup_t_typed_unnest";
+    let Some(cfg) = config(lab, json!({"bulk": "unnest", "batch_rows": 7, "sslmode": "disable"})) else {
+        return skip(NO_SERVER);
+    };
+    let mut b = open_pg(&cfg, "extended");
+    check_typed_round_trip(b.as_mut(), lab);
+    b.teardown(&ns(lab, 2)).unwrap();
+    let mut c = PgBackend::open_cockroach_path_on_postgres(&cfg).unwrap_or_else(|e| panic!("{}", e.chain()));
+    check_typed_round_trip(&mut c, lab);
+    c.teardown(&ns(lab, 2)).unwrap();
+    assert!(!schema_exists(lab));
 }

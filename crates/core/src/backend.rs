@@ -8,6 +8,7 @@ use crate::error::BackendError;
 use crate::namespace::Namespace;
 use crate::record::{Record, RecordId};
 use crate::system::SystemKind;
+use crate::value::Schema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,6 +102,13 @@ pub trait Backend: Send {
     /// Directories holding the namespace's data on this machine, for the `fs` probe.
     fn data_paths(&mut self, _ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
         Ok(Vec::new())
+    }
+
+    /// How the backend stores typed records of `schema` (native insertion mode, when the
+    /// namespace carries a schema), for the measurement notes. A backend without typed
+    /// storage ignores the schema and stores each record's `data`, as this default says.
+    fn native_storage(&self, _schema: &Schema) -> String {
+        "one value per record: its canonical encoding (no typed storage)".into()
     }
 
     /// Close and reopen the store so the next stage starts cold. Returns what was done, or

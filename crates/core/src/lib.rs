@@ -15,6 +15,7 @@ pub mod record;
 pub mod size;
 pub mod system;
 pub mod time;
+pub mod value;
 
 pub use backend::{Backend, InternalSizes, MaintenanceReport, PreflightReport, RecordStream};
 pub use cell::{CacheState, CellKey, InsertionMode, Placement, Stage};
@@ -26,3 +27,4 @@ pub use payload::PayloadType;
 pub use record::{Record, RecordId};
 pub use size::{format_bytes, parse_bytes};
 pub use system::SystemKind;
+pub use value::{Column, ColumnType, RowEncoding, RowError, Schema, Value};

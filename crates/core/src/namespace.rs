@@ -5,6 +5,7 @@
 //! tool has no way to name anything outside its lab.
 
 use crate::error::ParseError;
+use crate::value::Schema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -72,16 +73,31 @@ impl fmt::Display for LabName {
 
 /// A lab namespace with its containers (tables, buckets, topics, key groups).
 ///
-/// Placement `within` uses one container, `across` two.
+/// Placement `within` uses one container, `across` two. In native insertion mode the
+/// namespace carries the [`Schema`] of the records: a backend with typed storage creates
+/// typed containers from it in `reset`; a backend without ignores it and stores each
+/// record's `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     lab: LabName,
     containers: u8,
+    schema: Option<Schema>,
 }
 
 impl Namespace {
     pub fn new(lab: &LabName, containers: u8) -> Namespace {
-        Namespace { lab: lab.clone(), containers: containers.max(1) }
+        Namespace { lab: lab.clone(), containers: containers.max(1), schema: None }
+    }
+
+    /// The same namespace for typed records of `schema` (native insertion mode).
+    pub fn with_schema(mut self, schema: Schema) -> Namespace {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// The schema of the records, in native insertion mode.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
     }
 
     pub fn lab(&self) -> &LabName {

@@ -9,6 +9,7 @@
 
 pub mod analyze;
 pub mod dir;
+pub mod native;
 pub mod par;
 pub mod payload;
 pub mod plan;

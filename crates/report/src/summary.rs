@@ -11,7 +11,9 @@ pub struct SummaryRow {
     pub system: String,
     pub payload: String,
     pub grade: String,
-    /// Placement / cache / mode, when not the defaults.
+    /// Insertion mode: `blob` or `native`.
+    pub mode: String,
+    /// Placement / cache, shown when not the defaults.
     pub axes: String,
     pub runs: usize,
     pub bulk_edr: Option<f64>,
@@ -43,10 +45,10 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
             status_of.insert(cell.clone(), *status);
         }
     }
-    let mut groups: BTreeMap<(String, String, String, String), Acc> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String, String, String), Acc> = BTreeMap::new();
     let key_of = |c: &dedup_lab_core::CellKey| {
-        let axes = format!("{}/{}/{}", c.placement, c.cache, c.mode);
-        (c.system_label(), c.payload.clone(), c.grade.to_string(), axes)
+        let axes = format!("{}/{}", c.placement, c.cache);
+        (c.system_label(), c.payload.clone(), c.grade.to_string(), axes, c.mode.to_string())
     };
     for (cell, status) in &status_of {
         let acc = groups.entry(key_of(cell)).or_default();
@@ -76,10 +78,11 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
     }
     groups
         .into_iter()
-        .map(|((system, payload, grade, axes), a)| SummaryRow {
+        .map(|((system, payload, grade, axes, mode), a)| SummaryRow {
             system,
             payload,
             grade,
+            mode,
             axes,
             runs: a.runs,
             bulk_edr: mean(&a.bulk),
@@ -104,12 +107,13 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     // `+ 0.0` turns a rounded −0 into 0, so a tiny negative share prints as `0%`.
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.0}%", (x * 100.0).round() + 0.0));
-    let show_axes = rows.iter().any(|r| r.axes != "within/warm/blob");
+    let show_axes = rows.iter().any(|r| r.axes != "within/warm");
     let mut s = format!(
-        "{:<22} {:<16} {:<5}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+        "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
         "system",
         "payload",
         "grade",
+        "mode",
         if show_axes { format!(" {:<18}", "placement/cache") } else { String::new() },
         "EDR bulk",
         "EDR rec",
@@ -120,10 +124,11 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64
     );
     for r in rows {
         s.push_str(&format!(
-            "{:<22} {:<16} {:<5}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+            "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
             r.system,
             r.payload,
             r.grade,
+            r.mode,
             if show_axes { format!(" {:<18}", r.axes) } else { String::new() },
             f(r.bulk_edr),
             f(r.perfile_edr),

@@ -4,15 +4,17 @@
 
 use crate::journal::{Journal, RunDir, RunInfo};
 use crate::latency::Latencies;
+use crate::native::{NativeFeed, NativePlan};
 use crate::probe::Probe;
 use crate::spec::{CellPlan, RunSpec};
 use crate::{RunError, interrupted};
 use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{
-    Backend, BackendError, CacheState, CellKey, CellStatus, InternalSizes, JournalLine, Measurement, Namespace,
-    Physical, Placement, Record, RecordId, Stage, SystemKind,
+    Backend, BackendError, CacheState, CellKey, CellStatus, InsertionMode, InternalSizes, JournalLine, Measurement,
+    Namespace, Physical, Placement, Record, RecordId, Stage, SystemKind,
 };
 use dedup_lab_datagen::Dataset;
+use dedup_lab_datagen::native::Format;
 use dedup_lab_datagen::par::TryParRecords;
 use sha2_free::Sha256Hex;
 use std::collections::HashMap;
@@ -193,7 +195,11 @@ impl<'a> Engine<'a> {
 
     /// Runs one cell; returns its status and reason. Teardown always runs (unless `keep`).
     fn run_cell(&mut self, cell: &CellPlan) -> (CellStatus, Option<String>) {
-        let ns = Namespace::new(&self.spec.lab, if cell.key.placement == Placement::Across { 2 } else { 1 });
+        let mut ns = Namespace::new(&self.spec.lab, if cell.key.placement == Placement::Across { 2 } else { 1 });
+        if let Some(format) = native_format(cell) {
+            // Typed storage: backends that have it create typed containers in `reset`.
+            ns = ns.with_schema(format.schema());
+        }
         let ds = match Dataset::new(cell.dataset.clone()) {
             Ok(d) => d,
             Err(e) => return (CellStatus::Failed, Some(format!("dataset: {e}"))),
@@ -246,8 +252,15 @@ impl<'a> Engine<'a> {
         let probe =
             Probe::new(self.spec.system(cell.key.system).map(|s| s.probe).unwrap_or(crate::probe::ProbeKind::Auto));
         let n = cell.dataset.records;
+        let native = native_format(cell).is_some();
+        let fallback = match native_plan(cell) {
+            Some(NativePlan::Blob(why)) => Some(why),
+            _ => None,
+        };
         let mut reasons = Vec::new();
         let mut perfile_growth: Option<i64> = None;
+        // Native records sent by the first insert stage: every later one must send as many.
+        let mut native_rows: Option<u64> = None;
         for stage in self.spec.stages.clone() {
             if interrupted() {
                 return Err(RunError::Interrupted);
@@ -282,6 +295,19 @@ impl<'a> Engine<'a> {
                 }
             };
             m.notes.extend(cache_note);
+            m.notes.extend(fallback.clone());
+            // In native mode the number of records is what parsing the files gave.
+            let expected_count = if native && stage.is_insert() { m.rows_sent } else { expected_count };
+            if native && stage.is_insert() {
+                match native_rows {
+                    None => native_rows = Some(m.rows_sent),
+                    Some(first) if first != m.rows_sent => m.invalid_reasons.push(format!(
+                        "{stage}: {} native records sent, the first insert stage sent {first}",
+                        m.rows_sent
+                    )),
+                    Some(_) => {}
+                }
+            }
             // Verification: what the system reports and what is there must match what was sent.
             if stage != Stage::Maintenance {
                 if m.rows_sent == 0 {
@@ -354,8 +380,8 @@ impl<'a> Engine<'a> {
             }
             CacheState::Warm => {
                 let mut read = 0;
-                for e in ds.plan().take(self.spec.readback.max(1) as usize) {
-                    if b.read_one(ns, &record_id(cell, e.index, e.is_duplicate()))?.is_some() {
+                for id in self.ids(cell, ds).take(self.spec.readback.max(1) as usize) {
+                    if b.read_one(ns, &id?)?.is_some() {
                         read += 1;
                     }
                 }
@@ -434,7 +460,27 @@ impl<'a> Engine<'a> {
     }
 
     fn records(&self, cell: &CellPlan, ds: &Dataset) -> RecordSource {
-        RecordSource::new(ds.try_par_records(self.threads), cell, self.spec.readback)
+        let feed = match native_format(cell) {
+            Some(f) => Feed::Native(self.native_feed(cell, ds, f)),
+            None => Feed::Blob(ds.try_par_records(self.threads)),
+        };
+        RecordSource::new(feed, cell, self.spec.readback)
+    }
+
+    fn native_feed(&self, cell: &CellPlan, ds: &Dataset, format: Format) -> NativeFeed {
+        NativeFeed::start(ds, self.threads, format, cell.key.placement, self.spec.on_parse_error)
+    }
+
+    /// The ids of the records the insert stages write, in order: one per file (blob), or
+    /// one per native record (parsing the files again; nothing is kept between stages).
+    fn ids(&self, cell: &CellPlan, ds: &Dataset) -> Box<dyn Iterator<Item = Result<RecordId, BackendError>>> {
+        match native_format(cell) {
+            Some(f) => Box::new(self.native_feed(cell, ds, f).map(|r| r.map(|r| r.id))),
+            None => {
+                let cell = cell.clone();
+                Box::new(ds.plan().map(move |e| Ok(record_id(&cell, e.index, e.is_duplicate()))))
+            }
+        }
     }
 
     fn bulk(&mut self, cell: &CellPlan, ds: &Dataset, ns: &Namespace, b: &mut dyn Backend) -> Result<Work, RunError> {
@@ -447,13 +493,20 @@ impl<'a> Engine<'a> {
         }
         let reported = reported?;
         (self.observer)(Event::Records { n: src.rows });
+        let mut notes = vec![if native_format(cell).is_some() {
+            "bulk duration includes streaming the records from the generator threads and the parser thread".into()
+        } else {
+            "bulk duration includes streaming the records from the generator threads".into()
+        }];
+        notes.extend(src.native_notes());
+        notes.extend(ns.schema().map(|s| format!("native storage: {}", b.native_storage(s))));
         Ok(Work {
             rows_sent: src.rows,
             rows_reported: Some(reported),
             logical_bytes: src.bytes,
             busy,
             latencies: None,
-            notes: vec!["bulk duration includes streaming the records from the generator threads".into()],
+            notes,
             sample: src.sample,
         })
     }
@@ -482,6 +535,8 @@ impl<'a> Engine<'a> {
         }
         w.rows_sent = src.rows;
         w.logical_bytes = src.bytes;
+        w.notes.extend(src.native_notes());
+        w.notes.extend(ns.schema().map(|s| format!("native storage: {}", b.native_storage(s))));
         w.sample = src.sample;
         Ok(w)
     }
@@ -494,11 +549,11 @@ impl<'a> Engine<'a> {
         b: &mut dyn Backend,
     ) -> Result<Work, RunError> {
         let mut w = Work { rows_reported: Some(0), latencies: Some(Latencies::default()), ..Default::default() };
-        for e in ds.plan() {
+        for id in self.ids(cell, ds) {
             if interrupted() {
                 return Err(RunError::Interrupted);
             }
-            let id = record_id(cell, e.index, e.is_duplicate());
+            let id = id?;
             let t = Instant::now();
             let reported = b.delete_one(ns, &id)?;
             let d = t.elapsed();
@@ -512,28 +567,90 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// How a native cell stores its files; `None` in blob mode.
+fn native_plan(cell: &CellPlan) -> Option<NativePlan> {
+    (cell.key.mode == InsertionMode::Native).then(|| NativePlan::for_dataset(&cell.dataset))
+}
+
+/// The format the files of a native cell are parsed with; `None` in blob mode and for
+/// payload types stored as blob in native mode.
+fn native_format(cell: &CellPlan) -> Option<Format> {
+    match native_plan(cell) {
+        Some(NativePlan::Parsed(f)) => Some(f),
+        _ => None,
+    }
+}
+
 /// The id of record `index`: duplicates go to the second container when placement is `across`.
 fn record_id(cell: &CellPlan, index: u64, duplicate: bool) -> RecordId {
     let container = u8::from(cell.key.placement == Placement::Across && duplicate);
     RecordId { key: Record::key_for(index), container }
 }
 
+enum Feed {
+    /// One record per file.
+    Blob(TryParRecords),
+    /// The files parsed into native records.
+    Native(NativeFeed),
+}
+
 /// Streams a dataset's records to a backend, counting rows and bytes and keeping the
-/// hashes of an evenly spread read-back sample.
+/// hashes of an evenly spread read-back sample: every `sample_every`-th file, or in native
+/// mode the first and the last record of every `sample_every`-th file.
 struct RecordSource {
-    inner: TryParRecords,
+    feed: Feed,
     cell: CellPlan,
     rows: u64,
     bytes: u64,
+    files: u64,
     sample: Sample,
     sample_every: u64,
+    /// Native mode: the file of the previous record, and the sampled file's latest record
+    /// after its first (its last one once the file ends).
+    last_file: Option<u64>,
+    pending_last: Option<(RecordId, [u8; 32])>,
 }
 
 impl RecordSource {
-    fn new(inner: TryParRecords, cell: &CellPlan, readback: u64) -> RecordSource {
+    fn new(feed: Feed, cell: &CellPlan, readback: u64) -> RecordSource {
         let n = cell.dataset.records;
         let sample_every = if readback == 0 { 0 } else { n.div_ceil(readback.min(n)).max(1) };
-        RecordSource { inner, cell: cell.clone(), rows: 0, bytes: 0, sample: Vec::new(), sample_every }
+        RecordSource {
+            feed,
+            cell: cell.clone(),
+            rows: 0,
+            bytes: 0,
+            files: 0,
+            sample: Vec::new(),
+            sample_every,
+            last_file: None,
+            pending_last: None,
+        }
+    }
+
+    fn sampled(&self, file: u64) -> bool {
+        self.sample_every > 0 && file.is_multiple_of(self.sample_every)
+    }
+
+    /// What native mode did, for the measurement's notes (nothing in blob mode).
+    fn native_notes(&self) -> Vec<String> {
+        let Feed::Native(feed) = &self.feed else { return Vec::new() };
+        let mut notes = Vec::new();
+        if let Some(f) = native_format(&self.cell) {
+            let schema = f.schema();
+            let cols: Vec<String> = schema.columns.iter().map(|c| format!("{} {}", c.name, c.ty.name())).collect();
+            notes.push(format!(
+                "native: {} records from {} files ({}; schema {}: {}); logical bytes are the records' canonical \
+                 encodings as sent",
+                self.rows,
+                self.files,
+                f.describe(),
+                schema.name,
+                cols.join(", ")
+            ));
+        }
+        notes.extend(feed.skipped_note());
+        notes
     }
 }
 
@@ -543,22 +660,57 @@ impl Iterator for RecordSource {
         if interrupted() {
             return Some(Err(BackendError::msg("interrupted by a signal")));
         }
-        let h = match self.inner.next()? {
-            Ok(h) => h,
-            // A real-world source that cannot be read fails this cell's stage, nothing else.
-            Err(e) => {
-                let ds = &self.cell.dataset;
-                return Some(Err(BackendError::msg(format!("dataset {}/{}: {e}", ds.payload_name(), ds.grade))));
+        let record = match &mut self.feed {
+            Feed::Blob(par) => {
+                let h = match par.next()? {
+                    Ok(h) => h,
+                    // A real-world source that cannot be read fails this cell's stage, nothing else.
+                    Err(e) => {
+                        let ds = &self.cell.dataset;
+                        return Some(Err(BackendError::msg(format!(
+                            "dataset {}/{}: {e}",
+                            ds.payload_name(),
+                            ds.grade
+                        ))));
+                    }
+                };
+                let r = h.record;
+                let id = record_id(&self.cell, r.index, r.is_duplicate());
+                if self.sampled(r.index) {
+                    self.sample.push((id.clone(), h.sha256));
+                }
+                self.files += 1;
+                Record::blob(id, r.index, r.data)
+            }
+            Feed::Native(feed) => {
+                let Some(item) = feed.next() else {
+                    self.sample.extend(self.pending_last.take());
+                    return None;
+                };
+                let r = match item {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                let first_of_file = self.last_file != Some(r.index);
+                if first_of_file {
+                    self.sample.extend(self.pending_last.take());
+                    self.last_file = Some(r.index);
+                    self.files += 1;
+                }
+                if self.sampled(r.index) {
+                    let entry = (r.id.clone(), Sha256Hex::digest(&r.data));
+                    if first_of_file {
+                        self.sample.push(entry);
+                    } else {
+                        self.pending_last = Some(entry);
+                    }
+                }
+                r
             }
         };
-        let r = h.record;
-        let id = record_id(&self.cell, r.index, r.is_duplicate());
-        if self.sample_every > 0 && r.index % self.sample_every == 0 {
-            self.sample.push((id.clone(), h.sha256));
-        }
         self.rows += 1;
-        self.bytes += r.data.len() as u64;
-        Some(Ok(Record { id, index: r.index, data: r.data }))
+        self.bytes += record.data.len() as u64;
+        Some(Ok(record))
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod journal;
 pub mod latency;
+pub mod native;
 pub mod probe;
 pub mod spec;
 

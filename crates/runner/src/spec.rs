@@ -4,6 +4,7 @@
 use crate::probe::ProbeKind;
 use dedup_lab_core::{CacheState, CellKey, InsertionMode, LabName, Placement, Stage, SystemKind};
 use dedup_lab_datagen::DatasetSpec;
+use dedup_lab_datagen::native::OnParseError;
 use serde::{Deserialize, Serialize};
 
 /// One system under test with its settings (secrets are never part of these).
@@ -30,7 +31,13 @@ pub struct RunSpec {
     pub runs: u32,
     pub placements: Vec<Placement>,
     pub caches: Vec<CacheState>,
+    /// Insertion modes: `blob` (each file one value) and/or `native` (files parsed into
+    /// typed records).
     pub modes: Vec<InsertionMode>,
+    /// Native mode: what a record that cannot be parsed does (fail the stage, or be
+    /// counted and skipped).
+    #[serde(default)]
+    pub on_parse_error: OnParseError,
     /// Records read back and hash-checked after every insert stage.
     pub readback: u64,
     /// Keep each cell's namespace instead of tearing it down.

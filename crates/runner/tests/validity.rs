@@ -92,6 +92,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
         placements: vec![Placement::Within],
         caches: vec![CacheState::Warm],
         modes: vec![InsertionMode::Blob],
+        on_parse_error: Default::default(),
         readback: 3,
         keep: false,
     };

@@ -5,6 +5,11 @@
 //!   `dedup_lab.c0 (k text PRIMARY KEY, v bytea NOT NULL)`, the value column's TOAST storage
 //!   and compression set by the variant (`extended`, `external`, `main`, `extended-lz4`, …;
 //!   see [`variant`]).
+//! - Native insertion mode (the namespace has a schema): `c0 (k text PRIMARY KEY, <typed
+//!   columns>)` — `bigint`, `numeric(19, s)`, `text`, `timestamptz`, `uuid`, `jsonb`,
+//!   `bytea`, … (see [`typed`]); the variant's storage and compression apply to every
+//!   variable-length column. COPY, `unnest` and per-record statements send the typed values
+//!   in binary; `read_one` rebuilds the record's canonical encoding from the stored columns.
 //! - `reset`/`teardown` drop only the lab schema's own tables and then the schema, without
 //!   `CASCADE`: an object outside the lab that depends on a lab table (a view, a foreign key)
 //!   makes them fail with a clear error instead of being dropped along.
@@ -54,13 +59,14 @@
 mod conn;
 pub mod settings;
 mod tls;
+pub mod typed;
 pub mod variant;
 
 use crate::BackendConfig;
 use conn::{Conn, OpKind, op_error};
 use dedup_lab_core::{
     Backend, BackendError, InternalSizes, MaintenanceReport, Namespace, PreflightReport, Record, RecordId,
-    RecordStream, SystemKind,
+    RecordStream, Schema, SystemKind, Value,
 };
 use settings::{BulkPath, Settings};
 use std::path::{Path, PathBuf};
@@ -70,6 +76,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use typed::{PgValue, RawValue};
 use variant::{Compression, ValueColumn, Variant};
 
 /// The configuration variants of `kind`: the `variants` setting, or the defaults
@@ -325,17 +332,31 @@ impl PgBackend {
             NsMode::Schema => format!("CREATE SCHEMA {lab}"),
             NsMode::Database => format!("CREATE DATABASE {lab}"),
         }];
+        // The variant's storage and compression apply to the value column (blob mode) or to
+        // every variable-length column of the typed table (native mode).
+        let (columns, toasted): (String, Vec<String>) = match ns.schema() {
+            None => (format!("v {} NOT NULL", self.value_column.sql()), vec!["v".into()]),
+            Some(s) => (
+                typed::column_defs(s),
+                s.columns.iter().filter(|c| typed::toastable(c.ty)).map(|c| typed::ident(&c.name)).collect(),
+            ),
+        };
         for (i, _) in ns.containers() {
             let t = self.table(ns, i);
-            sql.push(format!("CREATE TABLE {t} (k text PRIMARY KEY, v {} NOT NULL)", self.value_column.sql()));
-            if let Some(storage) = self.variant.storage {
-                let mut alter = format!("ALTER TABLE {t} ALTER COLUMN v SET STORAGE {}", storage.sql());
-                // Per-column compression exists since PostgreSQL 14; set it explicitly so the
-                // server's default_toast_compression cannot change what a variant means.
-                if storage.compresses() && self.server.version_num >= 140000 {
-                    alter.push_str(&format!(", ALTER COLUMN v SET COMPRESSION {}", self.variant.compression.sql()));
+            sql.push(format!("CREATE TABLE {t} (k text PRIMARY KEY, {columns})"));
+            if let Some(storage) = self.variant.storage
+                && !toasted.is_empty()
+            {
+                let mut alters = Vec::new();
+                for c in &toasted {
+                    alters.push(format!("ALTER COLUMN {c} SET STORAGE {}", storage.sql()));
+                    // Per-column compression exists since PostgreSQL 14; set it explicitly so
+                    // the server's default_toast_compression cannot change what a variant means.
+                    if storage.compresses() && self.server.version_num >= 140000 {
+                        alters.push(format!("ALTER COLUMN {c} SET COMPRESSION {}", self.variant.compression.sql()));
+                    }
                 }
-                sql.push(alter);
+                sql.push(format!("ALTER TABLE {t} {}", alters.join(", ")));
             }
         }
         sql
@@ -360,11 +381,13 @@ impl PgBackend {
     fn bulk_copy(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         self.ensure_conn()?;
         let n = usize::from(ns.container_count());
+        let cols = ns.schema().map_or_else(|| "k, v".to_string(), typed::column_names);
         let stmts: Vec<String> =
-            (0..n).map(|i| format!("COPY {} (k, v) FROM STDIN (FORMAT binary)", self.table(ns, i as u8))).collect();
+            (0..n).map(|i| format!("COPY {} ({cols}) FROM STDIN (FORMAT binary)", self.table(ns, i as u8))).collect();
         let mut extra: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
         let main = &self.conn.as_ref().expect("connected above").client;
-        let result = copy_all(&self.rt, &self.s, &self.tls, main, &mut extra, &stmts, records);
+        let target = CopyTarget { stmts: &stmts, schema: ns.schema() };
+        let result = copy_all(&self.rt, &self.s, &self.tls, main, &mut extra, &target, records);
         drop(extra);
         match result {
             Ok(rows) => Ok(rows),
@@ -376,17 +399,21 @@ impl PgBackend {
 
     fn bulk_unnest(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         let n = usize::from(ns.container_count());
+        let (cols, arrays) = match ns.schema() {
+            None => ("k, v".to_string(), format!("$1::text[], $2::{}[]", self.value_column.sql())),
+            Some(s) => {
+                let arrays: Vec<String> = std::iter::once("$1::text[]".to_string())
+                    .chain(
+                        s.columns.iter().enumerate().map(|(j, c)| format!("${}::{}[]", j + 2, typed::pg_type(c.ty).0)),
+                    )
+                    .collect();
+                (typed::column_names(s), arrays.join(", "))
+            }
+        };
         let sql: Vec<String> = (0..n)
-            .map(|i| {
-                format!(
-                    "INSERT INTO {} (k, v) SELECT * FROM unnest($1::text[], $2::{}[])",
-                    self.table(ns, i as u8),
-                    self.value_column.sql()
-                )
-            })
+            .map(|i| format!("INSERT INTO {} ({cols}) SELECT * FROM unnest({arrays})", self.table(ns, i as u8)))
             .collect();
-        let mut batches: Vec<(Vec<String>, Vec<Vec<u8>>, usize)> =
-            (0..n).map(|_| (Vec::new(), Vec::new(), 0)).collect();
+        let mut batches: Vec<(Vec<Record>, usize)> = (0..n).map(|_| (Vec::new(), 0)).collect();
         let (max_rows, max_bytes) = (self.s.batch_rows, self.s.batch_bytes);
         let mut total = 0u64;
         for item in records {
@@ -394,30 +421,50 @@ impl PgBackend {
             Self::container_of(ns, r.id.container, &r.id.key)?;
             let i = usize::from(r.id.container);
             let b = &mut batches[i];
-            b.2 += r.id.key.len() + r.data.len();
-            b.0.push(r.id.key);
-            b.1.push(r.data);
-            if b.0.len() >= max_rows || b.2 >= max_bytes {
-                let (keys, vals) = (std::mem::take(&mut b.0), std::mem::take(&mut b.1));
-                b.2 = 0;
-                total += self.insert_batch(&sql[i], keys, vals)?;
+            b.1 += r.id.key.len() + r.data.len();
+            b.0.push(r);
+            if b.0.len() >= max_rows || b.1 >= max_bytes {
+                let batch = std::mem::take(&mut b.0);
+                b.1 = 0;
+                total += self.insert_batch(&sql[i], ns.schema(), &batch)?;
             }
         }
         for (i, b) in batches.into_iter().enumerate() {
             if !b.0.is_empty() {
-                total += self.insert_batch(&sql[i], b.0, b.1)?;
+                total += self.insert_batch(&sql[i], ns.schema(), &b.0)?;
             }
         }
         Ok(total)
     }
 
-    fn insert_batch(&mut self, sql: &str, keys: Vec<String>, vals: Vec<Vec<u8>>) -> Result<u64, BackendError> {
-        let first = keys.first().cloned().unwrap_or_default();
-        let n = keys.len();
+    /// One `INSERT … SELECT * FROM unnest(…)` of `batch`: one array per column.
+    fn insert_batch(&mut self, sql: &str, schema: Option<&Schema>, batch: &[Record]) -> Result<u64, BackendError> {
+        let first = batch.first().map(|r| r.id.key.clone()).unwrap_or_default();
+        let n = batch.len();
+        let keys: Vec<&str> = batch.iter().map(|r| r.id.key.as_str()).collect();
+        let Some(schema) = schema else {
+            let vals: Vec<&[u8]> = batch.iter().map(|r| r.data.as_slice()).collect();
+            return self.run(
+                OpKind::Dml,
+                || format!("bulk insert of {n} rows from {first}"),
+                async |c| c.execute_typed(sql, &[(&keys, Type::TEXT_ARRAY), (&vals, Type::BYTEA_ARRAY)]).await,
+            );
+        };
+        let rows = batch.iter().map(|r| typed_row(schema, r)).collect::<Result<Vec<_>, _>>()?;
+        let columns: Vec<Vec<PgValue<'_>>> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(j, c)| rows.iter().map(|row| PgValue { value: &row[j], ty: c.ty }).collect())
+            .collect();
+        let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![(&keys, Type::TEXT_ARRAY)];
+        for (c, col) in schema.columns.iter().zip(&columns) {
+            params.push((col, typed::pg_type(c.ty).2));
+        }
         self.run(
             OpKind::Dml,
             || format!("bulk insert of {n} rows from {first}"),
-            async |c| c.execute_typed(sql, &[(&keys, Type::TEXT_ARRAY), (&vals, Type::BYTEA_ARRAY)]).await,
+            async |c| c.execute_typed(sql, &params).await,
         )
     }
 
@@ -545,6 +592,12 @@ impl From<BackendError> for BulkError {
     }
 }
 
+/// What the COPYs write: one statement per container, and the schema of typed tables.
+struct CopyTarget<'a> {
+    stmts: &'a [String],
+    schema: Option<&'a Schema>,
+}
+
 /// Streams records into one binary COPY per container; container 0 on the main connection,
 /// the others on connections opened here (one COPY at a time per connection). Dropping a
 /// writer before `finish` aborts its COPY.
@@ -554,10 +607,14 @@ fn copy_all(
     tls: &MakeRustlsConnect,
     main: &tokio_postgres::Client,
     extra: &mut [Option<Conn>],
-    stmts: &[String],
+    target: &CopyTarget<'_>,
     records: RecordStream<'_>,
 ) -> Result<u64, BulkError> {
-    let types = [Type::TEXT, Type::BYTEA];
+    let (stmts, schema) = (target.stmts, target.schema);
+    let types: Vec<Type> = match schema {
+        None => vec![Type::TEXT, Type::BYTEA],
+        Some(s) => std::iter::once(Type::TEXT).chain(s.columns.iter().map(|c| typed::pg_type(c.ty).1)).collect(),
+    };
     let mut writers: Vec<Option<Pin<Box<BinaryCopyInWriter>>>> = stmts.iter().map(|_| None).collect();
     let pg = |container: usize, op: String| move |err| BulkError::Pg { container, op, err };
     for item in records {
@@ -573,8 +630,21 @@ fn copy_all(
             writers[i] = Some(Box::pin(BinaryCopyInWriter::new(sink, &types)));
         }
         let w = writers[i].as_mut().expect("created above");
-        let values: [&(dyn ToSql + Sync); 2] = [&r.id.key, &r.data];
-        rt.block_on(w.as_mut().write(&values)).map_err(pg(i, format!("COPY of record {}", r.id.key)))?;
+        let written = match schema {
+            None => {
+                let values: [&(dyn ToSql + Sync); 2] = [&r.id.key, &r.data];
+                rt.block_on(w.as_mut().write(&values))
+            }
+            Some(s) => {
+                let row = typed_row(s, &r)?;
+                let cells: Vec<PgValue<'_>> =
+                    s.columns.iter().zip(row).map(|(c, value)| PgValue { value, ty: c.ty }).collect();
+                let values: Vec<&(dyn ToSql + Sync)> =
+                    std::iter::once(&r.id.key as &(dyn ToSql + Sync)).chain(cells.iter().map(|v| v as _)).collect();
+                rt.block_on(w.as_mut().write(&values))
+            }
+        };
+        written.map_err(pg(i, format!("COPY of record {}", r.id.key)))?;
     }
     let mut total = 0;
     for (i, w) in writers.iter_mut().enumerate() {
@@ -583,6 +653,18 @@ fn copy_all(
         }
     }
     Ok(total)
+}
+
+/// The typed row of a record for a typed table, checked against the schema.
+fn typed_row<'r>(schema: &Schema, r: &'r Record) -> Result<&'r [Value], BackendError> {
+    let row = r.row.as_deref().ok_or_else(|| {
+        BackendError::msg(format!(
+            "record {} has no typed row, but the lab tables are typed ({})",
+            r.id.key, schema.name
+        ))
+    })?;
+    schema.check(row).map_err(|e| BackendError::with_source(format!("record {}", r.id.key), e))?;
+    Ok(row)
 }
 
 fn check_container(n: usize, c: u8, what: &str) -> Result<(), BackendError> {
@@ -691,11 +773,27 @@ impl Backend for PgBackend {
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         Self::container_of(ns, r.id.container, &r.id.key)?;
         let t = self.table(ns, r.id.container);
-        let sql = format!("INSERT INTO {t} (k, v) VALUES ($1, $2)");
+        let Some(schema) = ns.schema() else {
+            let sql = format!("INSERT INTO {t} (k, v) VALUES ($1, $2)");
+            return self.run(
+                OpKind::Dml,
+                || format!("inserting {} into {t}", r.id.key),
+                async |c| c.execute_typed(&sql, &[(&r.id.key, Type::TEXT), (&r.data, Type::BYTEA)]).await,
+            );
+        };
+        let row = typed_row(schema, r)?;
+        let marks: Vec<String> = (1..=schema.columns.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!("INSERT INTO {t} ({}) VALUES ({})", typed::column_names(schema), marks.join(", "));
+        let cells: Vec<PgValue<'_>> =
+            schema.columns.iter().zip(row).map(|(c, value)| PgValue { value, ty: c.ty }).collect();
+        let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![(&r.id.key, Type::TEXT)];
+        for (c, v) in schema.columns.iter().zip(&cells) {
+            params.push((v, typed::pg_type(c.ty).1));
+        }
         self.run(
             OpKind::Dml,
             || format!("inserting {} into {t}", r.id.key),
-            async |c| c.execute_typed(&sql, &[(&r.id.key, Type::TEXT), (&r.data, Type::BYTEA)]).await,
+            async |c| c.execute_typed(&sql, &params).await,
         )
     }
 
@@ -713,15 +811,42 @@ impl Backend for PgBackend {
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
         Self::container_of(ns, id.container, &id.key)?;
         let t = self.table(ns, id.container);
-        let sql = format!("SELECT v FROM {t} WHERE k = $1");
-        self.run(
+        let Some(schema) = ns.schema() else {
+            let sql = format!("SELECT v FROM {t} WHERE k = $1");
+            return self.run(
+                OpKind::Dml,
+                || format!("reading {} from {t}", id.key),
+                async |c| {
+                    let rows = c.query_typed(&sql, &[(&id.key, Type::TEXT)]).await?;
+                    rows.first().map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()
+                },
+            );
+        };
+        let names: Vec<String> = schema.columns.iter().map(|c| typed::ident(&c.name)).collect();
+        let sql = format!("SELECT {} FROM {t} WHERE k = $1", names.join(", "));
+        let raw: Option<Vec<Option<Vec<u8>>>> = self.run(
             OpKind::Dml,
             || format!("reading {} from {t}", id.key),
             async |c| {
                 let rows = c.query_typed(&sql, &[(&id.key, Type::TEXT)]).await?;
-                rows.first().map(|r| r.try_get::<_, Vec<u8>>(0)).transpose()
+                rows.first()
+                    .map(|r| {
+                        (0..schema.columns.len())
+                            .map(|j| Ok(r.try_get::<_, Option<RawValue<'_>>>(j)?.map(|v| v.0.to_vec())))
+                            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+                    })
+                    .transpose()
             },
-        )
+        )?;
+        let Some(raw) = raw else { return Ok(None) };
+        let rebuild = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+            BackendError::with_source(format!("{}: rebuilding record {} from {t}: {what}", self.sys(), id.key), e)
+        };
+        let mut row = Vec::with_capacity(raw.len());
+        for (c, v) in schema.columns.iter().zip(&raw) {
+            row.push(typed::decode(c.ty, v.as_deref()).map_err(|e| rebuild(&format!("column {}", c.name), e))?);
+        }
+        schema.encode(&row).map(Some).map_err(|e| rebuild("encoding", e.into()))
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
@@ -914,6 +1039,14 @@ impl Backend for PgBackend {
             }
         }
         Ok(out)
+    }
+
+    fn native_storage(&self, schema: &Schema) -> String {
+        let storage = match self.variant.storage {
+            Some(s) => format!("; TOAST storage {} on the variable-length columns", s.sql()),
+            None => String::new(),
+        };
+        format!("one typed table per container (k text PRIMARY KEY, {}){storage}", typed::column_defs(schema))
     }
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {

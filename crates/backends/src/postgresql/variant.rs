@@ -47,12 +47,10 @@ impl Compression {
     }
 }
 
-/// The column type of the payload value. Everything is `bytea` for now.
+/// The column type of the payload value in blob mode: a file is one `bytea` value.
 ///
-/// Hook for `jsonb_documents` (stored as `jsonb` where the system has it): add a `Jsonb`
-/// case here and choose it in `reset` once the runner tells the backend which payload a
-/// cell carries (the `Backend` trait does not yet); `insert_one`/`bulk_insert` then send
-/// the record bytes as `jsonb` (binary format: version byte 1 + JSON text).
+/// Native insertion mode does not use it: there the namespace's schema gives typed
+/// columns, and JSON documents become `jsonb` (see [`super::typed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueColumn {
     Bytea,

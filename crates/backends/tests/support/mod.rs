@@ -42,7 +42,7 @@ pub fn ns(lab: &str, containers: u8) -> Namespace {
 }
 
 pub fn record(index: u64, container: u8, data: Vec<u8>) -> Record {
-    Record { id: RecordId { key: Record::key_for(index), container }, index, data }
+    Record::blob(RecordId { key: Record::key_for(index), container }, index, data)
 }
 
 /// Deterministic incompressible bytes (xorshift64*).

@@ -1,0 +1,234 @@
+//! Markdown: the summary tables (EDR beside the ideal ratio, physical sizes per stage,
+//! throughput and latency), the cells that were not averaged, the warnings and the runs.
+
+use super::fmt::{mean_ci, value};
+use super::{Artifact, Exporter, Format};
+use crate::metrics::{Unit, metric};
+use crate::model::Report;
+use dedup_lab_core::Stage;
+
+pub struct Markdown;
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn table(out: &mut String, head: &[&str], right: &[bool], rows: &[Vec<String>]) {
+    out.push_str(&format!("| {} |\n", head.join(" | ")));
+    let align: Vec<&str> = right.iter().map(|r| if *r { "--:" } else { "---" }).collect();
+    out.push_str(&format!("|{}|\n", align.join("|")));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")));
+    }
+    out.push('\n');
+}
+
+/// The group's identity columns: system, payload, grade (+ axes, + dataset when they vary).
+fn key_cols(report: &Report, g: &crate::model::Group) -> Vec<String> {
+    let mut v = vec![g.key.system.clone(), g.key.payload.clone(), g.key.grade.to_string()];
+    if report.axes_vary {
+        v.push(g.key.axes());
+    }
+    if report.mixed_datasets {
+        v.push(g.key.dataset.clone());
+    }
+    v
+}
+
+fn key_head(report: &Report) -> Vec<&'static str> {
+    let mut v = vec!["system", "payload", "grade"];
+    if report.axes_vary {
+        v.push("placement/cache/mode");
+    }
+    if report.mixed_datasets {
+        v.push("dataset");
+    }
+    v
+}
+
+/// One line saying what the report covers.
+pub fn overview_line(report: &Report) -> String {
+    let t = &report.totals;
+    format!(
+        "{} run(s); cells: {} planned, {} ok, {} invalid, {} failed, {} skipped, {} unfinished, {} not started",
+        report.sources.len(),
+        t.planned,
+        t.ok,
+        t.invalid,
+        t.failed,
+        t.skipped,
+        t.unfinished,
+        t.not_started
+    )
+}
+
+pub fn render(report: &Report) -> String {
+    let conf = (report.confidence * 100.0).round();
+    let mut o = String::from("# dedup-lab report\n\n");
+    o.push_str(&format!("{}.\n\n", overview_line(report)));
+    o.push_str(&format!(
+        "Figures are means over the valid repetitions ± the half-width of the {conf:.0} % confidence interval \
+         (Student's t); n = valid repetitions of all repetitions. Invalid, failed and unfinished repetitions are \
+         listed below and never averaged in.\n\n"
+    ));
+
+    let kh = key_head(report);
+    let nk = kh.len();
+    let edr = metric("edr_replica");
+    let share = metric("reclaimed_share");
+    o.push_str("## Effective dedup ratio\n\n");
+    o.push_str(
+        "EDR = logical bytes ÷ (physical growth ÷ replicas); ideal = the dataset's own record-dedup × zstd ratio; \
+         'frees' = share of the per-record growth given back.\n\n",
+    );
+    let mut head = kh.clone();
+    head.extend(["n", "EDR bulk", "EDR per-record", "ideal", "delete frees", "maintenance frees", "status"]);
+    let mut right = vec![false; nk];
+    right.extend([true, true, true, true, true, true, false]);
+    let rows: Vec<Vec<String>> = report
+        .groups
+        .iter()
+        .map(|g| {
+            let mut r = key_cols(report, g);
+            r.push(format!("{}/{}", g.valid_runs, g.runs));
+            r.push(mean_ci(edr.unit, g.stat(Stage::BulkInsert, edr.id), " ± "));
+            r.push(mean_ci(edr.unit, g.stat(Stage::PerfileInsert, edr.id), " ± "));
+            r.push(g.ideal.map_or("–".into(), |v| format!("{v:.2}")));
+            r.push(mean_ci(share.unit, g.stat(Stage::PerfileDelete, share.id), " ± "));
+            r.push(mean_ci(share.unit, g.stat(Stage::Maintenance, share.id), " ± "));
+            r.push(g.status.clone());
+            r
+        })
+        .collect();
+    table(&mut o, &head, &right, &rows);
+
+    o.push_str("## Physical size per stage\n\n");
+    let mut head = kh.clone();
+    head.extend(["stage", "n", "logical", "physical before", "physical after", "delta", "reclaimed"]);
+    let mut right = vec![false; nk + 1];
+    right.extend([true; 6]);
+    let mut rows = Vec::new();
+    for g in &report.groups {
+        for s in &g.stages {
+            let m = |id: &str| s.metrics.get(id);
+            let mut r = key_cols(report, g);
+            r.push(s.stage.to_string());
+            r.push(s.n.to_string());
+            r.push(mean_ci(Unit::Bytes, m("logical_bytes"), " ± "));
+            r.push(mean_ci(Unit::Bytes, m("physical_before"), " ± "));
+            r.push(mean_ci(Unit::Bytes, m("physical_after"), " ± "));
+            r.push(mean_ci(Unit::Bytes, m("physical_delta"), " ± "));
+            r.push(mean_ci(Unit::Bytes, m("reclaimed_bytes"), " ± "));
+            rows.push(r);
+        }
+    }
+    table(&mut o, &head, &right, &rows);
+
+    o.push_str("## Throughput and latency\n\n");
+    let mut head = kh.clone();
+    head.extend(["stage", "n", "duration", "MB/s", "ops/s", "p50", "p90", "p99", "p99.9", "max"]);
+    let mut right = vec![false; nk + 1];
+    right.extend([true; 9]);
+    let mut rows = Vec::new();
+    for g in &report.groups {
+        for s in &g.stages {
+            let m = |id: &str| s.metrics.get(id);
+            let mut r = key_cols(report, g);
+            r.push(s.stage.to_string());
+            r.push(s.n.to_string());
+            r.push(mean_ci(Unit::Seconds, m("duration_s"), " ± "));
+            r.push(mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± "));
+            r.push(mean_ci(Unit::OpsPerSecond, m("ops_per_s"), " ± "));
+            for id in ["lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns"] {
+                r.push(m(id).map_or("–".into(), |st| value(Unit::Nanoseconds, st.mean)));
+            }
+            rows.push(r);
+        }
+    }
+    table(&mut o, &head, &right, &rows);
+
+    o.push_str("## Repetitions not averaged\n\n");
+    if report.problem_cells.is_empty() {
+        o.push_str("None: every repetition finished and passed its checks.\n\n");
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .problem_cells
+            .iter()
+            .map(|c| {
+                vec![
+                    c.system.clone(),
+                    c.payload.clone(),
+                    c.grade.to_string(),
+                    c.axes.clone(),
+                    format!("{} #{}", c.run_id, c.run),
+                    c.status.to_uppercase(),
+                    c.reason.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &mut o,
+            &["system", "payload", "grade", "placement/cache/mode", "repetition", "status", "reason"],
+            &[false; 7],
+            &rows,
+        );
+    }
+
+    o.push_str("## Warnings\n\n");
+    let (outliers, others): (Vec<_>, Vec<_>) =
+        report.warnings.iter().partition(|w| w.kind == crate::model::WarningKind::Outlier);
+    if others.is_empty() {
+        o.push_str("None.\n\n");
+    } else {
+        for w in others {
+            o.push_str(&format!("- **{}**: {}\n", w.kind.name(), cell(&w.message)));
+        }
+        o.push('\n');
+    }
+    if !outliers.is_empty() {
+        o.push_str(&format!(
+            "### Outliers\n\n{} value(s) flagged by the median/MAD rule (modified z-score beyond ±{}); they stay in every \
+             figure.\n\n",
+            outliers.len(),
+            crate::stats::OUTLIER_SCORE
+        ));
+        for w in outliers {
+            o.push_str(&format!("- {}\n", cell(&w.message)));
+        }
+        o.push('\n');
+    }
+
+    o.push_str("## Runs\n\n");
+    let rows: Vec<Vec<String>> = report
+        .sources
+        .iter()
+        .map(|s| {
+            vec![
+                s.run_id.clone(),
+                s.host.clone(),
+                format!("{} ({})", s.tool_version, s.git_commit),
+                s.started_at.clone(),
+                s.finished_at.clone().unwrap_or_else(|| "–".into()),
+                s.status.clone(),
+                format!("{}/{}", s.cells_finished, s.cells_planned),
+                s.server_versions
+                    .iter()
+                    .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}: {v}") })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ]
+        })
+        .collect();
+    table(&mut o, &["run", "host", "tool", "started", "finished", "status", "cells", "servers"], &[false; 8], &rows);
+    o
+}
+
+impl Exporter for Markdown {
+    fn format(&self) -> Format {
+        Format::Markdown
+    }
+
+    fn export(&self, report: &Report) -> Vec<Artifact> {
+        vec![Artifact::text("report.md", render(report))]
+    }
+}

@@ -1,0 +1,208 @@
+//! The aggregated report: what every exporter renders. Plain data, serialisable as the
+//! JSON export.
+
+use crate::stats::Stats;
+use dedup_lab_core::{CacheState, Grade, InsertionMode, Placement, Stage};
+use dedup_lab_datagen::Analysis;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const REPORT_FORMAT: &str = "dedup-lab-report/1";
+
+/// Everything the report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format: String,
+    /// Confidence level of the intervals (0.95).
+    pub confidence: f64,
+    /// The merged runs, in the order given.
+    pub sources: Vec<SourceInfo>,
+    pub totals: Totals,
+    /// The datasets of the runs with their intrinsic ("ideal store") analysis.
+    pub datasets: Vec<DatasetInfo>,
+    /// True when one payload × grade was measured on different datasets (kept apart).
+    pub mixed_datasets: bool,
+    /// True when a cell axis (placement, cache, insertion mode) is not the default somewhere.
+    pub axes_vary: bool,
+    /// One group per system × payload × grade × axes (× dataset when mixed), sorted.
+    pub groups: Vec<Group>,
+    /// Every repetition that is not a valid, finished cell, with its reason.
+    pub problem_cells: Vec<CellIssue>,
+    pub warnings: Vec<Warning>,
+}
+
+/// One merged run directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    pub run_id: String,
+    pub path: String,
+    pub tool_version: String,
+    pub git_commit: String,
+    pub host: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub server_versions: BTreeMap<String, String>,
+    /// The run's validated configuration with anything secret-looking removed.
+    pub config: serde_json::Value,
+    pub cells_planned: usize,
+    pub cells_finished: usize,
+    pub journal_lines: usize,
+}
+
+/// Cell counts over all sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub planned: usize,
+    pub ok: usize,
+    pub invalid: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Started but without an end line (running, or the run was killed).
+    pub unfinished: usize,
+    pub not_started: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetInfo {
+    pub payload: String,
+    pub grade: Grade,
+    /// e.g. `16 × 512.0 KiB, seed 20240501`.
+    pub label: String,
+    pub records: u64,
+    pub record_size: String,
+    pub seed: u64,
+    pub intrinsic: Option<Analysis>,
+}
+
+/// What identifies a group of repetitions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupKey {
+    /// System and variant, e.g. `postgresql/external`.
+    pub system: String,
+    pub payload: String,
+    pub grade: Grade,
+    pub mode: InsertionMode,
+    pub placement: Placement,
+    pub cache: CacheState,
+    /// The dataset label (see [`DatasetInfo::label`]).
+    pub dataset: String,
+}
+
+impl GroupKey {
+    /// `placement/cache/mode`.
+    pub fn axes(&self) -> String {
+        format!("{}/{}/{}", self.placement, self.cache, self.mode)
+    }
+}
+
+/// The repetitions of one cell (all runs, all sources), aggregated per stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    #[serde(flatten)]
+    pub key: GroupKey,
+    /// The dataset's intrinsic ideal ratio (record dedup × zstd).
+    pub ideal: Option<f64>,
+    /// Repetitions seen (any status, finished or not).
+    pub runs: usize,
+    /// Repetitions that finished and passed every check: the only ones averaged.
+    pub valid_runs: usize,
+    /// `ok`, `invalid`, `failed`, `skipped`, `unfinished`, or `k of n ok` when mixed.
+    pub status: String,
+    /// Why repetitions are not valid (one line each).
+    pub issues: Vec<String>,
+    pub stages: Vec<StageAgg>,
+}
+
+impl Group {
+    pub fn stage(&self, stage: Stage) -> Option<&StageAgg> {
+        self.stages.iter().find(|s| s.stage == stage)
+    }
+
+    /// The statistics of a metric of a stage, when any valid repetition has it.
+    pub fn stat(&self, stage: Stage, metric: &str) -> Option<&Stats> {
+        self.stage(stage).and_then(|s| s.metrics.get(metric))
+    }
+}
+
+/// One stage of a group over its valid repetitions.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageAgg {
+    pub stage: Stage,
+    /// Valid repetitions that have this stage.
+    pub n: usize,
+    /// Metric id → statistics (metrics without any value are absent).
+    pub metrics: BTreeMap<String, Stats>,
+    /// Metric id → repetitions where it is undefined (e.g. EDR with a physical delta ≤ 0).
+    pub undefined: BTreeMap<String, usize>,
+    /// Distinct notes of the measurements (maintenance command, cache action, EDR notes).
+    pub notes: Vec<String>,
+    /// Distinct size probe methods that measured the physical size (e.g. `fs`).
+    pub methods: Vec<String>,
+    pub samples: Vec<Sample>,
+    pub outliers: Vec<Outlier>,
+}
+
+/// One valid repetition's values.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub run_id: String,
+    pub run: u32,
+    pub values: BTreeMap<String, f64>,
+}
+
+/// A value the median/MAD rule flags. It stays in every figure; this only warns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outlier {
+    pub metric: String,
+    pub run_id: String,
+    pub run: u32,
+    pub value: f64,
+    pub median: f64,
+    /// The modified z-score.
+    pub score: f64,
+}
+
+/// A repetition that is not averaged in, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellIssue {
+    pub run_id: String,
+    pub system: String,
+    pub payload: String,
+    pub grade: Grade,
+    pub axes: String,
+    pub run: u32,
+    /// `invalid`, `failed`, `skipped` or `unfinished`.
+    pub status: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// An unreadable journal line, an empty journal.
+    Journal,
+    /// Different tool versions or builds, or different datasets, in one report.
+    Mixed,
+    /// The same run given twice.
+    Duplicate,
+    /// A value the median/MAD rule flags.
+    Outlier,
+}
+
+impl WarningKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WarningKind::Journal => "journal",
+            WarningKind::Mixed => "mixed",
+            WarningKind::Duplicate => "duplicate",
+            WarningKind::Outlier => "outlier",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
