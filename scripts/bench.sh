@@ -140,7 +140,6 @@ register_section gen "generate + SHA-256 of random_binary vs openssl dgst -sha25
 bench_gen() {
   ensure_tool openssl openssl
   ensure_tool /usr/bin/time time
-  ensure_tool openssl openssl
   local dir bytes records t0 t1 fp
   dir="$(scratch)/gen"
   bytes=$((GIB * 1024 * 1024 * 1024))
@@ -225,89 +224,6 @@ bench_gen() {
   row "peak RSS, dedup-lab generate --output of ${RSS_GIB} GiB (target ≤ 64 MiB)" \
     "$(calc '%.1f' "$rss_kib / 1024") MiB" \
     "$(mbps "$((RSS_GIB * 1024 * 1024 * 1024))" "$(calc '%.3f' "$t1 - $t0")") MB/s, $threads thread(s)"
-}
-
-# --- section: realworld ---------------------------------------------------------
-
-register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"
-
-# Runs dedup-lab under /usr/bin/time -v; sets RSS_MIB and WALL_S.
-timed_rss() {
-  local timelog
-  timelog="$(mktemp "$(scratch)/time.XXXXXX")"
-  local t0 t1
-  t0="$(now)"
-  /usr/bin/time -v -o "$timelog" "$BIN" "$@" >/dev/null 2>&1 || die "failed: dedup-lab $*"
-  t1="$(now)"
-  RSS_MIB="$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$timelog")"
-  [[ -n "$RSS_MIB" ]] || die "no peak RSS in the output of /usr/bin/time -v"
-  WALL_S="$(calc '%.3f' "$t1 - $t0")"
-  rm -f -- "$timelog"
-}
-
-bench_realworld() {
-  ensure_tool /usr/bin/time time
-  ensure_tool openssl openssl
-  local dir bytes
-  dir="$(scratch)/realworld"
-  bytes=$((RW_GIB * 1024 * 1024 * 1024))
-  mkdir -p "$dir/src" "$dir/tmp"
-  local avail_kib
-  avail_kib="$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')"
-  ((avail_kib > 3 * bytes / 1024)) ||
-    die "need about $((3 * RW_GIB)) GiB free under $dir for the ${RW_GIB} GiB sources and the spool; set DEDUP_LAB_BENCH_RW_GIB lower"
-
-  # The sources: a file of random bytes (a video stands for it: incompressible), and a
-  # .tar.gz of the same size (gzip -1 of random bytes is as large as its input).
-  log "building a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz in $dir/src"
-  head -c "$bytes" /dev/urandom >"$dir/src/video.bin"
-  (cd "$dir/src" && tar -cf - video.bin | gzip -1 >"$dir/src/corpus.tar.gz")
-  local tgz_bytes
-  tgz_bytes="$(stat -c %s "$dir/src/corpus.tar.gz")"
-  chmod a-w "$dir/src/video.bin" "$dir/src/corpus.tar.gz"
-
-  # References, each over the same bytes: hashing the file; unpacking and hashing the archive.
-  local ref_file_s ref_tgz_s t0 t1
-  openssl dgst -sha256 "$dir/src/video.bin" >/dev/null # warm the page cache
-  t0="$(now)"
-  openssl dgst -sha256 "$dir/src/video.bin" >/dev/null
-  t1="$(now)"
-  ref_file_s="$(calc '%.3f' "$t1 - $t0")"
-  t0="$(now)"
-  tar -xzOf "$dir/src/corpus.tar.gz" | openssl dgst -sha256 >/dev/null
-  t1="$(now)"
-  ref_tgz_s="$(calc '%.3f' "$t1 - $t0")"
-
-  local common=(--record-size 512KiB --scratch "$dir/tmp") threads=()
-  if [[ -n "$THREADS" ]]; then threads=(--threads "$THREADS"); fi
-  local name src grade what
-  for name in file tgz; do
-    if [[ "$name" == file ]]; then src="$dir/src/video.bin"; else src="$dir/src/corpus.tar.gz"; fi
-    for grade in U0 U50; do
-      timed_rss generate --no-write --real-world "big=$src" --grades "$grade" "${common[@]}" "${threads[@]}"
-      if [[ "$name" == file ]]; then
-        what="copies re-read in place"
-        [[ "$grade" == U0 ]] && what="every record read once"
-        row "generate --no-write, ${RW_GIB} GiB file, $grade ($what): peak RSS (target < 128 MiB)" \
-          "$RSS_MIB MiB" "$(mbps "$bytes" "$WALL_S") MB/s over the source's size, ${WALL_S} s incl. the scan"
-        [[ "$grade" == U0 ]] && row "**ratio generate U0 / openssl dgst -sha256** on the file (target ≥ 1)" \
-          "**$(calc '%.2f' "$ref_file_s / $WALL_S")**" "openssl: ${ref_file_s} s ($(mbps "$bytes" "$ref_file_s") MB/s, one core), page cache warm"
-      else
-        what="copies spooled to scratch"
-        [[ "$grade" == U0 ]] && what="every record read once; the scan decompresses it once more"
-        row "generate --no-write, ${RW_GIB} GiB .tar.gz ($((tgz_bytes / 1048576)) MiB), $grade ($what): peak RSS (target < 128 MiB)" \
-          "$RSS_MIB MiB" "$(mbps "$bytes" "$WALL_S") MB/s over the content's size, ${WALL_S} s incl. the scan"
-        [[ "$grade" == U0 ]] && row "**ratio generate U0 / (tar -xzOf \| openssl dgst -sha256)** on the archive" \
-          "**$(calc '%.2f' "$ref_tgz_s / $WALL_S")**" "reference: ${ref_tgz_s} s; dedup-lab decompresses twice (scan + read); gzip -1 stores random bytes uncompressed, so inflating is cheap here"
-      fi
-      [[ -z "$(ls -A "$dir/tmp")" ]] || die "scratch files left behind in $dir/tmp"
-    done
-    timed_rss analyze --real-world "big=$src" --grades U50 "${common[@]}"
-    row "analyze (dedup ratios, FastCDC, zstd) of the ${RW_GIB} GiB $name, U50: peak RSS (target < 128 MiB)" \
-      "$RSS_MIB MiB" "${WALL_S} s"
-  done
-  chmod u+w "$dir/src/video.bin" "$dir/src/corpus.tar.gz"
-  rm -rf -- "$dir"
 }
 
 # --- section: postgresql -------------------------------------------------------
@@ -400,6 +316,89 @@ PY
   row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
     "best run of $REPEAT"
   row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
+}
+
+# --- section: realworld ---------------------------------------------------------
+
+register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"
+
+# Runs dedup-lab under /usr/bin/time -v; sets RSS_MIB and WALL_S.
+timed_rss() {
+  local timelog
+  timelog="$(mktemp "$(scratch)/time.XXXXXX")"
+  local t0 t1
+  t0="$(now)"
+  /usr/bin/time -v -o "$timelog" "$BIN" "$@" >/dev/null 2>&1 || die "failed: dedup-lab $*"
+  t1="$(now)"
+  RSS_MIB="$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$timelog")"
+  [[ -n "$RSS_MIB" ]] || die "no peak RSS in the output of /usr/bin/time -v"
+  WALL_S="$(calc '%.3f' "$t1 - $t0")"
+  rm -f -- "$timelog"
+}
+
+bench_realworld() {
+  ensure_tool /usr/bin/time time
+  ensure_tool openssl openssl
+  local dir bytes
+  dir="$(scratch)/realworld"
+  bytes=$((RW_GIB * 1024 * 1024 * 1024))
+  mkdir -p "$dir/src" "$dir/tmp"
+  local avail_kib
+  avail_kib="$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')"
+  ((avail_kib > 3 * bytes / 1024)) ||
+    die "need about $((3 * RW_GIB)) GiB free under $dir for the ${RW_GIB} GiB sources and the spool; set DEDUP_LAB_BENCH_RW_GIB lower"
+
+  # The sources: a file of random bytes (a video stands for it: incompressible), and a
+  # .tar.gz of the same size (gzip -1 of random bytes is as large as its input).
+  log "building a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz in $dir/src"
+  head -c "$bytes" /dev/urandom >"$dir/src/video.bin"
+  (cd "$dir/src" && tar -cf - video.bin | gzip -1 >"$dir/src/corpus.tar.gz")
+  local tgz_bytes
+  tgz_bytes="$(stat -c %s "$dir/src/corpus.tar.gz")"
+  chmod a-w "$dir/src/video.bin" "$dir/src/corpus.tar.gz"
+
+  # References, each over the same bytes: hashing the file; unpacking and hashing the archive.
+  local ref_file_s ref_tgz_s t0 t1
+  openssl dgst -sha256 "$dir/src/video.bin" >/dev/null # warm the page cache
+  t0="$(now)"
+  openssl dgst -sha256 "$dir/src/video.bin" >/dev/null
+  t1="$(now)"
+  ref_file_s="$(calc '%.3f' "$t1 - $t0")"
+  t0="$(now)"
+  tar -xzOf "$dir/src/corpus.tar.gz" | openssl dgst -sha256 >/dev/null
+  t1="$(now)"
+  ref_tgz_s="$(calc '%.3f' "$t1 - $t0")"
+
+  local common=(--record-size 512KiB --scratch "$dir/tmp") threads=()
+  if [[ -n "$THREADS" ]]; then threads=(--threads "$THREADS"); fi
+  local name src grade what
+  for name in file tgz; do
+    if [[ "$name" == file ]]; then src="$dir/src/video.bin"; else src="$dir/src/corpus.tar.gz"; fi
+    for grade in U0 U50; do
+      timed_rss generate --no-write --real-world "big=$src" --grades "$grade" "${common[@]}" "${threads[@]}"
+      if [[ "$name" == file ]]; then
+        what="copies re-read in place"
+        [[ "$grade" == U0 ]] && what="every record read once"
+        row "generate --no-write, ${RW_GIB} GiB file, $grade ($what): peak RSS (target < 128 MiB)" \
+          "$RSS_MIB MiB" "$(mbps "$bytes" "$WALL_S") MB/s over the source's size, ${WALL_S} s incl. the scan"
+        [[ "$grade" == U0 ]] && row "**ratio generate U0 / openssl dgst -sha256** on the file (target ≥ 1)" \
+          "**$(calc '%.2f' "$ref_file_s / $WALL_S")**" "openssl: ${ref_file_s} s ($(mbps "$bytes" "$ref_file_s") MB/s, one core), page cache warm"
+      else
+        what="copies spooled to scratch"
+        [[ "$grade" == U0 ]] && what="every record read once; the scan decompresses it once more"
+        row "generate --no-write, ${RW_GIB} GiB .tar.gz ($((tgz_bytes / 1048576)) MiB), $grade ($what): peak RSS (target < 128 MiB)" \
+          "$RSS_MIB MiB" "$(mbps "$bytes" "$WALL_S") MB/s over the content's size, ${WALL_S} s incl. the scan"
+        [[ "$grade" == U0 ]] && row "**ratio generate U0 / (tar -xzOf \| openssl dgst -sha256)** on the archive" \
+          "**$(calc '%.2f' "$ref_tgz_s / $WALL_S")**" "reference: ${ref_tgz_s} s; dedup-lab decompresses twice (scan + read); gzip -1 stores random bytes uncompressed, so inflating is cheap here"
+      fi
+      [[ -z "$(ls -A "$dir/tmp")" ]] || die "scratch files left behind in $dir/tmp"
+    done
+    timed_rss analyze --real-world "big=$src" --grades U50 "${common[@]}"
+    row "analyze (dedup ratios, FastCDC, zstd) of the ${RW_GIB} GiB $name, U50: peak RSS (target < 128 MiB)" \
+      "$RSS_MIB MiB" "${WALL_S} s"
+  done
+  chmod u+w "$dir/src/video.bin" "$dir/src/corpus.tar.gz"
+  rm -rf -- "$dir"
 }
 
 # --- main ---------------------------------------------------------------------

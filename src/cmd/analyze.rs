@@ -61,10 +61,10 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses a dataset, hashing on worker threads; a real-world source may fail to read.
-/// Cached per spec, so the summary and the exports of a run share one analysis.
+/// Analyses a dataset, hashing on worker threads (cached per spec, so the summary and the
+/// exports of a run share one analysis); a real-world source may fail to read.
 pub fn analyze_spec(ds: &Dataset) -> Result<Analysis, String> {
-    dedup_lab_report::intrinsic::try_analyze(ds, dir::default_threads())
+    dedup_lab_report::intrinsic::analyze(ds, dir::default_threads()).map_err(|e| e.to_string())
 }
 
 fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {

@@ -52,7 +52,11 @@ pub fn dataset_label(spec: &DatasetSpec) -> String {
         RecordSize::Fixed(s) => format_bytes(s),
         RecordSize::Range { min, max } => format!("{}–{}", format_bytes(min), format_bytes(max)),
     };
-    format!("{} × {size}, seed {}", spec.records, spec.seed)
+    match &spec.real_world {
+        // A real-world dataset is its source as it was: the identity digest tells versions apart.
+        Some(rw) => format!("{} × {size}, seed {}, source {} ({})", spec.records, spec.seed, rw.source, rw.identity()),
+        None => format!("{} × {size}, seed {}", spec.records, spec.seed),
+    }
 }
 
 fn status_name(s: CellStatus) -> &'static str {
@@ -180,7 +184,7 @@ pub fn aggregate(
     let mut specs_of: BTreeMap<(String, dedup_lab_core::Grade), SpecRuns> = BTreeMap::new();
     for s in &used {
         for d in &s.info.spec.datasets {
-            let entry = specs_of.entry((d.payload.to_string(), d.grade)).or_default();
+            let entry = specs_of.entry((d.payload_name().to_string(), d.grade)).or_default();
             match entry.iter_mut().find(|(spec, _)| spec == d) {
                 Some((_, runs)) => runs.push(s.info.run_id.clone()),
                 None => entry.push((d.clone(), vec![s.info.run_id.clone()])),
@@ -207,7 +211,7 @@ pub fn aggregate(
         .values()
         .flatten()
         .map(|(spec, _)| DatasetInfo {
-            payload: spec.payload.to_string(),
+            payload: spec.payload_name().to_string(),
             grade: spec.grade,
             label: dataset_label(spec),
             records: spec.records,
@@ -229,7 +233,7 @@ pub fn aggregate(
                 .spec
                 .datasets
                 .iter()
-                .find(|d| d.payload.to_string() == k.payload && d.grade == k.grade)
+                .find(|d| d.payload_name() == k.payload && d.grade == k.grade)
                 .map(dataset_label)
                 .unwrap_or_else(|| "unknown dataset".into())
         };

@@ -3,7 +3,7 @@
 //! the life of the process, so the summary and the exports of a run share one analysis.
 
 use crate::aggregate::Source;
-use dedup_lab_datagen::{Analysis, Analyzer, Dataset, DatasetSpec};
+use dedup_lab_datagen::{Analysis, Analyzer, Dataset, DatasetError, DatasetSpec};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -12,20 +12,15 @@ fn cache() -> &'static Mutex<HashMap<DatasetSpec, Analysis>> {
     CACHE.get_or_init(Default::default)
 }
 
-/// Analyses a generated dataset, hashing on worker threads (cached per spec).
-pub fn analyze(ds: &Dataset, threads: usize) -> Analysis {
-    // A real-world source that cannot be read any more leaves the ideal ratio empty.
-    try_analyze(ds, threads).unwrap_or_default()
-}
-
-/// Like [`analyze`], with the error of a source that cannot be read (nothing is cached then).
-pub fn try_analyze(ds: &Dataset, threads: usize) -> Result<Analysis, String> {
+/// Analyses a dataset, hashing on worker threads (cached per spec). A real-world dataset
+/// whose source cannot be read (or changed) gives its error.
+pub fn analyze(ds: &Dataset, threads: usize) -> Result<Analysis, DatasetError> {
     if let Some(a) = cache().lock().expect("analysis cache").get(ds.spec()) {
         return Ok(a.clone());
     }
     let mut an = Analyzer::new();
     for h in ds.try_par_records(threads) {
-        let h = h.map_err(|e| e.to_string())?;
+        let h = h?;
         an.add(&h.record.data, Some(h.sha256));
     }
     let a = an.finish();
@@ -34,7 +29,8 @@ pub fn try_analyze(ds: &Dataset, threads: usize) -> Result<Analysis, String> {
 }
 
 /// The analysis of every distinct dataset of the sources. A spec that no longer builds
-/// (e.g. written by a newer version) is left out, and its ideal ratio stays empty.
+/// (e.g. written by a newer version) or whose real-world source cannot be read any more is
+/// left out, and its ideal ratio stays empty.
 pub fn analyses(sources: &[Source], threads: usize) -> Vec<(DatasetSpec, Analysis)> {
     let mut out: Vec<(DatasetSpec, Analysis)> = Vec::new();
     for s in sources {
@@ -42,8 +38,8 @@ pub fn analyses(sources: &[Source], threads: usize) -> Vec<(DatasetSpec, Analysi
             if out.iter().any(|(d, _)| d == spec) {
                 continue;
             }
-            if let Ok(ds) = Dataset::new(spec.clone()) {
-                out.push((spec.clone(), analyze(&ds, threads)));
+            if let Ok(a) = Dataset::new(spec.clone()).and_then(|ds| analyze(&ds, threads)) {
+                out.push((spec.clone(), a));
             }
         }
     }

@@ -77,10 +77,10 @@ impl NativeFeed {
                 // The file as `dedup-lab generate` would write it.
                 let label = format!(
                     "{}/{}/records/{}.{} ({}, seed {})",
-                    spec.payload,
+                    spec.payload_name(),
                     spec.grade,
                     f.key(),
-                    spec.payload.extension(),
+                    spec.extension(),
                     spec.id(),
                     spec.seed
                 );

@@ -100,7 +100,7 @@ pub fn for_dataset(spec: &crate::DatasetSpec) -> Support {
         crate::RecordSize::Fixed(s) => s,
         crate::RecordSize::Range { min, .. } => min,
     };
-    match support(spec.payload.name()) {
+    match support(spec.payload_name()) {
         Support::Native(Format::StructuredJson { .. }) => {
             Support::Native(Format::StructuredJson { token: min < SMALL_JSON_RECORD })
         }
