@@ -70,8 +70,12 @@ fn wait_for_lines(results: &Path, child: &mut Child, n: usize) -> Option<PathBuf
         if let Ok(Some(_)) = child.try_wait() {
             return None; // finished before reaching the kill point
         }
-        if let Some(run) =
-            std::fs::read_dir(results).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path())
+        // The run directory appears (renamed into place) with its run.json already written.
+        if let Some(run) = std::fs::read_dir(results)
+            .ok()
+            .and_then(|d| d.flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.')))
+            .map(|e| e.path())
+            && run.join("run.json").is_file()
             && journal_lines(&run) >= n
         {
             return Some(run);

@@ -30,9 +30,8 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     }
     let run_id = new_run_id();
     let dir = RunDir::new(&plan.results, &run_id);
-    dir.create()?;
     let info = RunDir::new_info(&run_id, plan.spec.clone(), env!("DEDUP_LAB_GIT_COMMIT"));
-    dir.write_info(&info)?;
+    dir.create(&info)?;
     let journal = Journal::create(&dir)?;
     eprintln!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
     execute(plan.spec, dir, info, journal, args.threads, &exports)

@@ -12,7 +12,7 @@ pub fn newest_run(results: &Path) -> Result<String> {
     let mut ids: Vec<String> = std::fs::read_dir(results)
         .map_err(|e| anyhow::anyhow!("cannot list results directory {}: {e}", results.display()))?
         .flatten()
-        .filter(|e| e.path().join(journal::RUN_FILE).is_file())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.path().join(journal::RUN_FILE).is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     ids.sort();

@@ -31,7 +31,13 @@ pub fn run_dirs(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
         return Ok(vec![path.to_path_buf()]);
     }
     let rd = std::fs::read_dir(path).map_err(|e| LoadError(format!("cannot list {}: {e}", path.display())))?;
-    let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.join(RUN_FILE).is_file()).collect();
+    // Hidden entries are run directories still being created (`.<id>.creating`).
+    let mut dirs: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.join(RUN_FILE).is_file())
+        .collect();
     dirs.sort();
     if dirs.is_empty() {
         return Err(LoadError(format!(

@@ -62,12 +62,22 @@ impl RunDir {
         RunDir { path: results.join(run_id) }
     }
 
-    /// Creates the directory of a new run (refusing an existing one).
-    pub fn create(&self) -> Result<(), RunError> {
+    /// Creates the directory of a new run with its `run.json` (refusing an existing one).
+    ///
+    /// The directory is built under a hidden temporary name and renamed into place, so a
+    /// run directory always has its description: a process killed at any moment leaves
+    /// either nothing or a resumable run.
+    pub fn create(&self, info: &RunInfo) -> Result<(), RunError> {
         if self.path.exists() {
             return Err(RunError::Invalid(format!("results directory {} already exists", self.path.display())));
         }
-        fs::create_dir_all(&self.path).map_err(|e| RunError::io(&self.path, e))
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.creating"));
+        fs::create_dir_all(&tmp).map_err(|e| RunError::io(&tmp, e))?;
+        RunDir { path: tmp.clone() }.write_info(info)?;
+        fs::rename(&tmp, &self.path).map_err(|e| RunError::io(&self.path, e))?;
+        fsync_dir(parent)
     }
 
     pub fn journal_path(&self) -> PathBuf {

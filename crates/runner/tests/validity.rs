@@ -97,8 +97,8 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
         keep: false,
     };
     let dir = RunDir::new(tmp.path(), "r1");
-    dir.create().unwrap();
     let info = RunDir::new_info("r1", spec.clone(), "test");
+    dir.create(&info).unwrap();
     let journal = Journal::create(&dir).unwrap();
     let cfg = BackendConfig::new(spec.lab.clone(), "sqlite", "X", serde_json::json!({}), dir.lab_dir());
     let inner = dedup_lab_backends::open(SystemKind::Sqlite, "default", &cfg).unwrap();
