@@ -304,12 +304,40 @@ pub fn system_specs(
             Some(toml::Value::String(s)) => Some(dedup_lab_core::parse_bytes("max_bytes", s)?),
             Some(v) => bail!("config [systems.{kind}] max_bytes = {v:?}: expected a size such as 50GiB"),
         };
+        let cold_command = cold_command(kind, &table)?;
         dedup_lab_backends::available(kind)?;
         let bcfg = dedup_lab_runner::engine::backend_config_for(lab, kind, &settings);
         let variants = dedup_lab_backends::variants(kind, &bcfg)?;
-        out.push(dedup_lab_runner::SystemSpec { kind, variants, replicas, probe, max_bytes, settings });
+        out.push(dedup_lab_runner::SystemSpec { kind, variants, replicas, probe, max_bytes, cold_command, settings });
     }
     Ok(out)
+}
+
+/// `cold_command` (a shell command) and `cold_timeout` (whole seconds) of a system.
+fn cold_command(
+    kind: dedup_lab_core::SystemKind,
+    table: &toml::Table,
+) -> Result<Option<dedup_lab_runner::cold::ColdCommand>> {
+    let timeout_secs = match table.get("cold_timeout") {
+        None => dedup_lab_runner::cold::DEFAULT_TIMEOUT.as_secs(),
+        Some(toml::Value::Integer(n)) if *n > 0 => *n as u64,
+        Some(v) => bail!("config [systems.{kind}] cold_timeout = {v:?}: expected whole seconds above 0, e.g. 120"),
+    };
+    match table.get("cold_command") {
+        None => {
+            if table.contains_key("cold_timeout") {
+                bail!("config [systems.{kind}] has cold_timeout but no cold_command: set the command it limits");
+            }
+            Ok(None)
+        }
+        Some(toml::Value::String(c)) if !c.trim().is_empty() => {
+            Ok(Some(dedup_lab_runner::cold::ColdCommand { command: c.clone(), timeout_secs }))
+        }
+        Some(v) => bail!(
+            "config [systems.{kind}] cold_command = {v:?}: expected a shell command, \
+             e.g. \"systemctl restart postgresql\""
+        ),
+    }
 }
 
 /// Applies a study-design preset to the configured matrix (command-line flags still win).

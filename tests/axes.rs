@@ -99,6 +99,137 @@ fn cold_cells_reopen_and_warm_cells_read_first() {
 }
 
 #[test]
+fn analyze_and_the_summary_report_the_per_container_ideal_of_each_placement() {
+    // analyze: with U50 every copy of a distinct source placed across sits beside at most a
+    // few equal copies, so the per-container ideal is below the whole-namespace one.
+    let json = ok(&with_small(&["analyze", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let a = &v["random_binary/U50"];
+    let (whole, across) = (a["ideal_ratio"].as_f64().unwrap(), a["across"]["ideal_ratio"].as_f64().unwrap());
+    assert!((whole - 2.0).abs() < 0.05 && across < whole - 0.2 && across > 1.0, "{a}");
+    let text = ok(&with_small(&["analyze"]));
+    assert!(text.lines().next().unwrap().ends_with("across"), "{text}");
+    assert!(text.contains(&format!("{across:>8.2}\n")), "{text}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let r = results.to_str().unwrap();
+    let out = ok(&with_small(&["run", "--results", r, "--systems", "files", "--placements", "within,across"]));
+    let head = out.lines().find(|l| l.starts_with("system")).unwrap();
+    assert!(head.contains("placement/cache") && head.contains("ideal/ctr"), "{out}");
+    let row = |axes: &str| -> Vec<String> {
+        let l = out.lines().find(|l| l.starts_with("files") && l.contains(axes)).unwrap();
+        l.split_whitespace().map(String::from).collect()
+    };
+    // system payload grade mode axes bulk rec ideal ideal/ctr …
+    let (within, across_row) = (row("within/warm"), row("across/warm"));
+    assert_eq!(within[7], format!("{whole:.2}"));
+    assert_eq!(within[8], format!("{whole:.2}"), "within: one container, the whole ideal");
+    assert_eq!(across_row[7], format!("{whole:.2}"));
+    assert_eq!(across_row[8], format!("{across:.2}"), "{out}");
+    assert!(out.contains("ideal/ctr = the ideal of a store that deduplicates only inside one container"), "{out}");
+    // The exported report carries it too.
+    let run = run_dir(&results);
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("ideal/ctr") && md.contains(&format!("{across:.2}")), "{md}");
+}
+
+#[test]
+fn a_configured_cold_command_runs_before_each_stage_of_cold_cells_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("cold.log");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[systems.files]\ncold_command = 'echo \"$DEDUP_LAB_STAGE $DEDUP_LAB_SYSTEM\" >> {}; echo evicted'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let plan = ok(&with_small(&["run", "--config", c, "--systems", "files", "--caches", "cold,warm", "--dry-run"]));
+    assert!(plan.contains("cold files: runs `echo"), "{plan}");
+    let results = tmp.path().join("r");
+    ok(&with_small(&[
+        "run",
+        "--config",
+        c,
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "files",
+        "--caches",
+        "cold,warm",
+    ]));
+    // One line per stage of the one cold cell, in stage order; none for the warm cell.
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        ["bulk_insert files", "perfile_insert files", "perfile_delete files", "maintenance files"]
+    );
+    for m in stages(&journal(&results)) {
+        let notes = m.notes.join(" | ");
+        let cold = m.cell.cache.to_string() == "cold";
+        assert_eq!(notes.contains("exit status 0") && notes.contains("evicted"), cold, "{notes}");
+        assert!(m.valid, "{:?}", m.invalid_reasons);
+    }
+}
+
+#[test]
+fn a_failing_cold_command_fails_its_cell_with_the_status_and_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[systems.files]\ncold_command = \"echo service unknown >&2; exit 7\"\n").unwrap();
+    let results = tmp.path().join("r");
+    let out = run(&with_small(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "files",
+        "--caches",
+        "cold,warm",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut seen = 0;
+    for l in journal(&results) {
+        if let JournalLine::Cell { cell, status, reason, .. } = l {
+            seen += 1;
+            if cell.cache.to_string() == "cold" {
+                assert_eq!(status, CellStatus::Failed);
+                let r = reason.unwrap();
+                assert!(
+                    r.contains("cold_command") && r.contains("exit status: 7") && r.contains("service unknown"),
+                    "{r}"
+                );
+            } else {
+                assert_eq!(status, CellStatus::Ok, "the warm cell is measured: {reason:?}");
+            }
+        }
+    }
+    assert_eq!(seen, 2);
+}
+
+#[test]
+fn cold_command_settings_are_checked_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    for (text, expect) in [
+        ("[systems.sqlite]\ncold_timeout = 30\n", "cold_timeout but no cold_command"),
+        ("[systems.sqlite]\ncold_command = 3\n", "expected a shell command"),
+        ("[systems.sqlite]\ncold_command = \"true\"\ncold_timeout = \"soon\"\n", "expected whole seconds"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = run(&["run", "--config", cfg.to_str().unwrap(), "--systems", "sqlite", "--dry-run"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(expect) && err.contains("[systems.sqlite]"), "{text}: {err}");
+    }
+}
+
+#[test]
 fn refill_reinserts_and_compares_with_the_first_insert() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("r");

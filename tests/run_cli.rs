@@ -236,6 +236,30 @@ fn dry_run_creates_nothing_and_connects_nowhere() {
 }
 
 #[test]
+fn the_example_config_is_valid_with_every_commented_key_switched_on() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dedup-lab.example.toml")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, &example).unwrap();
+    let out = output(bin().args(["run", "--dry-run", "--caches", "cold", "--config", cfg.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The commented settings of the embedded sections, switched on, must parse too.
+    let on: String = example
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(k) if ["max_bytes", "cold_command", "cold_timeout"].iter().any(|p| k.starts_with(p)) => k,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&cfg, on).unwrap();
+    let out = output(bin().args(["run", "--dry-run", "--caches", "cold", "--systems", "sqlite", "--config"]).arg(&cfg));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("cold sqlite: runs `sync` (timeout 600 s)"), "{stdout}");
+}
+
+#[test]
 fn a_failing_system_is_journaled_and_the_run_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let blocker = tmp.path().join("not-a-dir");

@@ -81,7 +81,7 @@ fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {
                 std::fs::File::open(&path)
                     .and_then(|mut f| f.read_to_end(&mut buf))
                     .with_context(|| format!("reading {}", path.display()))?;
-                an.add(&buf, None);
+                an.add(&buf, None, r.duplicate_of.is_some());
             }
         }
         out.push((entry.path, an.finish()));
@@ -91,8 +91,8 @@ fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {
 
 fn table(rows: &[(String, Result<Analysis, String>)]) -> String {
     let mut s = format!(
-        "{:28} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
-        "dataset", "records", "unique", "logical", "record", "4KiB", "cdc8KiB", "zstd", "ideal"
+        "{:28} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "dataset", "records", "unique", "logical", "record", "4KiB", "cdc8KiB", "zstd", "ideal", "across"
     );
     for (label, a) in rows {
         let a = match a {
@@ -103,7 +103,7 @@ fn table(rows: &[(String, Result<Analysis, String>)]) -> String {
             }
         };
         s.push_str(&format!(
-            "{:28} {:>7} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+            "{:28} {:>7} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
             label,
             a.records,
             a.unique_records,
@@ -112,9 +112,15 @@ fn table(rows: &[(String, Result<Analysis, String>)]) -> String {
             a.fixed_4k.dedup_ratio,
             a.fastcdc_8k.dedup_ratio,
             a.compression_ratio,
-            a.ideal_ratio
+            a.ideal_ratio,
+            a.across.ideal_ratio
         ));
     }
-    s.push_str("ratios are logical ÷ stored: record/4KiB/cdc8KiB = dedup only, zstd = compression of distinct records (level 3), ideal = both\n");
+    s.push_str(
+        "ratios are logical ÷ stored: record/4KiB/cdc8KiB = dedup only, zstd = compression of distinct records \
+         (level 3), ideal = both\n\
+         across = the ideal of a store that deduplicates only inside one container, with placement `across` \
+         (every copy in another container than its original); with `within` it is the ideal\n",
+    );
     s
 }

@@ -106,6 +106,12 @@ fn execute(
         "EDR = logical bytes ÷ (physical growth ÷ replicas); ideal = the dataset's own dedup × zstd ratio; \
          'frees' = share of the per-record growth given back"
     );
+    if spec.placements.contains(&dedup_lab_core::Placement::Across) {
+        println!(
+            "ideal/ctr = the ideal of a store that deduplicates only inside one container; \
+             placement across puts every copy in another container than its original"
+        );
+    }
     println!("results: {}", dir.path.display());
     super::report::export_run(&dir.path, exports);
     if outcome.interrupted {
@@ -136,14 +142,14 @@ fn execute(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The intrinsic ideal ratio of every dataset of the run.
-fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), f64> {
+/// The intrinsic ideal ratios of every dataset of the run.
+fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), dedup_lab_report::Ideal> {
     let mut out = BTreeMap::new();
     for ds in &spec.datasets {
         if let Ok(a) =
             Dataset::new(ds.clone()).map_err(|e| e.to_string()).and_then(|d| super::analyze::analyze_spec(&d))
         {
-            out.insert((ds.payload_name().to_string(), ds.grade.to_string()), a.ideal_ratio);
+            out.insert((ds.payload_name().to_string(), ds.grade.to_string()), dedup_lab_report::Ideal::of(&a));
         }
     }
     out
@@ -243,6 +249,16 @@ fn print_plan(plan: &RunPlan) {
         spec.caches.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
         spec.modes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
     );
+    if spec.caches.contains(&dedup_lab_core::CacheState::Cold) {
+        for sys in &spec.systems {
+            match &sys.cold_command {
+                Some(c) => {
+                    println!("  cold {}: runs `{}` (timeout {} s), then reopens", sys.kind, c.command, c.timeout_secs)
+                }
+                None => println!("  cold {}: reopens the store and drops the OS page cache where permitted", sys.kind),
+            }
+        }
+    }
     if spec.modes.contains(&dedup_lab_core::InsertionMode::Native) {
         println!("  native mode: on_parse_error = {}", spec.on_parse_error);
     }

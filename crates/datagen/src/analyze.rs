@@ -4,8 +4,10 @@
 //! fixed 4 KiB chunks and with FastCDC (2/8/64 KiB min/avg/max, chunked per record as a
 //! file-level deduplicating store would), the zstd (level 3) size of every distinct record
 //! compressed on its own, and the ideal ratio = logical / zstd size of the distinct records
-//! (record-level dedup × compression). Streaming: memory is one record plus one hash per
-//! distinct record and chunk.
+//! (record-level dedup × compression). With placement `across` every duplicate is written to
+//! another container than its original, so a store that deduplicates only inside one
+//! container (table, bucket, topic) can at best reach the `across` ratios. Streaming: memory
+//! is one record plus one hash per distinct record and chunk (and per container).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,6 +48,24 @@ pub struct Analysis {
     pub compression_ratio: f64,
     /// logical bytes / zstd size of the distinct records: the ideal store.
     pub ideal_ratio: f64,
+    /// The same ideal store, deduplicating only inside one container, when the duplicates
+    /// are placed `across` (originals in one container, every copy in another). Under
+    /// placement `within` all records share one container and the ratios above apply.
+    #[serde(default)]
+    pub across: ContainerStats,
+}
+
+/// What a store that deduplicates only inside each container could reach.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    /// Bytes of the records that are distinct within their container, summed over containers.
+    pub unique_record_bytes: u64,
+    /// Their zstd size.
+    pub zstd_unique_bytes: u64,
+    /// logical bytes / unique record bytes.
+    pub record_dedup_ratio: f64,
+    /// logical bytes / zstd unique bytes.
+    pub ideal_ratio: f64,
 }
 
 /// Accumulates records one at a time.
@@ -55,6 +75,8 @@ pub struct Analyzer {
     records: HashMap<[u8; 32], u64>,
     fixed: HashSet<[u8; 16]>,
     cdc: HashSet<[u8; 16]>,
+    /// Distinct records per container under placement `across`: originals, copies.
+    across: [HashSet<[u8; 32]>; 2],
 }
 
 fn chunk_id(data: &[u8]) -> [u8; 16] {
@@ -71,18 +93,29 @@ impl Analyzer {
         Analyzer::default()
     }
 
-    /// Adds one record. `sha256` may be given when the caller already computed it.
-    pub fn add(&mut self, data: &[u8], sha256: Option<[u8; 32]>) {
+    /// Adds one record. `sha256` may be given when the caller already computed it;
+    /// `duplicate` says whether the dataset's plan made it a copy of an earlier record
+    /// (with placement `across` it goes to the other container).
+    pub fn add(&mut self, data: &[u8], sha256: Option<[u8; 32]>, duplicate: bool) {
+        let hash = sha256.unwrap_or_else(|| Sha256::digest(data).into());
+        let compressed = self.add_global(data, hash);
+        if self.across[usize::from(duplicate)].insert(hash) {
+            self.a.across.unique_record_bytes += data.len() as u64;
+            self.a.across.zstd_unique_bytes += compressed;
+        }
+    }
+
+    /// Adds a record to the whole-dataset figures; returns its zstd size.
+    fn add_global(&mut self, data: &[u8], hash: [u8; 32]) -> u64 {
         let a = &mut self.a;
         a.records += 1;
         a.logical_bytes += data.len() as u64;
-        let hash = sha256.unwrap_or_else(|| Sha256::digest(data).into());
         if let Some(&compressed) = self.records.get(&hash) {
             a.zstd_bytes += compressed;
             // A duplicate record adds its chunks to the totals but no new unique chunk.
             a.fixed_4k.chunks += data.len().div_ceil(FIXED_CHUNK) as u64;
             a.fastcdc_8k.chunks += fastcdc::v2020::FastCDC::new(data, CDC_MIN, CDC_AVG, CDC_MAX).count() as u64;
-            return;
+            return compressed;
         }
         let compressed = zstd::bulk::compress(data, ZSTD_LEVEL).map(|c| c.len() as u64).unwrap_or(data.len() as u64);
         self.records.insert(hash, compressed);
@@ -105,6 +138,7 @@ impl Analyzer {
                 a.fastcdc_8k.unique_bytes += chunk.len() as u64;
             }
         }
+        compressed
     }
 
     pub fn finish(self) -> Analysis {
@@ -114,6 +148,8 @@ impl Analyzer {
         a.fastcdc_8k.dedup_ratio = ratio(a.logical_bytes, a.fastcdc_8k.unique_bytes);
         a.compression_ratio = ratio(a.unique_record_bytes, a.zstd_unique_bytes);
         a.ideal_ratio = ratio(a.logical_bytes, a.zstd_unique_bytes);
+        a.across.record_dedup_ratio = ratio(a.logical_bytes, a.across.unique_record_bytes);
+        a.across.ideal_ratio = ratio(a.logical_bytes, a.across.zstd_unique_bytes);
         a
     }
 }
@@ -122,7 +158,7 @@ impl Analyzer {
 pub fn analyze_dataset(ds: &crate::Dataset) -> Analysis {
     let mut an = Analyzer::new();
     for r in ds.records() {
-        an.add(&r.data, None);
+        an.add(&r.data, None, r.is_duplicate());
     }
     an.finish()
 }
@@ -164,6 +200,46 @@ mod tests {
         assert!((a.record_dedup_ratio - 1.0).abs() < 1e-9);
         let a = analyze(PayloadType::RandomBinary, 50, 40);
         assert!((a.record_dedup_ratio - 2.0).abs() < 1e-9, "{a:?}");
+    }
+
+    #[test]
+    fn across_placement_bounds_a_per_container_store() {
+        // U50 of 40 random records: 20 originals, 20 copies. Across, the copies sit in a
+        // container of their own: each container is distinct within unless a source is
+        // copied more than once there.
+        let ds = Dataset::new(DatasetSpec {
+            payload: PayloadType::RandomBinary,
+            grade: Grade::new(50).unwrap(),
+            records: 40,
+            record_size: RecordSize::Fixed(8192),
+            seed: 1,
+            real_world: None,
+        })
+        .unwrap();
+        let copies: HashSet<u64> = ds.records().filter(|r| r.is_duplicate()).map(|r| r.source).collect();
+        let a = analyze_dataset(&ds);
+        assert!((a.record_dedup_ratio - 2.0).abs() < 1e-9, "{a:?}");
+        // Originals (20) plus one of each distinct source among the copies.
+        let expect = 40.0 / (20 + copies.len()) as f64;
+        assert!((a.across.record_dedup_ratio - expect).abs() < 1e-9, "{expect} {a:?}");
+        assert!(a.across.record_dedup_ratio < a.record_dedup_ratio);
+        assert!((a.across.ideal_ratio - expect).abs() < 0.05, "{a:?}");
+
+        // Every copy of the same source, all in the one other container.
+        let mut an = Analyzer::new();
+        for (i, dup) in [(0u8, false), (1, false), (0, true), (0, true), (1, true)] {
+            an.add(&[i; 4096], None, dup);
+        }
+        let a = an.finish();
+        assert!((a.record_dedup_ratio - 2.5).abs() < 1e-9, "{a:?}");
+        assert!((a.across.record_dedup_ratio - 5.0 / 4.0).abs() < 1e-9, "{a:?}");
+    }
+
+    #[test]
+    fn u0_has_the_same_ratios_across_and_within() {
+        let a = analyze(PayloadType::TextDocument, 0, 8);
+        assert_eq!(a.across.unique_record_bytes, a.unique_record_bytes);
+        assert!((a.across.ideal_ratio - a.ideal_ratio).abs() < 1e-12);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod realworld;
 pub mod spec;
 mod words;
 
-pub use analyze::{Analysis, Analyzer, ChunkStats};
+pub use analyze::{Analysis, Analyzer, ChunkStats, ContainerStats};
 pub use plan::{DupPlan, PlanEntry};
 pub use spec::{DatasetError, DatasetSpec, RecordSize};
 

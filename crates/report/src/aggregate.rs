@@ -364,9 +364,12 @@ pub fn aggregate(
             .cmp(&(&b.system, &b.payload, b.grade, &b.axes, &b.run_id, b.run))
     });
 
-    let ideal_of: HashMap<(String, dedup_lab_core::Grade, String), f64> = datasets
+    let ideal_of: HashMap<(String, dedup_lab_core::Grade, String), (f64, f64)> = datasets
         .iter()
-        .filter_map(|d| d.intrinsic.as_ref().map(|a| ((d.payload.clone(), d.grade, d.label.clone()), a.ideal_ratio)))
+        .filter_map(|d| {
+            let a = d.intrinsic.as_ref()?;
+            Some(((d.payload.clone(), d.grade, d.label.clone()), (a.ideal_ratio, a.across.ideal_ratio)))
+        })
         .collect();
 
     let mut out_groups = Vec::new();
@@ -474,8 +477,22 @@ pub fn aggregate(
                 outliers,
             });
         }
-        let ideal = ideal_of.get(&(key.payload.clone(), key.grade, key.dataset.clone())).copied();
-        out_groups.push(Group { key, ideal, runs: reps.len(), valid_runs: valid.len(), status, issues, stages });
+        let ideals = ideal_of.get(&(key.payload.clone(), key.grade, key.dataset.clone())).copied();
+        let ideal = ideals.map(|i| i.0);
+        let ideal_per_container = ideals.map(|(whole, across)| match key.placement {
+            dedup_lab_core::Placement::Within => whole,
+            dedup_lab_core::Placement::Across => across,
+        });
+        out_groups.push(Group {
+            key,
+            ideal,
+            ideal_per_container,
+            runs: reps.len(),
+            valid_runs: valid.len(),
+            status,
+            issues,
+            stages,
+        });
     }
 
     let axes_vary = out_groups.iter().any(|g| g.key.axes() != "within/warm/blob");

@@ -18,7 +18,7 @@ pub mod summary;
 pub use aggregate::{MergeError, Options, Source, aggregate};
 pub use export::{Artifact, Exporter, Format};
 pub use model::Report;
-pub use summary::{SummaryRow, summarize, summary_table};
+pub use summary::{Ideal, SummaryRow, summarize, summary_table};
 
 use std::path::{Path, PathBuf};
 
@@ -72,11 +72,11 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
         .collect()
 }
 
-/// The ideal ratio per (payload, grade) for [`summary_table`].
-pub fn ideal_map(report: &Report) -> std::collections::BTreeMap<(String, String), f64> {
+/// The ideal ratios per (payload, grade) for [`summary_table`].
+pub fn ideal_map(report: &Report) -> std::collections::BTreeMap<(String, String), Ideal> {
     report
         .datasets
         .iter()
-        .filter_map(|d| d.intrinsic.as_ref().map(|a| ((d.payload.clone(), d.grade.to_string()), a.ideal_ratio)))
+        .filter_map(|d| d.intrinsic.as_ref().map(|a| ((d.payload.clone(), d.grade.to_string()), Ideal::of(a))))
         .collect()
 }

@@ -103,6 +103,10 @@ pub struct Group {
     pub key: GroupKey,
     /// The dataset's intrinsic ideal ratio (record dedup × zstd).
     pub ideal: Option<f64>,
+    /// The ideal ratio of a store that deduplicates only inside one container, under the
+    /// group's placement: with `across` every copy sits in another container than its
+    /// original; with `within` it equals `ideal`.
+    pub ideal_per_container: Option<f64>,
     /// Repetitions seen (any status, finished or not).
     pub runs: usize,
     /// Repetitions that finished and passed every check: the only ones averaged.

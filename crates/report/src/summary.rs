@@ -101,15 +101,37 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
         .collect()
 }
 
+/// A dataset's intrinsic ideal ratios (from `analyze`): for a store deduplicating across the
+/// whole namespace, and for one deduplicating only inside a container when every copy is
+/// placed `across` in another container than its original.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ideal {
+    pub whole: f64,
+    pub across: f64,
+}
+
+impl Ideal {
+    pub fn of(a: &dedup_lab_datagen::Analysis) -> Ideal {
+        Ideal { whole: a.ideal_ratio, across: a.across.ideal_ratio }
+    }
+
+    /// The per-container ideal under a row's `placement/cache` axes.
+    fn per_container(&self, axes: &str) -> f64 {
+        if axes.starts_with("across/") { self.across } else { self.whole }
+    }
+}
+
 /// The summary as an aligned text table. `ideal` maps `(payload, grade)` to the intrinsic
-/// ideal ratio from `analyze`.
-pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64>) -> String {
+/// ideal ratios from `analyze`. With placement `across` in any row, a column `ideal/ctr`
+/// gives the per-container ideal of each row's placement.
+pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), Ideal>) -> String {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     // `+ 0.0` turns a rounded −0 into 0, so a tiny negative share prints as `0%`.
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.0}%", (x * 100.0).round() + 0.0));
     let show_axes = rows.iter().any(|r| r.axes != "within/warm");
+    let across = rows.iter().any(|r| r.axes.starts_with("across/"));
     let mut s = format!(
-        "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+        "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8}{} {:>9} {:>9}  {}\n",
         "system",
         "payload",
         "grade",
@@ -118,13 +140,15 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64
         "EDR bulk",
         "EDR rec",
         "ideal",
+        if across { format!(" {:>9}", "ideal/ctr") } else { String::new() },
         "del frees",
         "mnt frees",
         "status"
     );
     for r in rows {
+        let id = ideal.get(&(r.payload.clone(), r.grade.clone()));
         s.push_str(&format!(
-            "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8} {:>9} {:>9}  {}\n",
+            "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8}{} {:>9} {:>9}  {}\n",
             r.system,
             r.payload,
             r.grade,
@@ -132,7 +156,8 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), f64
             if show_axes { format!(" {:<18}", r.axes) } else { String::new() },
             f(r.bulk_edr),
             f(r.perfile_edr),
-            f(ideal.get(&(r.payload.clone(), r.grade.clone())).copied()),
+            f(id.map(|i| i.whole)),
+            if across { format!(" {:>9}", f(id.map(|i| i.per_container(&r.axes)))) } else { String::new() },
             pct(r.delete_reclaimed),
             pct(r.maintenance_reclaimed),
             r.status

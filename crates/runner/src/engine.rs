@@ -269,7 +269,7 @@ impl<'a> Engine<'a> {
             if matches!(stage, Stage::BulkInsert | Stage::PerfileInsert) {
                 b.reset(ns)?;
             }
-            let cache_note = self.prepare_cache(cell, ds, ns, b)?;
+            let cache_note = self.prepare_cache(cell, stage, ds, ns, b)?;
             let (expected_count, mut m) = match stage {
                 Stage::BulkInsert => (n, self.measure(cell, stage, ns, b, &probe, |e, b| e.bulk(cell, ds, ns, b))?),
                 Stage::PerfileInsert | Stage::Refill => {
@@ -360,11 +360,13 @@ impl<'a> Engine<'a> {
         Ok(reasons)
     }
 
-    /// Cold: close and reopen the store and drop the OS page cache; warm: read a bounded
-    /// sample first. Returns what was done, for the measurement's notes.
+    /// Cold: run the system's `cold_command` if it has one, then close and reopen the store
+    /// (after a server restart the old connection is gone) and drop the OS page cache;
+    /// warm: read a bounded sample first. Returns what was done, for the measurement's notes.
     fn prepare_cache(
         &mut self,
         cell: &CellPlan,
+        stage: Stage,
         ds: &Dataset,
         ns: &Namespace,
         b: &mut dyn Backend,
@@ -372,6 +374,16 @@ impl<'a> Engine<'a> {
         let mut notes = Vec::new();
         match cell.key.cache {
             CacheState::Cold => {
+                if let Some(cmd) = self.spec.system(cell.key.system).and_then(|s| s.cold_command.clone()) {
+                    let paths = b.data_paths(ns).unwrap_or_default();
+                    let ctx = crate::cold::ColdContext {
+                        system: &cell.key.system_label(),
+                        stage: stage.name(),
+                        lab: self.spec.lab.as_str(),
+                        data_paths: &paths,
+                    };
+                    notes.push(cmd.run(&ctx)?);
+                }
                 match b.reopen()? {
                     Some(what) => notes.push(format!("cold: {what}")),
                     None => notes.push(format!("cold: {} cannot be reopened by dedup-lab", b.kind())),

@@ -2,6 +2,7 @@
 //! every system (the measuring wrapper lives here, never in a backend), reads physical
 //! sizes through size probes, and persists every result the moment it exists.
 
+pub mod cold;
 pub mod engine;
 pub mod journal;
 pub mod latency;

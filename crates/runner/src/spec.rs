@@ -18,6 +18,9 @@ pub struct SystemSpec {
     /// Byte budget: cells whose planned footprint exceeds it are skipped and journaled.
     #[serde(default)]
     pub max_bytes: Option<u64>,
+    /// Run before each stage of a cold cell (`cold_command` / `cold_timeout`).
+    #[serde(default)]
+    pub cold_command: Option<crate::cold::ColdCommand>,
     /// The `[systems.<name>]` table as given (keys naming secrets are refused earlier).
     pub settings: serde_json::Value,
 }

@@ -77,6 +77,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
             replicas: 1,
             probe: ProbeKind::Auto,
             max_bytes: None,
+            cold_command: None,
             settings: serde_json::json!({}),
         }],
         datasets: vec![DatasetSpec {

@@ -91,6 +91,13 @@ pub fn secret_file(content: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs SQL on a plain (non-TLS) connection and returns the first column of every row as
 /// text. For checks the backend does not offer.
+impl pgcluster::PgCluster {
+    /// Runs SQL as the superuser; returns the first column of each row.
+    pub fn sql(&self, db: &str, sql: &str) -> Result<Vec<Option<String>>, String> {
+        sql_rows("127.0.0.1", self.port, "postgres", &self.password, db, sql)
+    }
+}
+
 pub fn sql_rows(
     host: &str,
     port: u16,

@@ -4,6 +4,9 @@
 //! Binaries come from `DEDUP_PG_BIN_DIR`, else the newest `/usr/lib/postgresql/*/bin`.
 //! As root, the server runs as the `postgres` OS user (`runuser -u postgres --`), since
 //! PostgreSQL refuses to run as root.
+//!
+//! Used by the backend tests and, through `#[path]`, by the binary's tests: it needs only
+//! std, tempfile and serde_json.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -219,9 +222,19 @@ impl PgCluster {
         s
     }
 
-    /// Runs SQL as the superuser; returns the first column of each row.
-    pub fn sql(&self, db: &str, sql: &str) -> Result<Vec<Option<String>>, String> {
-        super::sql_rows("127.0.0.1", self.port, "postgres", &self.password, db, sql)
+    /// A shell command that restarts the server (fast shutdown, then start on the same
+    /// port) and waits until it accepts connections: a `cold_command` for the runner.
+    pub fn restart_command(&self) -> String {
+        let log = self.dir.path().join("server.log");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let run_as = if self.owner.is_some() { "runuser -u postgres -- " } else { "" };
+        format!(
+            "cd / && {run_as}{} restart -w -t 60 -m fast -D '{}' -l '{}' -o '-p {}'",
+            pg_ctl.display(),
+            self.data_dir().display(),
+            log.display(),
+            self.port
+        )
     }
 
     fn as_owner(&self, program: &Path, args: &[&str]) -> Result<Output, String> {

@@ -53,6 +53,7 @@ fn header() -> Vec<String> {
         "valid_runs",
         "confidence",
         "ideal_ratio",
+        "ideal_ratio_per_container",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -80,6 +81,7 @@ fn row(report: &Report, g: &Group, stage: Option<&StageAgg>) -> Vec<String> {
         g.valid_runs.to_string(),
         report.confidence.to_string(),
         num(g.ideal),
+        num(g.ideal_per_container),
     ];
     for m in METRICS {
         r.extend(stat_fields(stage.and_then(|s| s.metrics.get(m.id))));

@@ -850,7 +850,12 @@ fn metadata_section(report: &Report, o: &mut String) {
             esc(&cfg)
         ));
     }
-    o.push_str("<h3>Datasets</h3>\n<table>");
+    o.push_str(
+        "<h3>Datasets</h3>\n<p>Ratios are logical ÷ stored. <em>ideal</em> = record dedup × zstd over the whole \
+         namespace; <em>ideal per container, across</em> = the same for a store that deduplicates only inside one \
+         container, when placement <code>across</code> puts every copy in another container than its original.</p>\n\
+         <table>",
+    );
     o.push_str(&thead(&[
         ("payload", false),
         ("grade", false),
@@ -861,6 +866,7 @@ fn metadata_section(report: &Report, o: &mut String) {
         ("CDC 8 KiB", true),
         ("zstd", true),
         ("ideal", true),
+        ("ideal per container, across", true),
     ]));
     o.push_str("<tbody>\n");
     for d in &report.datasets {
@@ -877,11 +883,12 @@ fn metadata_section(report: &Report, o: &mut String) {
                     a.fastcdc_8k.dedup_ratio,
                     a.compression_ratio,
                     a.ideal_ratio,
+                    a.across.ideal_ratio,
                 ] {
                     o.push_str(&tdn(&format!("{v:.2}")));
                 }
             }
-            None => o.push_str("<td class=\"n\" colspan=\"6\">not analysed</td>"),
+            None => o.push_str("<td class=\"n\" colspan=\"7\">not analysed</td>"),
         }
         o.push_str("</tr>\n");
     }

@@ -81,10 +81,27 @@ pub fn render(report: &Report) -> String {
         "EDR = logical bytes ÷ (physical growth ÷ replicas); ideal = the dataset's own record-dedup × zstd ratio; \
          'frees' = share of the per-record growth given back.\n\n",
     );
+    // With placement `across` somewhere, the per-container ideal is a column of its own.
+    let across = report.groups.iter().any(|g| g.key.placement == dedup_lab_core::Placement::Across);
+    if across {
+        o.push_str(
+            "ideal/ctr = the ideal of a store that deduplicates only inside one container; placement `across` \
+             puts every copy in another container than its original.\n\n",
+        );
+    }
     let mut head = kh.clone();
-    head.extend(["n", "EDR bulk", "EDR per-record", "ideal", "delete frees", "maintenance frees", "status"]);
+    head.extend(["n", "EDR bulk", "EDR per-record", "ideal"]);
+    if across {
+        head.push("ideal/ctr");
+    }
+    head.extend(["delete frees", "maintenance frees", "status"]);
     let mut right = vec![false; nk];
-    right.extend([true, true, true, true, true, true, false]);
+    right.extend([true, true, true, true]);
+    if across {
+        right.push(true);
+    }
+    right.extend([true, true, false]);
+    let ratio = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
     let rows: Vec<Vec<String>> = report
         .groups
         .iter()
@@ -93,7 +110,10 @@ pub fn render(report: &Report) -> String {
             r.push(format!("{}/{}", g.valid_runs, g.runs));
             r.push(mean_ci(edr.unit, g.stat(Stage::BulkInsert, edr.id), " ± "));
             r.push(mean_ci(edr.unit, g.stat(Stage::PerfileInsert, edr.id), " ± "));
-            r.push(g.ideal.map_or("–".into(), |v| format!("{v:.2}")));
+            r.push(ratio(g.ideal));
+            if across {
+                r.push(ratio(g.ideal_per_container));
+            }
             r.push(mean_ci(share.unit, g.stat(Stage::PerfileDelete, share.id), " ± "));
             r.push(mean_ci(share.unit, g.stat(Stage::Maintenance, share.id), " ± "));
             r.push(g.status.clone());

@@ -239,6 +239,16 @@ pub fn intrinsic(seed: u64) -> Vec<(DatasetSpec, Analysis)> {
                 zstd_unique_bytes: (unique_bytes as f64 / zstd) as u64,
                 compression_ratio: zstd,
                 ideal_ratio: dedup * zstd,
+                across: {
+                    // Across, the copies repeat their originals once more in a second container.
+                    let across_bytes = if unique < RECORDS { (unique_bytes * 2).min(LOGICAL) } else { unique_bytes };
+                    dedup_lab_datagen::ContainerStats {
+                        unique_record_bytes: across_bytes,
+                        zstd_unique_bytes: (across_bytes as f64 / zstd) as u64,
+                        record_dedup_ratio: LOGICAL as f64 / across_bytes as f64,
+                        ideal_ratio: LOGICAL as f64 / across_bytes as f64 * zstd,
+                    }
+                },
             };
             out.push((spec, a));
         }
