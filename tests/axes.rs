@@ -1,38 +1,10 @@
 //! The study's further axes on the embedded backends: placement, cache state, refill,
 //! EDR_cluster / EDR_replica, byte budgets, dataset sizes and presets.
 
-use dedup_lab_core::{CellStatus, JournalLine, Measurement, Stage};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_dir(results: &Path) -> PathBuf {
-    std::fs::read_dir(results).unwrap().flatten().next().unwrap().path()
-}
-
-fn journal(results: &Path) -> Vec<JournalLine> {
-    let text = std::fs::read_to_string(run_dir(results).join("measurements.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn stages(lines: &[JournalLine]) -> Vec<&Measurement> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            JournalLine::Stage(m) => Some(m.as_ref()),
-            _ => None,
-        })
-        .collect()
-}
+use dedup_lab_core::{CellStatus, JournalLine, Stage};
+use support::{journal, ok, run, run_dir, stages};
 
 const SMALL: &[&str] =
     &["--payload-types", "random_binary", "--grades", "U50", "--records", "8", "--record-size", "16KiB"];

@@ -6,42 +6,8 @@ mod support;
 
 use dedup_lab_core::{CellStatus, InsertionMode, JournalLine, Measurement, Stage};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_dir(results: &Path) -> PathBuf {
-    std::fs::read_dir(results).unwrap().flatten().next().unwrap().path()
-}
-
-fn journal(results: &Path) -> Vec<JournalLine> {
-    let text = std::fs::read_to_string(run_dir(results).join("measurements.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn stages(lines: &[JournalLine]) -> Vec<&Measurement> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            JournalLine::Stage(m) => Some(m.as_ref()),
-            _ => None,
-        })
-        .collect()
-}
+use std::path::Path;
+use support::{journal, ok, run, run_dir, stages};
 
 const TYPES: &str = "random_binary,structured_json,text_document,uuid_keys,jsonb_documents";
 

@@ -11,17 +11,13 @@ mod support;
 
 use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{Backend, CellStatus, JournalLine, Namespace, Stage, SystemKind};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use support::{journal, run};
 
 const VARS: &[&str] = &["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD", "DEDUP_PG_DATA_DIR"];
 
 fn pg() -> Option<Vec<String>> {
     support::server_env("postgresql", VARS)
-}
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
 }
 
 /// Asks the server itself (through psql) whether a schema exists.
@@ -55,18 +51,12 @@ fn postgresql_passes_the_conformance_suite_in_both_variants() {
     }
 }
 
-fn journal(results: &Path) -> Vec<JournalLine> {
-    let run = std::fs::read_dir(results).unwrap().flatten().next().unwrap().path();
-    let text = std::fs::read_to_string(run.join("measurements.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 #[test]
 fn preflight_succeeds_against_the_local_server() {
     if pg().is_none() {
         return;
     }
-    let out = bin(&["preflight", "--systems", "postgresql"]);
+    let out = run(&["preflight", "--systems", "postgresql"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -86,7 +76,7 @@ fn a_full_run_has_the_expected_ground_truth() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "lab = \"dedup_lab_e2e_truth\"\n").unwrap();
     let results = tmp.path().join("r");
-    let out = bin(&[
+    let out = run(&[
         "run",
         "--config",
         cfg.to_str().unwrap(),

@@ -62,10 +62,8 @@ fn a_cold_command_that_restarts_the_server_is_run_before_every_stage() {
     let pids: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
     assert_eq!(pids.len(), 2, "one restart per stage: {pids:?}");
     assert_ne!(pids[0], pids[1], "the server was restarted between the stages");
-    let run = std::fs::read_dir(&results).unwrap().flatten().next().unwrap().path();
-    let text = std::fs::read_to_string(run.join("measurements.jsonl")).unwrap();
     let mut stages = 0;
-    for line in text.lines().map(|l| serde_json::from_str::<JournalLine>(l).unwrap()) {
+    for line in support::journal(&results) {
         match line {
             JournalLine::Stage(m) => {
                 stages += 1;

@@ -493,6 +493,32 @@ fn edr_section(report: &Report, layout: &Layout, o: &mut String) {
     o.push_str("</tbody></table>\n</section>\n");
 }
 
+/// Head and body of a table with a row per group and stage: the key columns, stage, n,
+/// then the cells `cells` makes of the stage under `heads` (name, numeric). The caller
+/// closes the table.
+fn per_stage_table<'a>(
+    report: &'a Report,
+    heads: &[(&str, bool)],
+    cells: impl Fn(&'a crate::model::StageAgg, &dyn Fn(&str) -> Option<&'a Stats>) -> Vec<String>,
+) -> String {
+    let mut cols: Vec<(&str, bool)> = key_cols_head(report);
+    cols.extend([("stage", false), ("n", true)]);
+    cols.extend_from_slice(heads);
+    let mut o = thead(&cols);
+    o.push_str("<tbody>\n");
+    for g in &report.groups {
+        for s in &g.stages {
+            o.push_str("<tr>");
+            o.push_str(&key_cols(report, g));
+            o.push_str(&td(s.stage.name()));
+            o.push_str(&tdn(&s.n.to_string()));
+            o.push_str(&cells(s, &|id: &str| s.metrics.get(id)).concat());
+            o.push_str("</tr>\n");
+        }
+    }
+    o
+}
+
 fn key_cols_head(report: &Report) -> Vec<(&'static str, bool)> {
     let mut v = vec![("system", false), ("payload", false), ("grade", false)];
     if report.axes_vary {
@@ -526,35 +552,26 @@ fn physical_section(report: &Report, layout: &Layout, o: &mut String) {
     o.push_str(&layout.legend(Some("logical bytes"), true));
     o.push_str(&layout.physical_figure());
     o.push_str("<details><summary>Table: logical and physical bytes of every cell and stage</summary>\n<table>");
-    let mut cols = key_cols_head(report);
-    cols.extend([
-        ("stage", false),
-        ("n", true),
-        ("logical", true),
-        ("before", true),
-        ("after", true),
-        ("delta", true),
-        ("EDR cluster", true),
-        ("size probe", false),
-    ]);
-    o.push_str(&thead(&cols));
-    o.push_str("<tbody>\n");
-    for g in &report.groups {
-        for s in &g.stages {
-            let m = |id: &str| s.metrics.get(id);
-            o.push_str("<tr>");
-            o.push_str(&key_cols(report, g));
-            o.push_str(&td(s.stage.name()));
-            o.push_str(&tdn(&s.n.to_string()));
-            o.push_str(&tdn(&fmt::mean(Unit::Bytes, m("logical_bytes"))));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Bytes, m("physical_before"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Bytes, m("physical_after"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Bytes, m("physical_delta"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Ratio, m("edr_cluster"), " ± ")));
-            o.push_str(&td(&s.methods.join(", ")));
-            o.push_str("</tr>\n");
-        }
-    }
+    o.push_str(&per_stage_table(
+        report,
+        &[
+            ("logical", true),
+            ("before", true),
+            ("after", true),
+            ("delta", true),
+            ("EDR cluster", true),
+            ("size probe", false),
+        ],
+        |s, m| {
+            let mut r = vec![tdn(&fmt::mean(Unit::Bytes, m("logical_bytes")))];
+            for id in ["physical_before", "physical_after", "physical_delta"] {
+                r.push(tdn(&fmt::mean_ci(Unit::Bytes, m(id), " ± ")));
+            }
+            r.push(tdn(&fmt::mean_ci(Unit::Ratio, m("edr_cluster"), " ± ")));
+            r.push(td(&s.methods.join(", ")));
+            r
+        },
+    ));
     o.push_str("</tbody></table></details>\n</section>\n");
 }
 
@@ -635,38 +652,21 @@ fn performance_section(report: &Report, layout: &Layout, o: &mut String) {
         }
     }
     o.push_str("<details><summary>Table: throughput and latency of every cell and stage</summary>\n<table>");
-    let mut cols = key_cols_head(report);
-    cols.extend([
-        ("stage", false),
-        ("n", true),
-        ("duration", true),
-        ("MB/s", true),
-        ("ops/s", true),
-        ("p50", true),
-        ("p90", true),
-        ("p95", true),
-        ("p99", true),
-        ("p99.9", true),
-        ("max", true),
-    ]);
-    o.push_str(&thead(&cols));
-    o.push_str("<tbody>\n");
-    for g in &report.groups {
-        for s in &g.stages {
-            let m = |id: &str| s.metrics.get(id);
-            o.push_str("<tr>");
-            o.push_str(&key_cols(report, g));
-            o.push_str(&td(s.stage.name()));
-            o.push_str(&tdn(&s.n.to_string()));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Seconds, m("duration_s"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::OpsPerSecond, m("ops_per_s"), " ± ")));
+    o.push_str(&per_stage_table(
+        report,
+        &["duration", "MB/s", "ops/s", "p50", "p90", "p95", "p99", "p99.9", "max"].map(|h| (h, true)),
+        |_, m| {
+            let mut r = vec![
+                tdn(&fmt::mean_ci(Unit::Seconds, m("duration_s"), " ± ")),
+                tdn(&fmt::mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± ")),
+                tdn(&fmt::mean_ci(Unit::OpsPerSecond, m("ops_per_s"), " ± ")),
+            ];
             for id in ["lat_p50_ns", "lat_p90_ns", "lat_p95_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns"] {
-                o.push_str(&tdn(&fmt::mean(Unit::Nanoseconds, m(id))));
+                r.push(tdn(&fmt::mean(Unit::Nanoseconds, m(id))));
             }
-            o.push_str("</tr>\n");
-        }
-    }
+            r
+        },
+    ));
     o.push_str("</tbody></table></details>\n</section>\n");
 }
 

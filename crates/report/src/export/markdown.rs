@@ -24,6 +24,33 @@ fn table(out: &mut String, head: &[&str], right: &[bool], rows: &[Vec<String>]) 
 }
 
 /// The group's identity columns: system, payload, grade (+ axes, + dataset when they vary).
+/// A table with a row per group and stage: the key columns, stage, n, then `cells` of the
+/// stage's metrics (all right-aligned) under `heads`.
+fn per_stage_table<'a>(
+    o: &mut String,
+    report: &'a Report,
+    heads: &[&str],
+    cells: impl Fn(&dyn Fn(&str) -> Option<&'a crate::stats::Stats>) -> Vec<String>,
+) {
+    let mut head: Vec<&str> = key_head(report);
+    let nk = head.len();
+    head.extend(["stage", "n"]);
+    head.extend_from_slice(heads);
+    let mut right = vec![false; nk + 1];
+    right.extend(std::iter::repeat_n(true, heads.len() + 1));
+    let mut rows = Vec::new();
+    for g in &report.groups {
+        for s in &g.stages {
+            let mut r = key_cols(report, g);
+            r.push(s.stage.to_string());
+            r.push(s.n.to_string());
+            r.extend(cells(&|id: &str| s.metrics.get(id)));
+            rows.push(r);
+        }
+    }
+    table(o, &head, &right, &rows);
+}
+
 fn key_cols(report: &Report, g: &crate::model::Group) -> Vec<String> {
     let mut v = vec![g.key.system.clone(), g.key.payload.clone(), g.key.grade.to_string()];
     if report.axes_vary {
@@ -123,49 +150,24 @@ pub fn render(report: &Report) -> String {
     table(&mut o, &head, &right, &rows);
 
     o.push_str("## Physical size per stage\n\n");
-    let mut head = kh.clone();
-    head.extend(["stage", "n", "logical", "physical before", "physical after", "delta", "reclaimed"]);
-    let mut right = vec![false; nk + 1];
-    right.extend([true; 6]);
-    let mut rows = Vec::new();
-    for g in &report.groups {
-        for s in &g.stages {
-            let m = |id: &str| s.metrics.get(id);
-            let mut r = key_cols(report, g);
-            r.push(s.stage.to_string());
-            r.push(s.n.to_string());
-            r.push(mean_ci(Unit::Bytes, m("logical_bytes"), " ± "));
-            r.push(mean_ci(Unit::Bytes, m("physical_before"), " ± "));
-            r.push(mean_ci(Unit::Bytes, m("physical_after"), " ± "));
-            r.push(mean_ci(Unit::Bytes, m("physical_delta"), " ± "));
-            r.push(mean_ci(Unit::Bytes, m("reclaimed_bytes"), " ± "));
-            rows.push(r);
-        }
-    }
-    table(&mut o, &head, &right, &rows);
+    per_stage_table(&mut o, report, &["logical", "physical before", "physical after", "delta", "reclaimed"], |m| {
+        ["logical_bytes", "physical_before", "physical_after", "physical_delta", "reclaimed_bytes"]
+            .map(|id| mean_ci(Unit::Bytes, m(id), " ± "))
+            .to_vec()
+    });
 
     o.push_str("## Throughput and latency\n\n");
-    let mut head = kh.clone();
-    head.extend(["stage", "n", "duration", "MB/s", "ops/s", "p50", "p90", "p99", "p99.9", "max"]);
-    let mut right = vec![false; nk + 1];
-    right.extend([true; 9]);
-    let mut rows = Vec::new();
-    for g in &report.groups {
-        for s in &g.stages {
-            let m = |id: &str| s.metrics.get(id);
-            let mut r = key_cols(report, g);
-            r.push(s.stage.to_string());
-            r.push(s.n.to_string());
-            r.push(mean_ci(Unit::Seconds, m("duration_s"), " ± "));
-            r.push(mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± "));
-            r.push(mean_ci(Unit::OpsPerSecond, m("ops_per_s"), " ± "));
-            for id in ["lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns"] {
-                r.push(m(id).map_or("–".into(), |st| value(Unit::Nanoseconds, st.mean)));
-            }
-            rows.push(r);
+    per_stage_table(&mut o, report, &["duration", "MB/s", "ops/s", "p50", "p90", "p99", "p99.9", "max"], |m| {
+        let mut r = vec![
+            mean_ci(Unit::Seconds, m("duration_s"), " ± "),
+            mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± "),
+            mean_ci(Unit::OpsPerSecond, m("ops_per_s"), " ± "),
+        ];
+        for id in ["lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns"] {
+            r.push(m(id).map_or("–".into(), |st| value(Unit::Nanoseconds, st.mean)));
         }
-    }
-    table(&mut o, &head, &right, &rows);
+        r
+    });
 
     o.push_str("## Repetitions not averaged\n\n");
     if report.problem_cells.is_empty() {
