@@ -186,6 +186,26 @@ fn a_failing_cold_command_fails_its_cell_with_the_status_and_output() {
 }
 
 #[test]
+fn lsm_memory_settings_are_checked_before_the_run_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[systems.lsm]\nmemtable_size = \"64KiB\"\n").unwrap();
+    let results = tmp.path().join("r");
+    let out = run(&with_small(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "lsm",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("`memtable_size` is 65536 B; use at least 1.0 MiB"), "{err}");
+    assert!(!results.exists(), "nothing is written before the settings are valid");
+}
+
+#[test]
 fn cold_command_settings_are_checked_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("c.toml");

@@ -247,7 +247,13 @@ fn the_example_config_is_valid_with_every_commented_key_switched_on() {
     let on: String = example
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(k) if ["max_bytes", "cold_command", "cold_timeout"].iter().any(|p| k.starts_with(p)) => k,
+            Some(k)
+                if ["max_bytes", "cold_command", "cold_timeout", "memtable_size", "cache_size", "batch_bytes"]
+                    .iter()
+                    .any(|p| k.starts_with(p)) =>
+            {
+                k
+            }
             _ => l,
         })
         .map(|l| format!("{l}\n"))

@@ -59,6 +59,16 @@ impl BackendConfig {
         }
     }
 
+    /// A size setting (`4096`, `"512KiB"`, `"64MiB"`), with a clear error for anything else.
+    pub fn bytes(&self, key: &str) -> Result<Option<u64>, BackendError> {
+        match self.string(key) {
+            None => Ok(None),
+            Some(s) => dedup_lab_core::parse_bytes("size", &s).map(Some).map_err(|e| {
+                BackendError::msg(format!("{}: setting `{key}` (or ${}): {e}", self.system, self.env_name(key)))
+            }),
+        }
+    }
+
     /// A list of strings: a TOML array, or a comma-separated string / environment variable.
     pub fn string_list(&self, key: &str) -> Result<Option<Vec<String>>, BackendError> {
         match self.settings.get(key) {

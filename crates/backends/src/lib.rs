@@ -51,6 +51,15 @@ pub fn variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Ba
     match kind {
         #[cfg(feature = "postgresql")]
         SystemKind::Postgresql | SystemKind::Cockroachdb => postgresql::variants(kind, cfg),
+        // Opening touches nothing on disk: it checks the settings before the run starts.
+        #[cfg(feature = "lsm")]
+        SystemKind::Lsm => {
+            let list = cfg.string_list("variants")?.unwrap_or_else(|| vec!["default".to_string()]);
+            for v in &list {
+                lsm::LsmBackend::open(cfg, v)?;
+            }
+            Ok(list)
+        }
         _ => Ok(cfg.string_list("variants")?.unwrap_or_else(|| vec!["default".to_string()])),
     }
 }

@@ -1,9 +1,14 @@
 //! Embedded LSM tree (fjall) with LZ4 compression on every level: one database directory
 //! per lab namespace, one keyspace per container.
 //!
-//! Bulk path: write batches of up to 64 MiB. Maintenance: major compaction of every
-//! keyspace. Settle: flush memtables to tables and fsync the journal. Internal sizes:
-//! fjall's own disk-space figures.
+//! Bulk path: write batches of up to `batch_bytes` (16 MiB). Maintenance: major compaction
+//! of every keyspace. Settle: flush memtables to tables and fsync the journal. Internal
+//! sizes: fjall's own disk-space figures.
+//!
+//! Memory is what fjall keeps plus one write batch: `memtable_size` per keyspace (fjall's
+//! default 64 MiB; sealed memtables wait for their flush too) and the block `cache_size`
+//! (fjall's default 32 MiB). The defaults measure fjall as shipped; smaller values bound
+//! the process on a small machine, and they are recorded with the run's settings.
 
 use crate::BackendConfig;
 use dedup_lab_core::{
@@ -14,11 +19,18 @@ use fjall::config::CompressionPolicy;
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::PathBuf;
 
-const BATCH_BYTES: usize = 64 << 20;
+/// The tool's own write batch: large enough that a commit costs little per record, small
+/// enough not to add much to fjall's memory.
+const DEFAULT_BATCH_BYTES: u64 = 16 << 20;
 
 pub struct LsmBackend {
     dir: PathBuf,
     open: Option<(PathBuf, Database, Vec<Keyspace>)>,
+    batch_bytes: usize,
+    /// fjall's per-keyspace memtable limit; `None` keeps fjall's default.
+    memtable_size: Option<u64>,
+    /// fjall's block cache; `None` keeps fjall's default.
+    cache_size: Option<u64>,
 }
 
 impl LsmBackend {
@@ -26,7 +38,22 @@ impl LsmBackend {
         if variant != "default" {
             return Err(BackendError::msg(format!("lsm has no variant {variant:?}; use `default`")));
         }
-        Ok(LsmBackend { dir: crate::config::store_dir(cfg, "lsm"), open: None })
+        let at_least = |key: &str, min: u64| -> Result<Option<u64>, BackendError> {
+            match cfg.bytes(key)? {
+                Some(v) if v < min => Err(BackendError::msg(format!(
+                    "lsm: setting `{key}` is {v} B; use at least {}",
+                    dedup_lab_core::format_bytes(min)
+                ))),
+                v => Ok(v),
+            }
+        };
+        Ok(LsmBackend {
+            dir: crate::config::store_dir(cfg, "lsm"),
+            open: None,
+            batch_bytes: at_least("batch_bytes", 1)?.unwrap_or(DEFAULT_BATCH_BYTES) as usize,
+            memtable_size: at_least("memtable_size", 1 << 20)?,
+            cache_size: at_least("cache_size", 1 << 20)?,
+        })
     }
 
     fn db_dir(&self, ns: &Namespace) -> PathBuf {
@@ -37,13 +64,22 @@ impl LsmBackend {
         let dir = self.db_dir(ns);
         if self.open.as_ref().map(|o| &o.0) != Some(&dir) {
             self.open = None;
-            let db = Database::builder(&dir).open().ctx(|| format!("lsm: opening {}", dir.display()))?;
+            let mut builder = Database::builder(&dir);
+            if let Some(c) = self.cache_size {
+                builder = builder.cache_size(c);
+            }
+            let db = builder.open().ctx(|| format!("lsm: opening {}", dir.display()))?;
+            let memtable = self.memtable_size;
             let mut keyspaces = Vec::new();
             for (_, c) in ns.containers() {
                 let ks = db
                     .keyspace(&c, || {
-                        KeyspaceCreateOptions::default()
-                            .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                        let o = KeyspaceCreateOptions::default()
+                            .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4));
+                        match memtable {
+                            Some(m) => o.max_memtable_size(m),
+                            None => o,
+                        }
                     })
                     .ctx(|| format!("lsm: opening keyspace {c}"))?;
                 keyspaces.push(ks);
@@ -85,6 +121,7 @@ impl Backend for LsmBackend {
     }
 
     fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
+        let limit = self.batch_bytes;
         let (db, ks) = self.db(ns)?;
         let mut batch = db.batch();
         let (mut pending, mut rows) = (0usize, 0u64);
@@ -94,7 +131,7 @@ impl Backend for LsmBackend {
             pending += r.data.len();
             batch.insert(&ks[usize::from(r.id.container)], r.id.key.as_bytes(), r.data);
             in_batch += 1;
-            if pending >= BATCH_BYTES {
+            if pending >= limit {
                 batch.commit().ctx(|| "lsm: committing a write batch".into())?;
                 rows += in_batch;
                 (pending, in_batch) = (0, 0);

@@ -18,7 +18,7 @@
 //! | `batch_rows`, `batch_bytes` | 1000, 4 MiB | batch limits of the `unnest` bulk path |
 
 use crate::BackendConfig;
-use dedup_lab_core::{BackendError, SystemKind, parse_bytes};
+use dedup_lab_core::{BackendError, SystemKind};
 use secrecy::SecretString;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -192,12 +192,7 @@ impl Settings {
             },
         };
         let batch_rows = cfg.u64("batch_rows")?.unwrap_or(1000).max(1) as usize;
-        let batch_bytes = match cfg.string("batch_bytes") {
-            None => 4 << 20,
-            Some(s) => {
-                parse_bytes("batch_bytes", &s).map_err(|e| BackendError::msg(format!("{sys}: {e}")))?.max(1) as usize
-            }
-        };
+        let batch_bytes = cfg.bytes("batch_bytes")?.unwrap_or(4 << 20).max(1) as usize;
 
         Ok(Settings {
             kind,
