@@ -4,6 +4,8 @@
 mod support;
 
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
+use std::path::Path;
+use std::process::Output;
 use support::{journal, ok, run, run_dir, stages};
 
 const SMALL: &[&str] =
@@ -13,6 +15,18 @@ fn with_small<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut v = args.to_vec();
     v.extend_from_slice(SMALL);
     v
+}
+
+/// `run --config <cfg> --results <results> <extra>` on the small dataset.
+fn run_configured(cfg: &Path, results: &Path, extra: &[&str]) -> Output {
+    let mut a = vec!["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()];
+    a.extend_from_slice(extra);
+    run(&with_small(&a))
+}
+
+/// [`run_configured`], asserting success; returns stdout.
+fn ok_configured(cfg: &Path, results: &Path, extra: &[&str]) -> String {
+    support::succeeded(extra, run_configured(cfg, results, extra))
 }
 
 #[test]
@@ -123,17 +137,7 @@ fn a_configured_cold_command_runs_before_each_stage_of_cold_cells_only() {
     let plan = ok(&with_small(&["run", "--config", c, "--systems", "files", "--caches", "cold,warm", "--dry-run"]));
     assert!(plan.contains("cold files: runs `echo"), "{plan}");
     let results = tmp.path().join("r");
-    ok(&with_small(&[
-        "run",
-        "--config",
-        c,
-        "--results",
-        results.to_str().unwrap(),
-        "--systems",
-        "files",
-        "--caches",
-        "cold,warm",
-    ]));
+    ok_configured(&cfg, &results, &["--systems", "files", "--caches", "cold,warm"]);
     // One line per stage of the one cold cell, in stage order; none for the warm cell.
     let ran = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
@@ -154,17 +158,7 @@ fn a_failing_cold_command_fails_its_cell_with_the_status_and_output() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "[systems.files]\ncold_command = \"echo service unknown >&2; exit 7\"\n").unwrap();
     let results = tmp.path().join("r");
-    let out = run(&with_small(&[
-        "run",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--systems",
-        "files",
-        "--caches",
-        "cold,warm",
-    ]));
+    let out = run_configured(&cfg, &results, &["--systems", "files", "--caches", "cold,warm"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let mut seen = 0;
     for l in journal(&results) {
@@ -191,15 +185,7 @@ fn lsm_memory_settings_are_checked_before_the_run_starts() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "[systems.lsm]\nmemtable_size = \"64KiB\"\n").unwrap();
     let results = tmp.path().join("r");
-    let out = run(&with_small(&[
-        "run",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--systems",
-        "lsm",
-    ]));
+    let out = run_configured(&cfg, &results, &["--systems", "lsm"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("`memtable_size` is 65536 B; use at least 1.0 MiB"), "{err}");
     assert!(!results.exists(), "nothing is written before the settings are valid");
@@ -253,17 +239,7 @@ fn edr_cluster_and_edr_replica_follow_the_replicas() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "[systems.files]\nreplicas = 3\n").unwrap();
     let results = tmp.path().join("r");
-    ok(&with_small(&[
-        "run",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--systems",
-        "files",
-        "--stages",
-        "bulk_insert",
-    ]));
+    ok_configured(&cfg, &results, &["--systems", "files", "--stages", "bulk_insert"]);
     let lines = journal(&results);
     let m = stages(&lines)[0];
     assert_eq!(m.replicas, 3);
@@ -283,7 +259,7 @@ fn byte_budgets_skip_the_cells_that_do_not_fit() {
     let c = cfg.to_str().unwrap();
     let plan = ok(&with_small(&["run", "--config", c, "--systems", "sqlite,files", "--dry-run"]));
     assert!(plan.contains("budget max_bytes 100.0 KiB") && plan.contains("1 of 1 cells would be skipped"), "{plan}");
-    ok(&with_small(&["run", "--config", c, "--results", results.to_str().unwrap(), "--systems", "sqlite,files"]));
+    ok_configured(&cfg, &results, &["--systems", "sqlite,files"]);
     let lines = journal(&results);
     for l in &lines {
         match l {

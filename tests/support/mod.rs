@@ -38,7 +38,11 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs `dedup-lab`, asserts success and returns its stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = run(args);
+    succeeded(args, run(args))
+}
+
+/// Asserts that the run of `args` succeeded (showing its output if not); returns its stdout.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "{args:?}: {}\n{}",
