@@ -60,33 +60,30 @@ impl<R: BufRead> Records<R> {
         }
     }
 
+    /// Reads up to the next line that is not blank (blank lines hold no record) into `buf`;
+    /// false at the end of the file.
+    fn next_nonblank_line(&mut self) -> Result<bool, NativeError> {
+        while self.read_line()? {
+            if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn next_json_line(&mut self) -> Option<Result<NativeRecord, NativeError>> {
-        loop {
-            match self.read_line() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue; // blank lines hold no record
-            }
-            let row = json_row(&self.schema, &self.buf);
-            return Some(self.record(self.line, row));
+        match self.next_nonblank_line() {
+            Ok(true) => Some(self.record(self.line, json_row(&self.schema, &self.buf))),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
     fn next_uuid_line(&mut self) -> Option<Result<NativeRecord, NativeError>> {
-        loop {
-            match self.read_line() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let row = uuid_row(&self.buf);
-            return Some(self.record(self.line, row));
+        match self.next_nonblank_line() {
+            Ok(true) => Some(self.record(self.line, uuid_row(&self.buf))),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
