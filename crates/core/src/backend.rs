@@ -4,8 +4,9 @@
 //! was not done. Backends contain no timing code: the runner's measuring wrapper times every
 //! call.
 
+use crate::cell::Stage;
 use crate::error::BackendError;
-use crate::namespace::Namespace;
+use crate::namespace::{LabName, Namespace};
 use crate::record::{Record, RecordId};
 use crate::system::SystemKind;
 use crate::value::Schema;
@@ -39,6 +40,37 @@ pub struct PreflightReport {
     pub server_version: Option<String>,
     /// Lines describing each check that passed.
     pub checks: Vec<String>,
+}
+
+/// The operations the stages are made of; a backend may declare one without meaning on it
+/// ([`Backend::unsupported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    BulkInsert,
+    InsertOne,
+    DeleteOne,
+    Maintenance,
+}
+
+impl Operation {
+    /// The operation stage `stage` is made of.
+    pub fn of(stage: Stage) -> Operation {
+        match stage {
+            Stage::BulkInsert => Operation::BulkInsert,
+            Stage::PerfileInsert | Stage::Refill => Operation::InsertOne,
+            Stage::PerfileDelete => Operation::DeleteOne,
+            Stage::Maintenance => Operation::Maintenance,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::BulkInsert => "bulk insert",
+            Operation::InsertOne => "per-record insert",
+            Operation::DeleteOne => "per-record delete",
+            Operation::Maintenance => "maintenance",
+        }
+    }
 }
 
 /// A storage system under test, bound to one endpoint and one variant.
@@ -109,6 +141,42 @@ pub trait Backend: Send {
     /// storage ignores the schema and stores each record's `data`, as this default says.
     fn native_storage(&self, _schema: &Schema) -> String {
         "one value per record: its canonical encoding (no typed storage)".into()
+    }
+
+    /// `Some(reason)` when `op` has no meaningful form on this system or variant (a log
+    /// that cannot delete one record, a store without a reclaim operation). The engine then
+    /// journals the stage as unsupported, with the reason, instead of running it; it counts
+    /// as neither valid nor invalid.
+    fn unsupported(&self, _op: Operation) -> Option<String> {
+        None
+    }
+
+    /// `Some(how)` when this variant removes duplicate records by design (a table engine
+    /// that collapses equal rows on merge, a log compacted by content hash). Row counts are
+    /// then checked against the range from the number of distinct records to the number
+    /// sent, instead of against the number sent.
+    fn deduplicates(&self) -> Option<String> {
+        None
+    }
+
+    /// What exists of lab `lab` in the store, one line per object (schema, table, key
+    /// range, topic, bucket, directory), for `cleanup`. Only objects inside the lab
+    /// namespace are listed. The default lists the existing data paths of a two-container
+    /// namespace.
+    fn inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
+        let ns = Namespace::new(lab, 2);
+        Ok(self
+            .data_paths(&ns)?
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect())
+    }
+
+    /// Drops everything [`inventory`](Backend::inventory) lists. The default tears down a
+    /// two-container namespace.
+    fn drop_lab(&mut self, lab: &LabName) -> Result<(), BackendError> {
+        self.teardown(&Namespace::new(lab, 2))
     }
 
     /// Close and reopen the store so the next stage starts cold. Returns what was done, or

@@ -17,9 +17,9 @@ pub mod system;
 pub mod time;
 pub mod value;
 
-pub use backend::{Backend, InternalSizes, MaintenanceReport, PreflightReport, RecordStream};
+pub use backend::{Backend, InternalSizes, MaintenanceReport, Operation, PreflightReport, RecordStream};
 pub use cell::{CacheState, CellKey, InsertionMode, Placement, Stage};
-pub use error::{BackendError, ParseError, ResultExt};
+pub use error::{BackendError, ErrorClass, ParseError, ResultExt, chain};
 pub use grade::Grade;
 pub use measurement::{CellStatus, JournalLine, LatencySummary, Measurement, Physical};
 pub use namespace::{LabName, Namespace};

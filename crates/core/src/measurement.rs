@@ -69,6 +69,10 @@ pub struct Measurement {
     pub notes: Vec<String>,
     pub valid: bool,
     pub invalid_reasons: Vec<String>,
+    /// `Some(reason)` when the system has no meaningful form of this stage: the stage was
+    /// not run, and the line counts as neither valid nor invalid (left out of every mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
 }
 
 impl Measurement {

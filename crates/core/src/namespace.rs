@@ -4,7 +4,8 @@
 //! [`Namespace`], and a namespace can only be built from a validated [`LabName`], so the
 //! tool has no way to name anything outside its lab.
 
-use crate::error::ParseError;
+use crate::error::{BackendError, ErrorClass, ParseError};
+use crate::record::RecordId;
 use crate::value::Schema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -113,9 +114,24 @@ impl Namespace {
         (0..self.containers).map(|i| (i, format!("c{i}")))
     }
 
+    /// The name of container `index`, which must be one of [`containers`](Self::containers).
     pub fn container_name(&self, index: u8) -> String {
-        assert!(index < self.containers, "container {index} outside namespace");
+        debug_assert!(index < self.containers, "container {index} outside namespace");
         format!("c{index}")
+    }
+
+    /// The index of the container record `id` belongs to; an error when the namespace has
+    /// no such container (never an index panic in a backend).
+    pub fn container_of(&self, id: &RecordId) -> Result<usize, BackendError> {
+        if id.container < self.containers {
+            Ok(usize::from(id.container))
+        } else {
+            Err(BackendError::msg(format!(
+                "record {} names container {}, but namespace {} has {} container(s)",
+                id.key, id.container, self.lab, self.containers
+            ))
+            .classed(ErrorClass::BadRequest))
+        }
     }
 }
 
@@ -131,5 +147,15 @@ mod tests {
             assert!(bad.parse::<LabName>().is_err(), "{bad}");
         }
         assert_eq!("dedup_lab".parse::<LabName>().unwrap().dashed(), "dedup-lab");
+    }
+
+    #[test]
+    fn a_record_outside_the_namespace_is_an_error() {
+        let ns = Namespace::new(&LabName::default(), 2);
+        let id = |c| RecordId { key: "r00000001".into(), container: c };
+        assert_eq!(ns.container_of(&id(1)).unwrap(), 1);
+        let e = ns.container_of(&id(2)).unwrap_err();
+        assert!(e.to_string().contains("names container 2, but namespace dedup_lab has 2"), "{e}");
+        assert_eq!(e.class(), Some(ErrorClass::BadRequest));
     }
 }

@@ -468,6 +468,7 @@ impl<'a> Engine<'a> {
             notes: work.notes,
             valid: true,
             invalid_reasons: Vec::new(),
+            unsupported: None,
         })
     }
 

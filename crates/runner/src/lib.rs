@@ -46,16 +46,7 @@ impl RunError {
     pub fn chain(&self) -> String {
         match self {
             RunError::Backend(b) => b.chain(),
-            other => {
-                let mut s = other.to_string();
-                let mut cur = std::error::Error::source(other);
-                while let Some(e) = cur {
-                    s.push_str(": ");
-                    s.push_str(&e.to_string());
-                    cur = e.source();
-                }
-                s
-            }
+            other => dedup_lab_core::chain(other),
         }
     }
 }

@@ -203,14 +203,4 @@ fn find_io<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a std::io::Error> {
     None
 }
 
-/// An error and its causes, joined by ": ", on one line.
-pub fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out.replace('\n', "; ")
-}
+pub use dedup_lab_core::chain;

@@ -145,6 +145,7 @@ pub fn stage(cell: &CellKey, stage: Stage) -> Measurement {
         },
         valid: true,
         invalid_reasons: vec![],
+        unsupported: None,
     }
 }
 
