@@ -40,8 +40,8 @@ pub enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
-    /// Drop lab namespaces that interrupted runs left behind.
-    Cleanup(PreflightArgs),
+    /// List and drop what interrupted runs left in the lab namespace of each selected system.
+    Cleanup(CleanupArgs),
     /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
     Report(ReportArgs),
 }
@@ -126,7 +126,7 @@ pub struct AnalyzeArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Systems, comma-separated (default: the embedded sqlite, lsm, files).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = systems_help())]
     pub systems: Option<Vec<String>>,
     /// Stages, comma-separated (bulk_insert, perfile_insert, perfile_delete, maintenance).
     #[arg(long, value_delimiter = ',')]
@@ -195,8 +195,27 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Systems, comma-separated (default: the configured ones, else the embedded sqlite, lsm, files).
+    #[arg(long, value_delimiter = ',', help = systems_help())]
+    pub systems: Option<Vec<String>>,
+    /// List what is in the lab namespace without dropping anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Results directory whose runs' embedded stores are cleaned (default: `results_dir` of
+    /// the config, else `results`).
+    #[arg(long)]
+    pub results: Option<std::path::PathBuf>,
+}
+
+/// The `--systems` help: every system of the registry, with those not in this build marked.
+fn systems_help() -> String {
+    format!("Systems, comma-separated (default: the embedded ones): {}", dedup_lab_backends::registry::describe_all())
+}
+
+#[derive(Debug, Args)]
 pub struct PreflightArgs {
     /// Systems, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = systems_help())]
     pub systems: Option<Vec<String>>,
 }

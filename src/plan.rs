@@ -245,10 +245,9 @@ pub struct RunPlan {
     pub results: std::path::PathBuf,
 }
 
-/// Keys that would hold a secret; they must come from the environment or a file.
-const SECRET_KEYS: &[&str] = &["password", "secret", "token", "secret_key", "access_key_secret"];
-
-/// The systems to use and their settings.
+/// The systems to use and their settings. Every `[systems.<name>]` section is checked,
+/// selected or not, against the registry: an unknown system or key, or a secret written
+/// into the config, stops the plan before anything connects.
 pub fn system_specs(
     names: Option<&Vec<String>>,
     cfg: &crate::config::RawConfig,
@@ -257,27 +256,24 @@ pub fn system_specs(
     use dedup_lab_core::SystemKind;
     let kinds: Vec<SystemKind> = match names.or(cfg.matrix.systems.as_ref()) {
         Some(list) => parse_list(list)?,
-        None => SystemKind::EMBEDDED.to_vec(),
+        None => SystemKind::ALL.into_iter().filter(|k| dedup_lab_backends::entry(*k).embedded).collect(),
     };
     if kinds.is_empty() {
         bail!("no system selected; valid systems: {}", SystemKind::valid_names());
     }
-    // Every section is checked, selected or not: a secret in a config file is refused.
+    let mut sections: Vec<SystemKind> = Vec::new();
     for (name, table) in &cfg.systems {
-        if name.parse::<SystemKind>().is_err() {
+        let Ok(kind) = name.parse::<SystemKind>() else {
             bail!(
                 "config has a section [systems.{name}] for an unknown system; valid systems: {}",
                 SystemKind::valid_names()
             );
+        };
+        if sections.contains(&kind) {
+            bail!("config has two sections for system {kind} (one under an alias, e.g. [systems.pg]); keep one");
         }
-        for key in table.keys() {
-            if SECRET_KEYS.contains(&key.as_str()) {
-                bail!(
-                    "config [systems.{name}] has `{key}`: secrets never go in the config file; \
-                     set the environment variable (e.g. DEDUP_PG_PASSWORD) or `{key}_env` / `{key}_file`"
-                );
-            }
-        }
+        sections.push(kind);
+        dedup_lab_backends::entry(kind).check_keys(name, table.keys().map(String::as_str))?;
     }
     let mut out = Vec::new();
     for kind in kinds {

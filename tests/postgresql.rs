@@ -1,16 +1,13 @@
 //! PostgreSQL through the whole tool, against the real server started by
-//! `scripts/services.sh up` (settings from `scripts/services.sh env`): the shared
-//! conformance suite, `preflight`, full runs with both TOAST variants and their ground
+//! `scripts/services.sh up` (settings from `scripts/services.sh env`): `preflight`, full runs with both TOAST variants and their ground
 //! truth, and a wrong password that fails only its own cells.
 //!
 //! Without the server these tests print why and pass; under `scripts/test.sh`
 //! (`DEDUP_LAB_REQUIRE_SERVERS=1`) a missing server fails them.
 
-mod conformance;
 mod support;
 
-use dedup_lab_backends::BackendConfig;
-use dedup_lab_core::{Backend, CellStatus, JournalLine, Namespace, Stage, SystemKind};
+use dedup_lab_core::{CellStatus, JournalLine, Stage, SystemKind};
 use std::process::{Command, Stdio};
 use support::{journal, run};
 
@@ -30,25 +27,6 @@ fn schema_exists(env: &[String], schema: &str) -> bool {
         .expect("psql runs (installed by scripts/services.sh)");
     assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim() != "0"
-}
-
-#[test]
-fn postgresql_passes_the_conformance_suite_in_both_variants() {
-    let Some(env) = pg() else { return };
-    for variant in ["extended", "external"] {
-        let cfg = BackendConfig::new(
-            "dedup_lab_conformance".parse().unwrap(),
-            "postgresql",
-            "DEDUP_PG",
-            serde_json::json!({}),
-            std::env::temp_dir(),
-        );
-        let mut b = dedup_lab_backends::open(SystemKind::Postgresql, variant, &cfg).unwrap();
-        let env2 = env.clone();
-        conformance::run_suite(b.as_mut(), &mut |_b: &mut dyn Backend, ns: &Namespace| {
-            schema_exists(&env2, ns.lab().as_str())
-        });
-    }
 }
 
 #[test]

@@ -302,6 +302,11 @@ fn bad_run_input_is_refused_before_anything_starts() {
     std::fs::write(&secret_cfg, "[systems.postgresql]\npassword = \"hunter2\"\n").unwrap();
     let typo_cfg = tmp.path().join("typo.toml");
     std::fs::write(&typo_cfg, "[matrix]\ngrade = [\"U0\"]\n").unwrap();
+    // A misspelt key of a system that is not even selected: refused, not ignored.
+    let key_cfg = tmp.path().join("key.toml");
+    std::fs::write(&key_cfg, "[systems.postgresql]\nhots = \"db.example\"\n").unwrap();
+    let system_cfg = tmp.path().join("system.toml");
+    std::fs::write(&system_cfg, "[systems.oracle]\nhost = \"db.example\"\n").unwrap();
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
         (vec!["run", "--results", &r, "--stages", "perfile_delete"], &["perfile_delete", "perfile_insert"]),
         (vec!["run", "--results", &r, "--systems", "oracle"], &["\"oracle\"", "sqlite"]),
@@ -311,6 +316,14 @@ fn bad_run_input_is_refused_before_anything_starts() {
         (vec!["run", "--results", &r, "--resume", "no-such-run"], &["no-such-run"]),
         (vec!["run", "--results", &r, "--config", secret_cfg.to_str().unwrap()], &["environment", "password"]),
         (vec!["run", "--results", &r, "--config", typo_cfg.to_str().unwrap()], &["typo.toml", "grade"]),
+        (
+            vec!["run", "--results", &r, "--config", key_cfg.to_str().unwrap()],
+            &["[systems.postgresql]", "unknown key `hots`", "did you mean `host`", "valid keys:", "sslmode"],
+        ),
+        (
+            vec!["run", "--results", &r, "--config", system_cfg.to_str().unwrap()],
+            &["[systems.oracle]", "unknown system", "valid systems:", "postgresql"],
+        ),
     ];
     for (args, needles) in cases {
         let out = output(bin().args(&args));

@@ -1,7 +1,7 @@
 //! `dedup-lab preflight` and `dedup-lab cleanup`: talk to each selected system without
 //! measuring anything.
 
-use crate::args::PreflightArgs;
+use crate::args::{CleanupArgs, PreflightArgs};
 use crate::config::RawConfig;
 use crate::plan::system_specs;
 use anyhow::Result;
@@ -46,39 +46,91 @@ pub fn preflight(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Drops lab namespaces left behind by interrupted runs: on every selected server, and the
-/// embedded stores under `<results>/<run>/lab`.
-pub fn cleanup(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
+/// Lists, and unless `--dry-run` drops, what is in the lab namespace of every selected
+/// system: on each server (opened in the first of its variants), in each embedded store's
+/// configured `dir`, and in the embedded stores of every run under the results directory.
+/// Only what the backend finds inside the lab namespace is touched: a file next to a store,
+/// or a table in another schema, stays.
+pub fn cleanup(args: &CleanupArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let lab = lab(cfg)?;
     let systems = system_specs(args.systems.as_ref(), cfg, &lab)?;
-    let results = cfg.results_dir.clone().unwrap_or_else(|| "results".into());
+    let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
+    let verb = if args.dry_run { "found" } else { "dropped" };
     let mut failed = 0;
-    for sys in &systems {
-        if sys.kind.is_embedded() && sys.settings.get("dir").is_none() {
-            continue; // handled below, per run directory
+    // Where each system's stores are: one place for a server or a configured `dir`, else
+    // the `lab` folder of every run directory.
+    let run_labs: Vec<std::path::PathBuf> = match std::fs::read_dir(&results) {
+        Ok(rd) => {
+            let mut v: Vec<_> = rd.flatten().map(|e| e.path().join("lab")).filter(|p| p.is_dir()).collect();
+            v.sort();
+            v
         }
-        let bcfg = backend_config_for(&lab, sys.kind, &sys.settings);
-        match dedup_lab_backends::open(sys.kind, "default", &bcfg)
-            .and_then(|mut b| b.teardown(&Namespace::new(&lab, 2)))
-        {
-            Ok(()) => println!("dropped the lab namespace `{lab}` on {}", sys.kind),
-            Err(e) => {
-                failed += 1;
-                println!("FAILED  {}: {}", sys.kind, e.chain());
+        Err(_) => Vec::new(),
+    };
+    for sys in &systems {
+        let entry = dedup_lab_backends::entry(sys.kind);
+        let places: Vec<Option<&std::path::Path>> = if entry.embedded && sys.settings.get("dir").is_none() {
+            run_labs.iter().map(|p| Some(p.as_path())).collect()
+        } else {
+            vec![None]
+        };
+        let variant = sys.variants.first().map(String::as_str).unwrap_or("default");
+        for place in places {
+            let mut bcfg = backend_config_for(&lab, sys.kind, &sys.settings);
+            if let Some(p) = place {
+                bcfg.work_dir = p.to_path_buf();
+            }
+            let outcome = dedup_lab_backends::open(sys.kind, variant, &bcfg).and_then(|mut b| {
+                let found = b.inventory(&lab)?;
+                if !args.dry_run && !found.is_empty() {
+                    b.drop_lab(&lab)?;
+                    let left = b.inventory(&lab)?;
+                    if !left.is_empty() {
+                        return Err(dedup_lab_core::BackendError::msg(format!(
+                            "{}: still there after dropping: {}",
+                            b.endpoint(),
+                            left.join(", ")
+                        )));
+                    }
+                }
+                Ok((b.endpoint(), found))
+            });
+            match outcome {
+                Ok((endpoint, found)) if found.is_empty() => {
+                    println!("clean   {} at {endpoint}: nothing in lab `{lab}`", sys.kind)
+                }
+                Ok((endpoint, found)) => {
+                    println!("{verb:<7} {} at {endpoint}: {} object(s) of lab `{lab}`", sys.kind, found.len());
+                    for f in found {
+                        println!("        {f}");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAILED  {}: {}", sys.kind, e.chain());
+                }
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(&results) {
-        for e in rd.flatten() {
-            let lab_dir = e.path().join("lab");
-            if lab_dir.is_dir() {
-                std::fs::remove_dir_all(&lab_dir)
-                    .map_err(|err| anyhow::anyhow!("removing {}: {err}", lab_dir.display()))?;
-                println!("removed {}", lab_dir.display());
-            }
+    // Embedded stores live in <run>/lab/<system>: remove folders the drops left empty.
+    if !args.dry_run {
+        for p in &run_labs {
+            remove_empty_dirs(p);
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Removes `dir` and the folders below it that are empty (nothing else).
+fn remove_empty_dirs(dir: &std::path::Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir); // fails, harmlessly, unless empty
 }
 
 fn tempdir() -> Result<std::path::PathBuf> {

@@ -30,12 +30,13 @@ impl FilesBackend {
         self.dir.join(ns.lab().as_str())
     }
 
-    fn path(&self, ns: &Namespace, id: &RecordId) -> PathBuf {
-        self.ns_dir(ns).join(ns.container_name(id.container)).join(&id.key)
+    fn path(&self, ns: &Namespace, id: &RecordId) -> Result<PathBuf, BackendError> {
+        ns.container_of(id)?;
+        Ok(self.ns_dir(ns).join(ns.container_name(id.container)).join(&id.key))
     }
 
     fn write(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
-        let path = self.path(ns, &r.id);
+        let path = self.path(ns, &r.id)?;
         // create_new: a record written twice is an error, as a primary key would be.
         let mut f = File::create_new(&path).ctx(|| format!("files: creating {}", path.display()))?;
         f.write_all(&r.data).ctx(|| format!("files: writing {}", path.display()))?;
@@ -75,7 +76,7 @@ impl Backend for FilesBackend {
     }
 
     fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
-        let path = self.path(ns, id);
+        let path = self.path(ns, id)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(1),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
@@ -84,7 +85,7 @@ impl Backend for FilesBackend {
     }
 
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
-        let path = self.path(ns, id);
+        let path = self.path(ns, id)?;
         match fs::read(&path) {
             Ok(d) => Ok(Some(d)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -138,6 +139,11 @@ impl Backend for FilesBackend {
 
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
         Ok(vec![self.ns_dir(ns)])
+    }
+
+    fn inventory(&mut self, lab: &dedup_lab_core::LabName) -> Result<Vec<String>, BackendError> {
+        let dir = self.ns_dir(&Namespace::new(lab, 1));
+        Ok(if dir.exists() { vec![format!("directory {}", dir.display())] } else { Vec::new() })
     }
 
     fn native_storage(&self, _schema: &dedup_lab_core::Schema) -> String {

@@ -129,7 +129,7 @@ impl Backend for LsmBackend {
         for r in records {
             let r = r?;
             pending += r.data.len();
-            batch.insert(&ks[usize::from(r.id.container)], r.id.key.as_bytes(), r.data);
+            batch.insert(&ks[ns.container_of(&r.id)?], r.id.key.as_bytes(), r.data);
             in_batch += 1;
             if pending >= limit {
                 batch.commit().ctx(|| "lsm: committing a write batch".into())?;
@@ -144,7 +144,7 @@ impl Backend for LsmBackend {
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let (_, ks) = self.db(ns)?;
-        ks[usize::from(r.id.container)]
+        ks[ns.container_of(&r.id)?]
             .insert(r.id.key.as_bytes(), r.data.as_slice())
             .ctx(|| format!("lsm: insert {}", r.id.key))?;
         Ok(1)
@@ -152,7 +152,7 @@ impl Backend for LsmBackend {
 
     fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
         let (_, ks) = self.db(ns)?;
-        let k = &ks[usize::from(id.container)];
+        let k = &ks[ns.container_of(id)?];
         // An LSM delete writes a tombstone whether or not the key exists; check first so the
         // reported count means "a record was deleted".
         let existed = k.contains_key(id.key.as_bytes()).ctx(|| format!("lsm: lookup {}", id.key))?;
@@ -162,10 +162,7 @@ impl Backend for LsmBackend {
 
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
         let (_, ks) = self.db(ns)?;
-        Ok(ks[usize::from(id.container)]
-            .get(id.key.as_bytes())
-            .ctx(|| format!("lsm: read {}", id.key))?
-            .map(|v| v.to_vec()))
+        Ok(ks[ns.container_of(id)?].get(id.key.as_bytes()).ctx(|| format!("lsm: read {}", id.key))?.map(|v| v.to_vec()))
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
@@ -219,6 +216,12 @@ impl Backend for LsmBackend {
     /// and like every system's WAL it is outside the fs probe's scope (it is in `sizes`).
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
         Ok(vec![self.db_dir(ns).join("keyspaces")])
+    }
+
+    /// The whole database directory of the lab (tables, journal, metadata).
+    fn inventory(&mut self, lab: &dedup_lab_core::LabName) -> Result<Vec<String>, BackendError> {
+        let dir = self.db_dir(&Namespace::new(lab, 1));
+        Ok(if dir.exists() { vec![format!("directory {}", dir.display())] } else { Vec::new() })
     }
 
     fn native_storage(&self, _schema: &dedup_lab_core::Schema) -> String {

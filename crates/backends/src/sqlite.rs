@@ -52,12 +52,19 @@ impl SqliteBackend {
         Ok(self.conn.as_mut().expect("connected above"))
     }
 
+    /// The database file of `ns` and the files SQLite keeps next to it.
+    fn files(&self, ns: &Namespace) -> Vec<PathBuf> {
+        let path = self.db_path(ns);
+        ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+            .collect()
+    }
+
     fn remove_files(&mut self, ns: &Namespace) -> Result<(), BackendError> {
         self.conn = None;
         self.path = None;
-        let path = self.db_path(ns);
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        for p in self.files(ns) {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -105,7 +112,7 @@ impl Backend for SqliteBackend {
             }
             for r in records {
                 let r = r?;
-                let stmt = &mut stmts[usize::from(r.id.container)];
+                let stmt = &mut stmts[ns.container_of(&r.id)?];
                 rows += execute_insert(stmt, ns.schema(), &r)?;
             }
         }
@@ -114,6 +121,7 @@ impl Backend for SqliteBackend {
     }
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
+        ns.container_of(&r.id)?;
         let c = ns.container_name(r.id.container);
         let conn = self.connect(ns)?;
         let mut stmt = conn.prepare_cached(&insert_sql(&c, ns.schema())).ctx(|| "sqlite: prepare".into())?;
@@ -121,6 +129,7 @@ impl Backend for SqliteBackend {
     }
 
     fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
+        ns.container_of(id)?;
         let c = ns.container_name(id.container);
         let conn = self.connect(ns)?;
         let mut stmt =
@@ -129,6 +138,7 @@ impl Backend for SqliteBackend {
     }
 
     fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
+        ns.container_of(id)?;
         let c = ns.container_name(id.container);
         let conn = self.connect(ns)?;
         let Some(schema) = ns.schema() else {
@@ -210,6 +220,11 @@ impl Backend for SqliteBackend {
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
         // The main file only: settle() checkpoints the WAL into it and truncates the WAL.
         Ok(vec![self.db_path(ns)])
+    }
+
+    fn inventory(&mut self, lab: &dedup_lab_core::LabName) -> Result<Vec<String>, BackendError> {
+        let ns = Namespace::new(lab, 1);
+        Ok(self.files(&ns).into_iter().filter(|p| p.exists()).map(|p| format!("file {}", p.display())).collect())
     }
 
     fn native_storage(&self, schema: &Schema) -> String {

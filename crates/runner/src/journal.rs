@@ -38,6 +38,21 @@ pub struct RunInfo {
     pub spec: RunSpec,
 }
 
+/// Replaces the value of every setting the registry marks as secret with `"***"`. Plans
+/// refuse secrets in the config, so this is the second line of defence for runs built
+/// through the library.
+fn redact_secrets(spec: &RunSpec, info: &mut serde_json::Value) {
+    let Some(systems) = info.pointer_mut("/spec/systems").and_then(|v| v.as_array_mut()) else { return };
+    for (sys, value) in spec.systems.iter().zip(systems) {
+        let Some(settings) = value.get_mut("settings").and_then(|s| s.as_object_mut()) else { continue };
+        for key in dedup_lab_backends::entry(sys.kind).secret_keys() {
+            if let Some(v) = settings.get_mut(key) {
+                *v = serde_json::Value::String("***".into());
+            }
+        }
+    }
+}
+
 /// A run's results directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -90,7 +105,9 @@ impl RunDir {
     }
 
     pub fn write_info(&self, info: &RunInfo) -> Result<(), RunError> {
-        let text = serde_json::to_vec_pretty(info).expect("run info serialises");
+        let mut value = serde_json::to_value(info).expect("run info serialises");
+        redact_secrets(&info.spec, &mut value);
+        let text = serde_json::to_vec_pretty(&value).expect("run info serialises");
         write_atomic(&self.path.join(RUN_FILE), &text)
     }
 

@@ -9,9 +9,6 @@
 
 use crate::RunError;
 use dedup_lab_core::{Backend, BackendError, Namespace};
-use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Duration;
 
 const MAX_READS: usize = 8;
@@ -39,37 +36,7 @@ impl std::str::FromStr for ProbeKind {
     }
 }
 
-/// Allocated bytes of files and directory trees, each inode counted once; missing paths
-/// count as 0 (a table not yet created has no file).
-pub fn allocated_bytes(paths: &[impl AsRef<Path>]) -> std::io::Result<u64> {
-    let mut seen = HashSet::new();
-    let mut total = 0u64;
-    let mut stack: Vec<std::path::PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-    while let Some(p) = stack.pop() {
-        let m = match std::fs::symlink_metadata(&p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if !seen.insert((m.dev(), m.ino())) {
-            continue;
-        }
-        total += m.blocks() * 512;
-        if m.is_dir() {
-            match std::fs::read_dir(&p) {
-                Ok(rd) => {
-                    for e in rd {
-                        stack.push(e?.path());
-                    }
-                }
-                // Removed between stat and listing: nothing left to count.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(total)
-}
+pub use dedup_lab_backends::local::allocated_bytes;
 
 /// A configured probe bound to one backend.
 pub struct Probe {
@@ -141,24 +108,5 @@ impl Probe {
             last = next;
         }
         Ok(last)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_blocks_once_per_inode() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("a");
-        std::fs::write(&f, vec![7u8; 100_000]).unwrap();
-        std::fs::hard_link(&f, d.path().join("b")).unwrap();
-        let only_file = allocated_bytes(&[&f]).unwrap();
-        assert!(only_file >= 100_000, "{only_file}");
-        let both = allocated_bytes(&[d.path()]).unwrap();
-        let dir_itself = std::fs::metadata(d.path()).unwrap().blocks() * 512;
-        assert_eq!(both, only_file + dir_itself, "the hard link is the same inode");
-        assert_eq!(allocated_bytes(&[d.path().join("missing")]).unwrap(), 0);
     }
 }

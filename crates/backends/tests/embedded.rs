@@ -1,15 +1,13 @@
-//! The conformance suite on the three embedded backends (real SQLite, fjall, files).
+//! The shared conformance suite on the three embedded backends (real SQLite, fjall, files),
+//! run from this crate's own tests: blob and native mode, variants, preflight, cleanup.
+//! Whether a lab is left behind is checked by walking the work directory, not by asking
+//! the backend.
 
-mod conformance;
-
-use dedup_lab_backends::BackendConfig;
+use dedup_lab_backends::{BackendConfig, conformance};
 use dedup_lab_core::SystemKind;
+use std::path::{Path, PathBuf};
 
-fn run(kind: SystemKind) {
-    run_with(kind, serde_json::json!({}));
-}
-
-fn config(kind: SystemKind, settings: serde_json::Value, dir: &std::path::Path) -> BackendConfig {
+fn config(kind: SystemKind, settings: serde_json::Value, dir: &Path) -> BackendConfig {
     BackendConfig::new(
         "dedup_lab_conformance".parse().unwrap(),
         kind.name(),
@@ -19,28 +17,41 @@ fn config(kind: SystemKind, settings: serde_json::Value, dir: &std::path::Path) 
     )
 }
 
-fn run_with(kind: SystemKind, settings: serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(kind, settings, dir.path());
-    let mut b = dedup_lab_backends::open(kind, "default", &cfg).unwrap();
-    conformance::run_suite(b.as_mut(), &mut conformance::no_local_paths);
-    conformance::run_native_suite(b.as_mut(), "dedup_lab_conformance");
-    // Nothing outside the work directory was created, and nothing is left inside it but
-    // the (empty) per-system folder.
-    for e in walk(dir.path()) {
-        assert!(e.is_dir(), "{kind}: left {} behind", e.display());
-    }
-}
-
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// Every file (not directory) below `p`.
+fn files_below(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        out.push(e.path());
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
         if e.path().is_dir() {
-            out.extend(walk(&e.path()));
+            out.extend(files_below(&e.path()));
+        } else {
+            out.push(e.path());
         }
     }
     out
+}
+
+fn run(kind: SystemKind) {
+    run_with(kind, serde_json::json!({}));
+}
+
+fn run_with(kind: SystemKind, settings: serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(kind, settings, dir.path());
+    let variants = dedup_lab_backends::variants(kind, &cfg).unwrap();
+    conformance::check_variants(&variants, &mut |v| dedup_lab_backends::open(kind, v, &cfg), "fastest");
+    let mut b = dedup_lab_backends::open(kind, "default", &cfg).unwrap();
+    let root = dir.path().to_path_buf();
+    // A lab is left behind when any file is left under the work directory.
+    let mut leftovers = move |_: &dedup_lab_core::Namespace| !files_below(&root).is_empty();
+    conformance::run_suite(
+        b.as_mut(),
+        &mut conformance::Suite { lab: "dedup_lab_conformance", leftovers: &mut leftovers },
+    );
+    conformance::run_native_suite(b.as_mut(), "dedup_lab_conformance");
+    // Nothing outside the work directory was created, and nothing is left inside it but
+    // the (empty) per-system folder.
+    let left = files_below(dir.path());
+    assert!(left.is_empty(), "{kind}: left {left:?} behind");
 }
 
 #[test]

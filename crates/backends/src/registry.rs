@@ -1,0 +1,324 @@
+//! The registry: one table that describes every system dedup-lab knows.
+//!
+//! [`entry`] is the one `match` over [`SystemKind`]. Everything else reads it: the CLI's list
+//! of systems, the "not built" message, plan validation (unknown and secret settings), the
+//! redaction of `run.json`, the runner's environment lookup, `preflight` and `cleanup`.
+//! Adding a system means one backend module, one entry here, one `scripts/services.sh`
+//! section and one test file (see the README's "Adding a backend").
+
+use crate::BackendConfig;
+use dedup_lab_core::{Backend, BackendError, SystemKind};
+
+/// A setting a system reads from `[systems.<name>]` (or `DEDUP_<SYS>_<KEY>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingKey {
+    pub key: &'static str,
+    /// A secret is never accepted in the config file itself: only `<key>_env` (the
+    /// variable that holds it) and `<key>_file` (a file that holds it) are, and the default
+    /// variable `DEDUP_<SYS>_<KEY>` is read when neither is set.
+    pub secret: bool,
+}
+
+const fn plain(key: &'static str) -> SettingKey {
+    SettingKey { key, secret: false }
+}
+
+const fn secret(key: &'static str) -> SettingKey {
+    SettingKey { key, secret: true }
+}
+
+/// Settings every system accepts; the engine reads them, not the backend.
+pub const ENGINE_KEYS: &[SettingKey] = &[
+    plain("variants"),
+    plain("replicas"),
+    plain("probe"),
+    plain("max_bytes"),
+    plain("cold_command"),
+    plain("cold_timeout"),
+];
+
+/// Where an embedded store lives (`dir`, default `<run>/lab`).
+const EMBEDDED_KEYS: &[SettingKey] = &[plain("dir")];
+
+const LSM_KEYS: &[SettingKey] = &[plain("dir"), plain("memtable_size"), plain("cache_size"), plain("batch_bytes")];
+
+/// The PostgreSQL wire protocol's settings (PostgreSQL and CockroachDB); see
+/// `postgresql::settings` for what each means.
+const PG_KEYS: &[SettingKey] = &[
+    plain("host"),
+    plain("hostaddr"),
+    plain("port"),
+    plain("user"),
+    plain("database"),
+    secret("password"),
+    plain("sslmode"),
+    plain("sslrootcert"),
+    plain("connect_timeout"),
+    plain("data_dir"),
+    plain("preflight_connections"),
+    plain("bulk"),
+    plain("batch_rows"),
+    plain("batch_bytes"),
+];
+
+/// Opens a backend of `kind` in variant `variant`.
+pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
+
+/// Lists (and validates, offline) the variants a system is measured in.
+pub type VariantsFn = fn(SystemKind, &BackendConfig) -> Result<Vec<String>, BackendError>;
+
+/// Whether a system can be opened in this build.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// Built: how to open it.
+    Open(OpenFn),
+    /// Written, but its cargo feature is off in this build.
+    FeatureOff,
+    /// No backend written yet.
+    NotWritten,
+}
+
+/// One row of the registry.
+#[derive(Clone, Copy)]
+pub struct SystemEntry {
+    pub kind: SystemKind,
+    /// The cargo feature of the `dedup-lab` binary that builds this backend.
+    pub feature: &'static str,
+    /// Prefix of the system's environment variables (`DEDUP_PG` → `DEDUP_PG_HOST`, …).
+    pub env_prefix: &'static str,
+    /// Runs without a server, in a directory of this machine.
+    pub embedded: bool,
+    /// The backend's own settings (the [`ENGINE_KEYS`] are accepted everywhere as well).
+    pub keys: &'static [SettingKey],
+    pub variants: VariantsFn,
+    pub build: Build,
+}
+
+/// `Build::Open(f)` when `feature` is on, `Build::FeatureOff` otherwise.
+macro_rules! built {
+    ($feature:literal, $open:expr) => {{
+        #[cfg(feature = $feature)]
+        let b = Build::Open($open);
+        #[cfg(not(feature = $feature))]
+        let b = Build::FeatureOff;
+        b
+    }};
+}
+
+/// The registry: the one `match` over every system.
+pub fn entry(kind: SystemKind) -> SystemEntry {
+    use SystemKind as K;
+    let not_written = |env_prefix| SystemEntry {
+        kind,
+        feature: "",
+        env_prefix,
+        embedded: false,
+        keys: &[],
+        variants: default_variant,
+        build: Build::NotWritten,
+    };
+    match kind {
+        K::Sqlite => SystemEntry {
+            kind,
+            feature: "sqlite",
+            env_prefix: "DEDUP_SQLITE",
+            embedded: true,
+            keys: EMBEDDED_KEYS,
+            variants: default_variant,
+            build: built!("sqlite", |_, cfg, v| Ok(Box::new(crate::sqlite::SqliteBackend::open(cfg, v)?))),
+        },
+        K::Lsm => SystemEntry {
+            kind,
+            feature: "lsm",
+            env_prefix: "DEDUP_LSM",
+            embedded: true,
+            keys: LSM_KEYS,
+            variants: lsm_variants,
+            build: built!("lsm", |_, cfg, v| Ok(Box::new(crate::lsm::LsmBackend::open(cfg, v)?))),
+        },
+        K::Files => SystemEntry {
+            kind,
+            feature: "files",
+            env_prefix: "DEDUP_FILES",
+            embedded: true,
+            keys: EMBEDDED_KEYS,
+            variants: default_variant,
+            build: built!("files", |_, cfg, v| Ok(Box::new(crate::files::FilesBackend::open(cfg, v)?))),
+        },
+        K::Postgresql | K::Cockroachdb => SystemEntry {
+            kind,
+            feature: "postgresql",
+            env_prefix: if kind == K::Postgresql { "DEDUP_PG" } else { "DEDUP_CRDB" },
+            embedded: false,
+            keys: PG_KEYS,
+            variants: pg_variants,
+            build: built!("postgresql", crate::postgresql::PgBackend::open),
+        },
+        K::Mariadb => not_written("DEDUP_MARIADB"),
+        K::Clickhouse => not_written("DEDUP_CLICKHOUSE"),
+        K::Redis => not_written("DEDUP_REDIS"),
+        K::Kafka => not_written("DEDUP_KAFKA"),
+        K::S3 => not_written("DEDUP_MINIO"),
+    }
+}
+
+fn default_variant(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    let list = cfg.string_list("variants")?.unwrap_or_else(|| vec!["default".to_string()]);
+    if let Some(v) = list.iter().find(|v| *v != "default") {
+        return Err(BackendError::msg(format!("{kind} has no variant {v:?}; its only variant is `default`")));
+    }
+    Ok(list)
+}
+
+/// Opening the lsm backend touches nothing on disk: it checks the settings before a run.
+#[allow(unused_variables)]
+fn lsm_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    let list = default_variant(kind, cfg)?;
+    #[cfg(feature = "lsm")]
+    for v in &list {
+        crate::lsm::LsmBackend::open(cfg, v)?;
+    }
+    Ok(list)
+}
+
+#[allow(unused_variables)]
+fn pg_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "postgresql")]
+    return crate::postgresql::variants(kind, cfg);
+    #[cfg(not(feature = "postgresql"))]
+    return default_variant(kind, cfg);
+}
+
+impl SystemEntry {
+    /// The error for a system that cannot be opened in this build, naming the feature that
+    /// enables it; `None` when it can.
+    pub fn unavailable(&self) -> Option<BackendError> {
+        let kind = self.kind;
+        match self.build {
+            Build::Open(_) => None,
+            Build::FeatureOff => Some(BackendError::msg(format!(
+                "system {kind} is not available in this build of dedup-lab; rebuild with `cargo build --release \
+                 --features {}`",
+                self.feature
+            ))),
+            Build::NotWritten => Some(BackendError::msg(format!(
+                "system {kind} has no backend in dedup-lab {} yet; available systems: {}",
+                env!("CARGO_PKG_VERSION"),
+                built_names().join(", ")
+            ))),
+        }
+    }
+
+    /// Every key accepted under `[systems.<name>]`: the engine's, the backend's, and the
+    /// `_env` / `_file` companions of its secrets.
+    pub fn accepted_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = ENGINE_KEYS.iter().chain(self.keys).map(|k| k.key.to_string()).collect();
+        for k in self.keys.iter().filter(|k| k.secret) {
+            keys.push(format!("{}_env", k.key));
+            keys.push(format!("{}_file", k.key));
+        }
+        keys
+    }
+
+    /// Checks the keys of a `[systems.<name>]` table: a secret written into the config, or
+    /// a key the system does not read, is an error naming the key, the system and the fix.
+    /// `name` is the section name as written (it may be an alias such as `pg`).
+    pub fn check_keys<'a>(&self, name: &str, keys: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
+        let accepted = self.accepted_keys();
+        for key in keys {
+            if let Some(s) = self.keys.iter().find(|k| k.secret && k.key == key) {
+                return Err(BackendError::msg(format!(
+                    "config [systems.{name}] has `{key}`: secrets never go in the config file; set the environment \
+                     variable ${}_{}, or `{k}_env` (the variable to read) / `{k}_file` (a file holding it)",
+                    self.env_prefix,
+                    key.to_ascii_uppercase(),
+                    k = s.key
+                )));
+            }
+            if !accepted.iter().any(|a| a == key) {
+                let near = accepted.iter().find(|a| edit_distance(a, key) <= 2);
+                return Err(BackendError::msg(format!(
+                    "config [systems.{name}] has an unknown key `{key}` for system {}{}; valid keys: {}",
+                    self.kind,
+                    near.map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default(),
+                    accepted.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of the system's secret settings.
+    pub fn secret_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.keys.iter().filter(|k| k.secret).map(|k| k.key)
+    }
+}
+
+/// Names of every system this build can open, in registry order.
+pub fn built_names() -> Vec<&'static str> {
+    SystemKind::ALL.iter().filter(|k| matches!(entry(**k).build, Build::Open(_))).map(|k| k.name()).collect()
+}
+
+/// Every system with whether it is built, for the CLI's help: `sqlite, …, mariadb (not yet)`.
+pub fn describe_all() -> String {
+    SystemKind::ALL
+        .iter()
+        .map(|k| match entry(*k).build {
+            Build::Open(_) => k.name().to_string(),
+            Build::FeatureOff => format!("{k} (feature off)"),
+            Build::NotWritten => format!("{k} (not yet)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_system_has_one_entry_with_its_own_kind_and_prefix() {
+        let mut prefixes = std::collections::BTreeSet::new();
+        for k in SystemKind::ALL {
+            let e = entry(k);
+            assert_eq!(e.kind, k);
+            assert!(e.env_prefix.starts_with("DEDUP_"), "{k}");
+            assert!(prefixes.insert(e.env_prefix), "{k}: prefix {} used twice", e.env_prefix);
+            assert_eq!(e.embedded, k.is_embedded(), "{k}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_secret_keys_are_refused_with_the_valid_keys() {
+        let pg = entry(SystemKind::Postgresql);
+        pg.check_keys("postgresql", ["host", "port", "password_env", "replicas", "cold_command"]).unwrap();
+        let e = pg.check_keys("postgresql", ["hots"]).unwrap_err().to_string();
+        assert!(e.contains("unknown key `hots` for system postgresql (did you mean `host`?)"), "{e}");
+        assert!(e.contains("valid keys: variants, replicas"), "{e}");
+        let e = pg.check_keys("pg", ["password"]).unwrap_err().to_string();
+        assert!(e.contains("[systems.pg] has `password`") && e.contains("$DEDUP_PG_PASSWORD"), "{e}");
+        let e = entry(SystemKind::Sqlite).check_keys("sqlite", ["host"]).unwrap_err().to_string();
+        assert!(e.contains("valid keys: variants, replicas, probe, max_bytes, cold_command, cold_timeout, dir"), "{e}");
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("host", "hots"), 2);
+        assert_eq!(edit_distance("port", "port"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}
