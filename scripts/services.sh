@@ -28,6 +28,7 @@
 #   DEDUP_LAB_SERVICES_DIR     state root              (default /tmp/dedup-lab-services)
 #   DEDUP_LAB_START_TIMEOUT    seconds to wait for readiness (default 60)
 #   DEDUP_LAB_PG_PORT          PostgreSQL TCP port     (default 54329)
+#   DEDUP_LAB_MARIADB_PORT     MariaDB TCP port        (default 33069)
 #   DEDUP_LAB_PG_BIN_DIR       force a PostgreSQL bin dir (default: /usr/lib/postgresql/15/bin,
 #                              else the newest /usr/lib/postgresql/*/bin)
 
@@ -482,6 +483,199 @@ pg_status() {
 }
 
 register_system postgresql pg
+
+# ===========================================================================
+# MariaDB
+# ===========================================================================
+# A private server under $SERVICES_DIR/mariadb, owned by the `mysql` OS user,
+# listening only on 127.0.0.1:$MARIADB_PORT and a unix socket in the state dir,
+# with local_infile on (the backend's streamed LOAD DATA LOCAL INFILE). A Debian
+# default server (3306, /var/lib/mysql) may exist; we never touch it.
+# Users: root (password, for tests that need a superuser) and `dedup`, for '%'
+# and 'localhost', with rights only on databases named dedup* (the lab namespace
+# and the tests' own labs).
+
+MARIADB_OS_USER="mysql"
+MARIADB_TEST_USER="dedup"
+MARIADB_HOST="127.0.0.1"
+MARIADB_DIR="$SERVICES_DIR/mariadb"
+MARIADB_DATA="$MARIADB_DIR/data"
+MARIADB_RUN="$MARIADB_DIR/run"
+MARIADB_SOCKET="$MARIADB_RUN/mariadb.sock"
+MARIADB_PID="$MARIADB_RUN/mariadb.pid"
+MARIADB_LOG="$MARIADB_DIR/log/mariadb.log"
+MARIADB_ROOT_PWFILE="$MARIADB_DIR/root.password"
+MARIADB_TEST_PWFILE="$MARIADB_DIR/$MARIADB_TEST_USER.password"
+MARIADB_PORT_FILE="$MARIADB_DIR/port"
+MARIADB_MARKER="$MARIADB_DIR/$MARKER_NAME"
+MARIADB_PROVISIONED="$MARIADB_DIR/provisioned"
+
+mariadb_port() {
+  if [[ -r "$MARIADB_PORT_FILE" ]]; then
+    head -n1 -- "$MARIADB_PORT_FILE"
+  else
+    printf '%s' "${DEDUP_LAB_MARIADB_PORT:-33069}"
+  fi
+}
+
+mariadb_install() {
+  local pkgs=()
+  command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]] || pkgs+=(mariadb-server)
+  command -v mariadb >/dev/null 2>&1 || pkgs+=(mariadb-client)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  if ((${#pkgs[@]} > 0)); then
+    apt_install "${pkgs[@]}"
+  fi
+  [[ -x /usr/sbin/mariadbd ]] || die "mariadb: /usr/sbin/mariadbd missing after install"
+  ensure_system_user "$MARIADB_OS_USER" /var/lib/mysql
+}
+
+mariadb_running() {
+  [[ -s "$MARIADB_PID" ]] && kill -0 "$(head -n1 -- "$MARIADB_PID")" 2>/dev/null
+}
+
+# Root over the unix socket (root@localhost authenticates by password once provisioned).
+mariadb_root() {
+  local pw
+  pw="$(read_password_file "$MARIADB_ROOT_PWFILE")"
+  MYSQL_PWD="$pw" mariadb --no-defaults -uroot --socket="$MARIADB_SOCKET" "$@"
+}
+
+# Answers on its socket? Root has a password once provisioned, none before.
+mariadb_ping() {
+  [[ -S "$MARIADB_SOCKET" ]] || return 1
+  if [[ -f "$MARIADB_PROVISIONED" ]]; then
+    MYSQL_PWD="$(read_password_file "$MARIADB_ROOT_PWFILE")" \
+      mariadb-admin --no-defaults -uroot --socket="$MARIADB_SOCKET" ping >/dev/null 2>&1
+  else
+    mariadb-admin --no-defaults -uroot --socket="$MARIADB_SOCKET" ping >/dev/null 2>&1
+  fi
+}
+
+mariadb_show_log() {
+  if [[ -r "$MARIADB_LOG" ]]; then
+    log "last 50 lines of $MARIADB_LOG:"
+    tail -n 50 -- "$MARIADB_LOG" >&2
+  fi
+}
+
+mariadb_provision() {
+  local test_pw root_pw
+  test_pw="$(read_password_file "$MARIADB_TEST_PWFILE")"
+  root_pw="$(read_password_file "$MARIADB_ROOT_PWFILE")"
+  log "mariadb: creating user '$MARIADB_TEST_USER' (rights on dedup* only)"
+  # Fresh data dir: root@localhost has no password yet (install-db --auth-root-authentication-method=normal).
+  # The SQL (with passwords) goes in on stdin, not argv.
+  mariadb --no-defaults -uroot --socket="$MARIADB_SOCKET" >&2 <<SQL
+ALTER USER 'root'@'localhost' IDENTIFIED BY '$root_pw';
+CREATE USER IF NOT EXISTS '$MARIADB_TEST_USER'@'%' IDENTIFIED BY '$test_pw';
+CREATE USER IF NOT EXISTS '$MARIADB_TEST_USER'@'localhost' IDENTIFIED BY '$test_pw';
+GRANT ALL PRIVILEGES ON \`dedup%\`.* TO '$MARIADB_TEST_USER'@'%';
+GRANT ALL PRIVILEGES ON \`dedup%\`.* TO '$MARIADB_TEST_USER'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+  : >"$MARIADB_PROVISIONED"
+}
+
+mariadb_up() {
+  local port waited=0
+  port="$(mariadb_port)"
+  if mariadb_running; then
+    if [[ ! -f "$MARIADB_MARKER" ]]; then
+      log "mariadb: a server already runs on $MARIADB_DATA but was not started by $PROG; leaving it alone"
+    else
+      log "mariadb: already running on $MARIADB_HOST:$port; nothing to do"
+    fi
+    return 0
+  fi
+  [[ "$port" =~ ^[0-9]+$ ]] || die "mariadb: bad port '$port'"
+  tcp_port_busy "$port" && die "mariadb: port $port on $MARIADB_HOST is taken by another process (set DEDUP_LAB_MARIADB_PORT)"
+  mkdir -p -- "$MARIADB_DIR" "$MARIADB_RUN" "$(dirname -- "$MARIADB_LOG")"
+  [[ -s "$MARIADB_ROOT_PWFILE" ]] || write_secret_file "$MARIADB_ROOT_PWFILE" "$(gen_password)"
+  [[ -s "$MARIADB_TEST_PWFILE" ]] || write_secret_file "$MARIADB_TEST_PWFILE" "$(gen_password)"
+  printf '%s\n' "$port" >"$MARIADB_PORT_FILE"
+  touch -- "$MARIADB_LOG"
+  if [[ ! -d "$MARIADB_DATA/mysql" ]]; then
+    rm -rf -- "$MARIADB_DATA" "$MARIADB_PROVISIONED"
+    install -d -o "$MARIADB_OS_USER" -g "$(id -gn "$MARIADB_OS_USER")" -m 700 -- "$MARIADB_DATA"
+    log "mariadb: mariadb-install-db in $MARIADB_DATA"
+    mariadb-install-db --no-defaults --datadir="$MARIADB_DATA" --user="$MARIADB_OS_USER" \
+      --auth-root-authentication-method=normal --skip-test-db >>"$MARIADB_LOG" 2>&1 ||
+      { mariadb_show_log; die "mariadb: mariadb-install-db failed"; }
+  fi
+  chown -R "$MARIADB_OS_USER:" -- "$MARIADB_DATA" "$MARIADB_RUN" "$(dirname -- "$MARIADB_LOG")"
+  chmod 755 -- "$MARIADB_DIR"
+  log "mariadb: starting $(/usr/sbin/mariadbd --version | head -n1) on $MARIADB_HOST:$port"
+  # Detached (setsid), stdin closed, our lock fd closed; mariadbd writes its own pid file.
+  (cd / && setsid /usr/sbin/mariadbd --no-defaults --user="$MARIADB_OS_USER" --datadir="$MARIADB_DATA" \
+    --bind-address="$MARIADB_HOST" --port="$port" --socket="$MARIADB_SOCKET" --pid-file="$MARIADB_PID" \
+    --log-error="$MARIADB_LOG" --local-infile=1 --innodb-buffer-pool-size=128M \
+    --max-allowed-packet=1G </dev/null >>"$MARIADB_LOG" 2>&1 9>&- &)
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$MARIADB_MARKER"
+  until mariadb_ping; do
+    if ((waited >= START_TIMEOUT)); then
+      mariadb_show_log
+      die "mariadb: not ready after ${START_TIMEOUT}s (state kept; '$PROG down mariadb' cleans up)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  [[ -f "$MARIADB_PROVISIONED" ]] || mariadb_provision
+  log "mariadb: up after ~${waited}s (port $port, data $MARIADB_DATA, log $MARIADB_LOG)"
+}
+
+mariadb_down() {
+  local pid waited=0
+  if [[ ! -f "$MARIADB_MARKER" ]]; then
+    log "mariadb: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  if mariadb_running; then
+    pid="$(head -n1 -- "$MARIADB_PID")"
+    log "mariadb: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((waited >= START_TIMEOUT)); then
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 1
+      waited=$((waited + 1))
+    done
+  fi
+  rm -rf -- "$MARIADB_DIR"
+  log "mariadb: removed $MARIADB_DIR"
+}
+
+mariadb_is_up() {
+  [[ -f "$MARIADB_MARKER" && -f "$MARIADB_PROVISIONED" ]] && mariadb_running
+}
+
+mariadb_env() {
+  local test_pw root_pw
+  test_pw="$(read_password_file "$MARIADB_TEST_PWFILE")"
+  root_pw="$(read_password_file "$MARIADB_ROOT_PWFILE")"
+  print_export DEDUP_MARIADB_HOST "$MARIADB_HOST"
+  print_export DEDUP_MARIADB_PORT "$(mariadb_port)"
+  print_export DEDUP_MARIADB_USER "$MARIADB_TEST_USER"
+  print_export DEDUP_MARIADB_PASSWORD "$test_pw"
+  print_export DEDUP_MARIADB_DATA_DIR "$MARIADB_DATA"
+  print_export DEDUP_MARIADB_SOCKET "$MARIADB_SOCKET"
+  print_export DEDUP_MARIADB_ROOT_PASSWORD "$root_pw"
+}
+
+mariadb_status() {
+  if mariadb_is_up; then
+    printf 'mariadb: running (pid %s) on %s:%s, data %s\n' "$(head -n1 -- "$MARIADB_PID")" "$MARIADB_HOST" \
+      "$(mariadb_port)" "$MARIADB_DATA"
+  elif [[ -f "$MARIADB_MARKER" ]]; then
+    printf 'mariadb: started by %s but not running (state in %s)\n' "$PROG" "$MARIADB_DIR"
+  else
+    printf 'mariadb: not running\n'
+  fi
+}
+
+register_system mariadb mariadb
 
 # ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —
