@@ -7,6 +7,8 @@ pub mod config;
 pub mod files;
 #[cfg(feature = "lsm")]
 pub mod lsm;
+#[cfg(feature = "net")]
+pub mod net;
 #[cfg(feature = "postgresql")]
 pub mod postgresql;
 #[cfg(feature = "sqlite")]
