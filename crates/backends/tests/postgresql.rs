@@ -12,7 +12,7 @@ mod support;
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{
-    Backend, Column, ColumnType, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind, Value,
+    Backend, Column, ColumnType, ErrorClass, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind, Value,
 };
 use serde_json::json;
 use support::*;
@@ -319,6 +319,40 @@ fn wrong_password_names_system_endpoint_and_fix_but_not_the_password() {
     assert!(e.contains("authentication failed") && e.contains("password_file"), "{e}");
     assert!(!e.contains(&wrong), "the password leaked: {e}");
     assert!(!e.contains(&std::env::var("DEDUP_PG_PASSWORD").unwrap()), "the real password leaked: {e}");
+    let class = open(SystemKind::Postgresql, "extended", &cfg).err().unwrap().class();
+    assert_eq!(class, Some(ErrorClass::Authentication));
+}
+
+#[test]
+fn a_record_outside_the_namespace_is_an_error_on_every_path() {
+    let lab = "dedup_t_outside";
+    let Some(cfg) = config(lab, json!({})) else {
+        return skip(NO_SERVER);
+    };
+    let ns = ns(lab, 1);
+    let outside = record(7, 3, b"x".to_vec());
+    for bulk in ["copy", "unnest"] {
+        let cfg = config(lab, json!({"bulk": bulk})).unwrap();
+        let mut b = open_pg(&cfg, "extended");
+        b.reset(&ns).unwrap();
+        let recs = vec![record(1, 0, b"in".to_vec()), outside.clone()];
+        let e = b.bulk_insert(&ns, &mut stream(recs)).unwrap_err();
+        assert!(e.chain().contains("names container 3, but namespace dedup_t_outside has 1"), "{bulk}: {}", e.chain());
+        assert_eq!(e.class(), Some(ErrorClass::BadRequest));
+        assert_eq!(b.count(&ns).unwrap(), 0, "{bulk}: the aborted bulk insert left nothing");
+    }
+    let mut b = open_pg(&cfg, "extended");
+    b.reset(&ns).unwrap();
+    for e in [
+        b.insert_one(&ns, &outside).map(|_| ()).unwrap_err(),
+        b.delete_one(&ns, &outside.id).map(|_| ()).unwrap_err(),
+        b.read_one(&ns, &outside.id).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(e.chain().contains("names container 3"), "{}", e.chain());
+        assert_eq!(e.class(), Some(ErrorClass::BadRequest));
+    }
+    assert_eq!(b.count(&ns).unwrap(), 0);
+    b.teardown(&ns).unwrap();
 }
 
 #[test]
