@@ -1,5 +1,5 @@
 //! DDL and names: the lab's relations, creating and dropping the lab (PostgreSQL: its own
-//! tables, then the schema, never `CASCADE`).
+//! tables, then the schema, never `CASCADE`), and listing what exists of it for `cleanup`.
 
 use super::PgBackend;
 use super::dialect::{Dialect, LabDrop};
@@ -127,5 +127,26 @@ impl PgBackend {
     pub(super) fn drop_lab_objects(&mut self, lab: &LabName) -> Result<(), BackendError> {
         let sql = self.drop_sql(lab)?;
         self.ddl(format!("dropping {}", self.lab_phrase(lab)), sql)
+    }
+
+    /// `schema dedup_lab`, then `table dedup_lab.c0`, … for what exists of the lab.
+    pub(super) fn lab_inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
+        let name = lab.to_string();
+        let sql = self.dialect.lab_exists_sql();
+        let word = self.dialect.lab_word();
+        let exists: i64 = self.run(
+            OpKind::Ddl,
+            || format!("looking for {word} {}", Dialect::lab(lab)),
+            async |c| c.query_typed(sql, &[(&name, Type::TEXT)]).await?.first().map_or(Ok(0), |r| r.try_get(0)),
+        )?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![format!("{word} {lab}")];
+        for t in self.lab_tables(lab)? {
+            // Our tables' names need no quotes; show any other as the catalog quoted it.
+            out.push(format!("table {}", self.dialect.rel_display(lab, &t)));
+        }
+        Ok(out)
     }
 }

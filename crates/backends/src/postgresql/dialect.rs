@@ -1,7 +1,7 @@
 //! Everything PostgreSQL and CockroachDB do differently at run time, in one place: where the
 //! lab lives (a schema or a database) and how its relations are named, how DDL runs, the
 //! version query, what `settle` and `maintenance` can do, where sizes and relation files come
-//! from, and how the lab is dropped. The rest of the backend asks the dialect
+//! from, and how the lab is listed and dropped. The rest of the backend asks the dialect
 //! instead of branching on the system. (Which settings a system accepts is in `settings.rs`.)
 //!
 //! The two halves of a dialect are separate because the test hook
@@ -104,6 +104,14 @@ impl Dialect {
         }
     }
 
+    /// The same relation in messages and inventories, unquoted: `dedup_lab.c0`.
+    pub fn rel_display(self, lab: &LabName, name: &str) -> String {
+        match self.lab_kind {
+            LabKind::Schema => format!("{lab}.{name}"),
+            LabKind::Database => format!("{lab}.public.{name}"),
+        }
+    }
+
     pub fn create_lab(self, lab: &LabName) -> String {
         match self.lab_kind {
             LabKind::Schema => format!("CREATE SCHEMA {}", Self::lab(lab)),
@@ -123,6 +131,14 @@ impl Dialect {
     /// it runs them singly).
     pub fn ddl_in_one_transaction(self) -> bool {
         self.lab_kind == LabKind::Schema
+    }
+
+    /// Whether the lab exists: one row of `count(*)`, lab name as `$1`.
+    pub fn lab_exists_sql(self) -> &'static str {
+        match self.lab_kind {
+            LabKind::Schema => "SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            LabKind::Database => "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
+        }
     }
 
     /// The lab's tables, quoted (`quote_ident`) and sorted; lab name as `$1`.
@@ -259,6 +275,7 @@ mod tests {
         assert_eq!(crdb.rel(&lab, "c0"), "\"dedup_lab\".public.\"c0\"");
         assert_eq!(Dialect::cockroach_on_postgres().rel(&lab, "c0"), pg.rel(&lab, "c0"));
         assert_eq!((pg.lab_word(), crdb.lab_word()), ("schema", "database"));
+        assert_eq!(crdb.rel_display(&lab, "c1"), "dedup_lab.public.c1");
         assert_eq!((pg.lab_drop(), crdb.lab_drop()), (LabDrop::TablesThenSchema, LabDrop::DatabaseCascade));
         assert!(pg.ddl_in_one_transaction() && !crdb.ddl_in_one_transaction());
         assert!(Dialect::cockroach_on_postgres().ddl_in_one_transaction());

@@ -19,6 +19,8 @@
 //! - Per-record operations use unnamed statements with explicit parameter types
 //!   (`execute_typed`/`query_typed`): nothing is cached on the server, so a dropped and
 //!   recreated schema cannot collide with or invalidate a prepared statement.
+//! - `inventory` lists the lab schema and its tables (`schema dedup_lab`, `table
+//!   dedup_lab.c0`, …) when it exists; `drop_lab` drops exactly that, as teardown does.
 //! - `maintenance`: `VACUUM (FULL, ANALYZE)` on the lab tables.
 //! - `settle`: `CHECKPOINT` when the role may (superuser or `pg_checkpoint`, PostgreSQL 15+).
 //!   Otherwise nothing is run: relation files are extended when pages are added, so their
@@ -44,6 +46,7 @@
 //! the `unnest` bulk path, per-record statements, count, preflight's marker check, and error
 //! messages. **Untested CockroachDB-only SQL:**
 //! - `DROP DATABASE IF EXISTS "dedup_lab" CASCADE` and `CREATE DATABASE "dedup_lab"`;
+//! - the inventory's `pg_database` and `"dedup_lab".information_schema.tables` queries;
 //! - three-part names `"dedup_lab".public."c0"` in every statement;
 //! - `SELECT … FROM [SHOW RANGES FROM TABLE … WITH DETAILS]` (`range_size`) in `sizes`;
 //! - that CockroachDB accepts unnamed typed statements with array parameters exactly as
@@ -80,8 +83,8 @@ pub mod variant;
 use crate::BackendConfig;
 use conn::{Conn, ServerInfo};
 use dedup_lab_core::{
-    Backend, BackendError, ErrorClass, InternalSizes, MaintenanceReport, Namespace, PreflightReport, Record, RecordId,
-    RecordStream, Schema, SystemKind,
+    Backend, BackendError, ErrorClass, InternalSizes, LabName, MaintenanceReport, Namespace, PreflightReport, Record,
+    RecordId, RecordStream, Schema, SystemKind,
 };
 use dialect::Dialect;
 use settings::{BulkPath, Settings};
@@ -266,6 +269,14 @@ impl Backend for PgBackend {
             None => String::new(),
         };
         format!("one typed table per container (k text PRIMARY KEY, {}){storage}", typed::column_defs(schema))
+    }
+
+    fn inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
+        self.lab_inventory(lab)
+    }
+
+    fn drop_lab(&mut self, lab: &LabName) -> Result<(), BackendError> {
+        self.drop_lab_objects(lab)
     }
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
