@@ -10,6 +10,8 @@ pub mod files;
 pub mod local;
 #[cfg(feature = "lsm")]
 pub mod lsm;
+#[cfg(feature = "net")]
+pub mod net;
 #[cfg(feature = "postgresql")]
 pub mod postgresql;
 pub mod registry;

@@ -19,12 +19,18 @@ pub struct SettingKey {
     pub secret: bool,
 }
 
-const fn plain(key: &'static str) -> SettingKey {
-    SettingKey { key, secret: false }
+impl SettingKey {
+    pub const fn plain(key: &'static str) -> SettingKey {
+        SettingKey { key, secret: false }
+    }
+
+    pub const fn secret(key: &'static str) -> SettingKey {
+        SettingKey { key, secret: true }
+    }
 }
 
-const fn secret(key: &'static str) -> SettingKey {
-    SettingKey { key, secret: true }
+const fn plain(key: &'static str) -> SettingKey {
+    SettingKey::plain(key)
 }
 
 /// Settings every system accepts; the engine reads them, not the backend.
@@ -42,18 +48,28 @@ const EMBEDDED_KEYS: &[SettingKey] = &[plain("dir")];
 
 const LSM_KEYS: &[SettingKey] = &[plain("dir"), plain("memtable_size"), plain("cache_size"), plain("batch_bytes")];
 
-/// The PostgreSQL wire protocol's settings (PostgreSQL and CockroachDB); see
-/// `postgresql::settings` for what each means.
-const PG_KEYS: &[SettingKey] = &[
+/// The connection settings every server backend reads through `net::settings` (host, port,
+/// user, database, password, timeouts, TLS). `password_env` / `password_file` name where
+/// the secret is; they are not secrets themselves.
+pub const SERVER_KEYS: &[SettingKey] = &[
     plain("host"),
-    plain("hostaddr"),
     plain("port"),
     plain("user"),
     plain("database"),
-    secret("password"),
+    SettingKey::secret("password"),
+    plain("password_env"),
+    plain("password_file"),
+    plain("connect_timeout"),
+    plain("statement_timeout"),
     plain("sslmode"),
     plain("sslrootcert"),
-    plain("connect_timeout"),
+    plain("tls_server_name"),
+];
+
+/// What the PostgreSQL wire-protocol backend (PostgreSQL and CockroachDB) reads on top of
+/// [`SERVER_KEYS`]; see `postgresql::settings` for what each means.
+const PG_KEYS: &[SettingKey] = &[
+    plain("hostaddr"),
     plain("data_dir"),
     plain("preflight_connections"),
     plain("bulk"),
@@ -88,8 +104,9 @@ pub struct SystemEntry {
     pub env_prefix: &'static str,
     /// Runs without a server, in a directory of this machine.
     pub embedded: bool,
-    /// The backend's own settings (the [`ENGINE_KEYS`] are accepted everywhere as well).
-    pub keys: &'static [SettingKey],
+    /// The backend's own settings, as one or more lists (the shared [`SERVER_KEYS`] and the
+    /// backend's own); the [`ENGINE_KEYS`] are accepted everywhere as well.
+    pub keys: &'static [&'static [SettingKey]],
     pub variants: VariantsFn,
     pub build: Build,
 }
@@ -123,7 +140,7 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             feature: "sqlite",
             env_prefix: "DEDUP_SQLITE",
             embedded: true,
-            keys: EMBEDDED_KEYS,
+            keys: &[EMBEDDED_KEYS],
             variants: default_variant,
             build: built!("sqlite", |_, cfg, v| Ok(Box::new(crate::sqlite::SqliteBackend::open(cfg, v)?))),
         },
@@ -132,7 +149,7 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             feature: "lsm",
             env_prefix: "DEDUP_LSM",
             embedded: true,
-            keys: LSM_KEYS,
+            keys: &[LSM_KEYS],
             variants: lsm_variants,
             build: built!("lsm", |_, cfg, v| Ok(Box::new(crate::lsm::LsmBackend::open(cfg, v)?))),
         },
@@ -141,7 +158,7 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             feature: "files",
             env_prefix: "DEDUP_FILES",
             embedded: true,
-            keys: EMBEDDED_KEYS,
+            keys: &[EMBEDDED_KEYS],
             variants: default_variant,
             build: built!("files", |_, cfg, v| Ok(Box::new(crate::files::FilesBackend::open(cfg, v)?))),
         },
@@ -150,7 +167,7 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             feature: "postgresql",
             env_prefix: if kind == K::Postgresql { "DEDUP_PG" } else { "DEDUP_CRDB" },
             embedded: false,
-            keys: PG_KEYS,
+            keys: &[SERVER_KEYS, PG_KEYS],
             variants: pg_variants,
             build: built!("postgresql", crate::postgresql::PgBackend::open),
         },
@@ -212,21 +229,37 @@ impl SystemEntry {
     /// Every key accepted under `[systems.<name>]`: the engine's, the backend's, and the
     /// `_env` / `_file` companions of its secrets.
     pub fn accepted_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = ENGINE_KEYS.iter().chain(self.keys).map(|k| k.key.to_string()).collect();
-        for k in self.keys.iter().filter(|k| k.secret) {
-            keys.push(format!("{}_env", k.key));
-            keys.push(format!("{}_file", k.key));
+        let mut keys: Vec<String> = Vec::new();
+        let mut add = |k: String| {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        };
+        for k in ENGINE_KEYS.iter().chain(self.all_keys()) {
+            add(k.key.to_string());
+            if k.secret {
+                add(format!("{}_env", k.key));
+                add(format!("{}_file", k.key));
+            }
         }
         keys
+    }
+
+    fn all_keys(&self) -> impl Iterator<Item = &'static SettingKey> + '_ {
+        self.keys.iter().flat_map(|list| list.iter())
     }
 
     /// Checks the keys of a `[systems.<name>]` table: a secret written into the config, or
     /// a key the system does not read, is an error naming the key, the system and the fix.
     /// `name` is the section name as written (it may be an alias such as `pg`).
     pub fn check_keys<'a>(&self, name: &str, keys: impl IntoIterator<Item = &'a str>) -> Result<(), BackendError> {
+        // A system this build cannot open reads nothing: its section is kept, unchecked.
+        if self.unavailable().is_some() {
+            return Ok(());
+        }
         let accepted = self.accepted_keys();
         for key in keys {
-            if let Some(s) = self.keys.iter().find(|k| k.secret && k.key == key) {
+            if let Some(s) = self.all_keys().find(|k| k.secret && k.key == key) {
                 return Err(BackendError::msg(format!(
                     "config [systems.{name}] has `{key}`: secrets never go in the config file; set the environment \
                      variable ${}_{}, or `{k}_env` (the variable to read) / `{k}_file` (a file holding it)",
@@ -250,7 +283,7 @@ impl SystemEntry {
 
     /// The keys of the system's secret settings.
     pub fn secret_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.keys.iter().filter(|k| k.secret).map(|k| k.key)
+        self.all_keys().filter(|k| k.secret).map(|k| k.key)
     }
 }
 

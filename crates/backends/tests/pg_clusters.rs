@@ -12,7 +12,7 @@ mod support;
 
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
-use dedup_lab_core::{Backend, SystemKind};
+use dedup_lab_core::{Backend, BackendError, ErrorClass, SystemKind};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -40,6 +40,16 @@ fn pg_config(lab: &str, settings: serde_json::Value) -> BackendConfig {
 
 fn open_pg(cfg: &BackendConfig) -> Result<Box<dyn Backend>, String> {
     open(SystemKind::Postgresql, "extended", cfg).map_err(|e| e.chain())
+}
+
+/// The class of the error opening `cfg` fails with.
+fn open_class(cfg: &BackendConfig) -> Option<ErrorClass> {
+    open(SystemKind::Postgresql, "extended", cfg).err().expect("opening must fail").class()
+}
+
+/// The class of an operation's error.
+fn class_of<T>(r: Result<T, BackendError>) -> Option<ErrorClass> {
+    r.err().expect("expected an error").class()
 }
 
 // ----- TLS -----
@@ -115,6 +125,7 @@ fn tls_verify_full_require_and_clear_failures() {
     assert!(e.starts_with(&format!("postgresql 127.0.0.1:{}/postgres as postgres: connecting: TLS:", c.port)), "{e}");
     assert!(e.contains("not signed by the CA in sslrootcert") && e.contains("other-ca.pem"), "{e}");
     assert!(!e.contains(&c.password));
+    assert_eq!(open_class(&cfg), Some(ErrorClass::Config), "a certificate the settings refuse");
 
     // Wrong host name: connect to 127.0.0.1 but check the certificate against another name.
     let cfg = pg_config(
@@ -125,6 +136,7 @@ fn tls_verify_full_require_and_clear_failures() {
     eprintln!("{e}");
     assert!(e.contains("not valid for host name \"db.wrong-name.test\""), "{e}");
     assert!(e.starts_with("postgresql db.wrong-name.test (127.0.0.1):"), "{e}");
+    assert_eq!(open_class(&cfg), Some(ErrorClass::Config));
 
     // A CA file that is missing or not PEM.
     let cfg = pg_config(lab, c.settings(json!({"sslmode": "verify-full", "sslrootcert": "/nonexistent/ca.pem"})));
@@ -230,7 +242,9 @@ fn preflight_detects_two_unreplicated_servers_behind_one_address() {
         SocketAddr::from(([127, 0, 0, 1], b.port)),
     ]);
     let mut via = open_pg(&pg_config(lab, a.settings(json!({"port": proxy.addr.port()})))).unwrap();
-    let e = err_text(via.preflight(&ns).map(|_| ()));
+    let err = via.preflight(&ns).map(|_| ()).unwrap_err();
+    assert_eq!(err.class(), Some(ErrorClass::Config), "the deployment must change");
+    let e = err.chain();
     eprintln!("{e}");
     assert!(e.contains("several unreplicated servers answer behind this address"), "{e}");
     assert!(e.contains("fresh connection 1 of 4"), "{e}");
@@ -264,6 +278,7 @@ fn silent_server_hits_the_connect_timeout() {
         "{e}"
     );
     assert!(!e.contains("s3cret-never-shown"));
+    assert_eq!(open_class(&cfg), Some(ErrorClass::Timeout));
     drop(listener);
 }
 
@@ -278,6 +293,7 @@ fn unreachable_server_is_named_with_the_fix() {
         "{e}"
     );
     assert!(e.contains("is the server running"), "{e}");
+    assert_eq!(open_class(&cfg), Some(ErrorClass::Unreachable));
 }
 
 #[test]
@@ -300,12 +316,15 @@ fn wrong_or_missing_password_and_missing_privileges() {
         "{e}"
     );
     assert!(!e.contains(&wrong) && !e.contains(&c.password), "{e}");
+    let wrong_cfg = pg_config(lab, c.settings(json!({"password_file": wrong_file.to_str().unwrap()})));
+    assert_eq!(open_class(&wrong_cfg), Some(ErrorClass::Authentication));
 
     let mut s = c.settings(json!({}));
     s.as_object_mut().unwrap().remove("password_file");
-    let e = open_pg(&pg_config(lab, s)).err().unwrap();
+    let e = open_pg(&pg_config(lab, s.clone())).err().unwrap();
     eprintln!("{e}");
     assert!(e.contains("asks for a password but none is set; set $DEDUP_TEST_NO_SUCH_ENV_PASSWORD"), "{e}");
+    assert_eq!(open_class(&pg_config(lab, s)), Some(ErrorClass::Authentication));
 
     // A role that may log in but not create schemas in the database.
     let pw = hex_token(8);
@@ -322,6 +341,7 @@ fn wrong_or_missing_password_and_missing_privileges() {
     assert!(e.starts_with(&format!("postgresql 127.0.0.1:{}/labdb as dedup_noperm: resetting schema", c.port)), "{e}");
     assert!(e.contains("GRANT CREATE ON DATABASE labdb TO dedup_noperm"), "{e}");
     assert!(!e.contains(&pw));
+    assert_eq!(class_of(b.reset(&ns)), Some(ErrorClass::Permission));
     let e = err_text(b.preflight(&ns));
     assert!(e.contains("permission denied"), "{e}");
     // Once granted, it works.
@@ -415,14 +435,18 @@ fn server_dying_mid_stage_is_a_clear_error_and_the_next_call_reconnects() {
         }
         Ok(record(i, 0, random_bytes(i, 4000)))
     });
-    let e = err_text(b.bulk_insert(&ns, &mut records));
+    let err = b.bulk_insert(&ns, &mut records).unwrap_err();
     drop(records);
+    assert_eq!(err.class(), Some(ErrorClass::ConnectionLost));
+    let e = err.chain();
     eprintln!("{e}");
     assert!(e.starts_with(&endpoint), "{e}");
     assert!(e.contains("the connection to the server was lost"), "{e}");
 
     // While it is down: a clear connect error.
-    let e = err_text(b.count(&ns));
+    let err = b.count(&ns).unwrap_err();
+    assert_eq!(err.class(), Some(ErrorClass::Unreachable));
+    let e = err.chain();
     eprintln!("{e}");
     assert!(e.starts_with(&format!("{endpoint}: connecting: nothing accepts connections")), "{e}");
     assert!(!e.contains(&password));
@@ -434,11 +458,18 @@ fn server_dying_mid_stage_is_a_clear_error_and_the_next_call_reconnects() {
 
     // A stop between two calls is reported by the call that finds it.
     c.stop();
-    let e = err_text(b.insert_one(&ns, &record(1, 0, b"x".to_vec())));
+    let err = b.insert_one(&ns, &record(1, 0, b"x".to_vec())).unwrap_err();
+    let class = err.class();
+    let e = err.chain();
     eprintln!("{e}");
     // Depending on whether the driver noticed the server's goodbye before the call: lost
     // connection, or (after noticing) a refused reconnect.
     assert!(e.starts_with(&endpoint), "{e}");
-    assert!(e.contains("the connection to the server was lost") || e.contains("nothing accepts connections"), "{e}");
+    if e.contains("the connection to the server was lost") {
+        assert_eq!(class, Some(ErrorClass::ConnectionLost), "{e}");
+    } else {
+        assert!(e.contains("nothing accepts connections"), "{e}");
+        assert_eq!(class, Some(ErrorClass::Unreachable), "{e}");
+    }
     assert!(!e.contains(&password));
 }

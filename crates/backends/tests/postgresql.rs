@@ -12,7 +12,8 @@ mod support;
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{
-    Backend, Column, ColumnType, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind, Value,
+    Backend, Column, ColumnType, ErrorClass, LabName, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind,
+    Value,
 };
 use serde_json::json;
 use support::*;
@@ -319,6 +320,101 @@ fn wrong_password_names_system_endpoint_and_fix_but_not_the_password() {
     assert!(e.contains("authentication failed") && e.contains("password_file"), "{e}");
     assert!(!e.contains(&wrong), "the password leaked: {e}");
     assert!(!e.contains(&std::env::var("DEDUP_PG_PASSWORD").unwrap()), "the real password leaked: {e}");
+    let class = open(SystemKind::Postgresql, "extended", &cfg).err().unwrap().class();
+    assert_eq!(class, Some(ErrorClass::Authentication));
+}
+
+#[test]
+fn a_record_outside_the_namespace_is_an_error_on_every_path() {
+    let lab = "dedup_t_outside";
+    let Some(cfg) = config(lab, json!({})) else {
+        return skip(NO_SERVER);
+    };
+    let ns = ns(lab, 1);
+    let outside = record(7, 3, b"x".to_vec());
+    for bulk in ["copy", "unnest"] {
+        let cfg = config(lab, json!({"bulk": bulk})).unwrap();
+        let mut b = open_pg(&cfg, "extended");
+        b.reset(&ns).unwrap();
+        let recs = vec![record(1, 0, b"in".to_vec()), outside.clone()];
+        let e = b.bulk_insert(&ns, &mut stream(recs)).unwrap_err();
+        assert!(e.chain().contains("names container 3, but namespace dedup_t_outside has 1"), "{bulk}: {}", e.chain());
+        assert_eq!(e.class(), Some(ErrorClass::BadRequest));
+        assert_eq!(b.count(&ns).unwrap(), 0, "{bulk}: the aborted bulk insert left nothing");
+    }
+    let mut b = open_pg(&cfg, "extended");
+    b.reset(&ns).unwrap();
+    for e in [
+        b.insert_one(&ns, &outside).map(|_| ()).unwrap_err(),
+        b.delete_one(&ns, &outside.id).map(|_| ()).unwrap_err(),
+        b.read_one(&ns, &outside.id).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(e.chain().contains("names container 3"), "{}", e.chain());
+        assert_eq!(e.class(), Some(ErrorClass::BadRequest));
+    }
+    assert_eq!(b.count(&ns).unwrap(), 0);
+    b.teardown(&ns).unwrap();
+}
+
+/// `sql_rows` on the local test server as its superuser (`DEDUP_PG_SUPERUSER`), in the test
+/// role's database.
+fn superuser_sql(sql: &str) -> Vec<Option<String>> {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set (scripts/services.sh env postgresql)"));
+    sql_rows(
+        &var("DEDUP_PG_HOST"),
+        var("DEDUP_PG_PORT").parse().expect("DEDUP_PG_PORT"),
+        &var("DEDUP_PG_SUPERUSER"),
+        &var("DEDUP_PG_SUPERUSER_PASSWORD"),
+        &std::env::var("DEDUP_PG_DATABASE").unwrap_or_else(|_| var("DEDUP_PG_USER")),
+        sql,
+    )
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[test]
+fn inventory_lists_exactly_the_lab_and_drop_lab_drops_only_that() {
+    let lab = "dedup_t_inventory";
+    let other = "dedup_t_inventory_other";
+    let Some(cfg) = config(lab, json!({})) else {
+        return skip(NO_SERVER);
+    };
+    let lab_name: LabName = lab.parse().unwrap();
+    let mut b = open_pg(&cfg, "extended");
+    b.drop_lab(&lab_name).unwrap();
+    assert!(b.inventory(&lab_name).unwrap().is_empty(), "no lab, nothing listed");
+
+    // The lab with more tables than the namespace it was made with: a wider earlier run, a
+    // preflight interrupted before it cleaned up.
+    b.reset(&ns(lab, 2)).unwrap();
+    env_sql(&format!("CREATE TABLE {lab}.c5 (k text PRIMARY KEY); CREATE TABLE {lab}.preflight (token text)"));
+    // Someone else's objects: a schema and a table named like a lab table, made by the
+    // superuser, in the same database.
+    superuser_sql(&format!(
+        "DROP SCHEMA IF EXISTS {other} CASCADE; CREATE SCHEMA {other}; CREATE TABLE {other}.c0 (k text); \
+         INSERT INTO {other}.c0 VALUES ('keep me')"
+    ));
+
+    let listed = b.inventory(&lab_name).unwrap();
+    assert_eq!(
+        listed,
+        [
+            format!("schema {lab}"),
+            format!("table {lab}.c0"),
+            format!("table {lab}.c1"),
+            format!("table {lab}.c5"),
+            format!("table {lab}.preflight"),
+        ]
+    );
+
+    b.drop_lab(&lab_name).unwrap();
+    assert!(!schema_exists(lab));
+    assert!(b.inventory(&lab_name).unwrap().is_empty());
+    let kept = superuser_sql(&format!("SELECT k FROM {other}.c0"));
+    assert_eq!(kept, [Some("keep me".to_string())], "the foreign table survives");
+    // Dropping what is not there is no error.
+    b.drop_lab(&lab_name).unwrap();
+    superuser_sql(&format!("DROP SCHEMA {other} CASCADE"));
 }
 
 #[test]

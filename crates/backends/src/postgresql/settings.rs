@@ -1,5 +1,7 @@
 //! Connection settings of the PostgreSQL / CockroachDB backend, read from the system's
-//! settings table or `DEDUP_PG_*` / `DEDUP_CRDB_*` environment variables.
+//! settings table or `DEDUP_PG_*` / `DEDUP_CRDB_*` environment variables: the shared server
+//! settings ([`ServerSettings`], see [`crate::net::settings`]) plus what only this backend
+//! reads, and the CockroachDB rules.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -12,51 +14,21 @@
 //! | `sslmode` | `prefer` / `require` | `disable`, `prefer`, `require`, `verify-full` |
 //! | `sslrootcert` | — | CA file (PEM) for `verify-full`; setting it makes `verify-full` the default |
 //! | `connect_timeout` | 10 | seconds for the whole connect (TCP, TLS, authentication) |
+//! | `statement_timeout` | none | seconds a statement may run (the server's `statement_timeout`) |
 //! | `data_dir` | — | the server's data directory on this machine, for [`data_paths`](super::PgBackend) |
 //! | `preflight_connections` | 4 | fresh connections the preflight compares |
 //! | `bulk` | `copy` / `unnest` | bulk path: binary `COPY`, or batched `INSERT … SELECT FROM unnest(…)` |
 //! | `batch_rows`, `batch_bytes` | 1000, 4 MiB | batch limits of the `unnest` bulk path |
 
 use crate::BackendConfig;
-use dedup_lab_core::{BackendError, SystemKind};
-use secrecy::SecretString;
+use crate::net::settings::{Defaults, NameOverride, ServerSettings, bad};
+use dedup_lab_core::{BackendError, ErrorClass, SystemKind};
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How (and whether) the connection is encrypted and the server verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    /// Plain TCP.
-    Disable,
-    /// TLS when the server offers it, without verifying the certificate (libpq's default).
-    Prefer,
-    /// TLS or fail; the certificate is not verified (channel binding still protects SCRAM).
-    Require,
-    /// TLS or fail; the certificate must chain to `sslrootcert` and name the host.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    fn parse(s: &str) -> Option<SslMode> {
-        Some(match s.trim().to_ascii_lowercase().as_str() {
-            "disable" => SslMode::Disable,
-            "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-full" | "verify_full" => SslMode::VerifyFull,
-            _ => return None,
-        })
-    }
-}
+pub use crate::net::settings::SslMode;
 
 /// Which bulk path `bulk_insert` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,108 +39,96 @@ pub enum BulkPath {
     Unnest,
 }
 
+/// The shared settings (reachable through `Deref`: `s.host`, `s.user`, …) and this backend's own.
 #[derive(Debug)]
 pub struct Settings {
     pub kind: SystemKind,
-    pub host: String,
+    pub net: ServerSettings,
     pub hostaddr: Option<IpAddr>,
-    pub port: u16,
-    pub user: String,
-    pub database: String,
-    pub password: Option<SecretString>,
-    /// Where the password comes from, for hints (`$DEDUP_PG_PASSWORD`, `password_file …`).
-    pub password_source: String,
-    pub sslmode: SslMode,
-    pub sslrootcert: Option<PathBuf>,
-    pub connect_timeout: Duration,
     pub data_dir: Option<PathBuf>,
     pub preflight_connections: u32,
     pub bulk: BulkPath,
     pub batch_rows: usize,
     pub batch_bytes: usize,
-    /// `DEDUP_PG` / `DEDUP_CRDB`: for hints naming environment variables.
-    pub env_prefix: String,
+}
+
+impl Deref for Settings {
+    type Target = ServerSettings;
+
+    fn deref(&self) -> &ServerSettings {
+        &self.net
+    }
 }
 
 impl Settings {
+    /// Reads the settings of `kind`; every error is of class [`ErrorClass::Config`].
     pub fn from_config(kind: SystemKind, cfg: &BackendConfig) -> Result<Settings, BackendError> {
+        Self::read(kind, cfg).map_err(|e| e.classed(ErrorClass::Config))
+    }
+
+    fn read(kind: SystemKind, cfg: &BackendConfig) -> Result<Settings, BackendError> {
         let sys = kind.name();
-        let env = |key: &str| format!("${}_{}", cfg.env_prefix, key.to_ascii_uppercase());
-        let bad = |key: &str, value: &str, want: &str| {
-            BackendError::msg(format!("{sys}: setting `{key}` (or {}) is {value:?}; expected {want}", env(key)))
-        };
+        let env = |key: &str| crate::net::settings::env_var(&cfg.env_prefix, key);
+        let bad = |key: &str, value: &str, want: &str| bad(sys, &cfg.env_prefix, key, value, want);
         let is_crdb = kind == SystemKind::Cockroachdb;
 
-        let host = cfg.string("host").unwrap_or_else(|| "localhost".to_string());
         let hostaddr = match cfg.string("hostaddr") {
             None => None,
             Some(s) => Some(s.trim().parse::<IpAddr>().map_err(|_| bad("hostaddr", &s, "a numeric IP address"))?),
         };
-        let port = match cfg.string("port") {
-            None => {
-                if is_crdb {
-                    26257
-                } else {
-                    5432
-                }
+        let defaults = if is_crdb {
+            Defaults {
+                system: sys,
+                port: 26257,
+                user: None,
+                database: Some("defaultdb"),
+                sslmode: SslMode::Require,
+                name_override: NameOverride::AddressKey("hostaddr"),
             }
-            Some(s) => s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("port", &s, "a TCP port"))?,
+        } else {
+            Defaults {
+                system: sys,
+                port: 5432,
+                user: None,
+                database: None,
+                sslmode: SslMode::Prefer,
+                name_override: NameOverride::AddressKey("hostaddr"),
+            }
         };
-        let user = cfg.string("user").ok_or_else(|| {
-            BackendError::msg(format!(
-                "{sys}: no user configured; set `user` in [systems.{}] or {}",
-                cfg.system,
-                env("user")
-            ))
-        })?;
-        let database =
-            cfg.string("database").unwrap_or_else(|| if is_crdb { "defaultdb".into() } else { user.clone() });
-        if is_crdb && database == cfg.lab.as_str() {
+        let net = ServerSettings::from_config(cfg, &defaults)?;
+        if is_crdb && net.database == cfg.lab.as_str() {
             return Err(BackendError::msg(format!(
-                "{sys}: `database` is {database:?}, the lab database itself, which dedup-lab drops and recreates; \
+                "{sys}: `database` is {:?}, the lab database itself, which dedup-lab drops and recreates; \
                  connect to another database (e.g. defaultdb) via {}",
+                net.database,
                 env("database")
             )));
         }
-        let password = cfg.secret("password")?;
-        let password_source = if let Some(f) = cfg.settings.get("password_file").and_then(|v| v.as_str()) {
-            format!("the password in password_file {f}")
-        } else if let Some(v) = cfg.settings.get("password_env").and_then(|v| v.as_str()) {
-            format!("${v}")
-        } else {
-            env("password")
-        };
-
-        let sslrootcert = cfg.string("sslrootcert").map(PathBuf::from);
-        let sslmode = match cfg.string("sslmode") {
-            Some(s) => {
-                SslMode::parse(&s).ok_or_else(|| bad("sslmode", &s, "disable, prefer, require or verify-full"))?
-            }
-            None if sslrootcert.is_some() => SslMode::VerifyFull,
-            None if is_crdb => SslMode::Require,
-            None => SslMode::Prefer,
-        };
+        if net.tls.server_name.is_some() {
+            // tokio-postgres checks the certificate against `host`; the address to connect to
+            // is `hostaddr`.
+            return Err(BackendError::msg(format!(
+                "{sys}: `tls_server_name` is not used on the PostgreSQL protocol: set `host` ({}) to the name the \
+                 certificate lists and `hostaddr` ({}) to the address to connect to",
+                env("host"),
+                env("hostaddr")
+            )));
+        }
+        let sslmode = net.tls.mode;
         if is_crdb && sslmode == SslMode::Prefer {
             return Err(BackendError::msg(format!(
                 "{sys}: sslmode=prefer would fall back to plaintext; CockroachDB needs TLS: use require or verify-full \
                  (or disable, explicitly, for an insecure test cluster)"
             )));
         }
-        if sslmode == SslMode::VerifyFull && sslrootcert.is_none() {
+        if net.host.starts_with('/') && matches!(sslmode, SslMode::Require | SslMode::VerifyFull) {
             return Err(BackendError::msg(format!(
-                "{sys}: sslmode=verify-full needs the CA certificate that signed the server's certificate; \
-                 set `sslrootcert` or {} to a PEM file",
-                env("sslrootcert")
-            )));
-        }
-        if host.starts_with('/') && matches!(sslmode, SslMode::Require | SslMode::VerifyFull) {
-            return Err(BackendError::msg(format!(
-                "{sys}: host {host} is a unix socket directory, which carries no TLS; sslmode={} cannot be met",
+                "{sys}: host {} is a unix socket directory, which carries no TLS; sslmode={} cannot be met",
+                net.host,
                 sslmode.name()
             )));
         }
 
-        let connect_timeout = Duration::from_secs(cfg.u64("connect_timeout")?.unwrap_or(10).max(1));
         let data_dir = cfg.string("data_dir").map(PathBuf::from);
         let preflight_connections = cfg.u64("preflight_connections")?.unwrap_or(4).clamp(1, 64) as u32;
         let bulk = match cfg.string("bulk") {
@@ -194,25 +154,7 @@ impl Settings {
         let batch_rows = cfg.u64("batch_rows")?.unwrap_or(1000).max(1) as usize;
         let batch_bytes = cfg.bytes("batch_bytes")?.unwrap_or(4 << 20).max(1) as usize;
 
-        Ok(Settings {
-            kind,
-            host,
-            hostaddr,
-            port,
-            user,
-            database,
-            password,
-            password_source,
-            sslmode,
-            sslrootcert,
-            connect_timeout,
-            data_dir,
-            preflight_connections,
-            bulk,
-            batch_rows,
-            batch_bytes,
-            env_prefix: cfg.env_prefix.clone(),
-        })
+        Ok(Settings { kind, net, hostaddr, data_dir, preflight_connections, bulk, batch_rows, batch_bytes })
     }
 
     /// `127.0.0.1:54329/dedup as dedup` — never contains a secret.
@@ -222,11 +164,6 @@ impl Settings {
             None => self.host.clone(),
         };
         format!("{addr}:{}/{} as {}", self.port, self.database, self.user)
-    }
-
-    /// `$DEDUP_PG_HOST`-style name of an environment variable, for hints.
-    pub fn env(&self, key: &str) -> String {
-        format!("${}_{}", self.env_prefix, key.to_ascii_uppercase())
     }
 
     /// The tokio-postgres configuration (the password is set here and nowhere else).
@@ -241,12 +178,15 @@ impl Settings {
             c.password(pw.expose_secret());
         }
         c.application_name("dedup-lab");
+        if let Some(t) = self.statement_timeout {
+            c.options(format!("-c statement_timeout={}", t.as_millis()));
+        }
         c.connect_timeout(self.connect_timeout);
         // Notice a dead peer mid-stage instead of waiting forever.
         c.keepalives(true).keepalives_idle(Duration::from_secs(30));
         c.keepalives_interval(Duration::from_secs(10)).keepalives_retries(3);
         c.tcp_user_timeout(Duration::from_secs(120));
-        c.ssl_mode(match self.sslmode {
+        c.ssl_mode(match self.tls.mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
@@ -272,19 +212,27 @@ mod tests {
     fn postgresql_defaults() {
         let s = Settings::from_config(SystemKind::Postgresql, &cfg("postgresql", json!({"user": "dedup"}))).unwrap();
         assert_eq!((s.host.as_str(), s.port, s.database.as_str()), ("localhost", 5432, "dedup"));
-        assert_eq!(s.sslmode, SslMode::Prefer);
+        assert_eq!(s.tls.mode, SslMode::Prefer);
         assert_eq!(s.bulk, BulkPath::Copy);
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
         assert_eq!(s.preflight_connections, 4);
+        assert_eq!(s.statement_timeout, None);
+        assert_eq!(s.pg_config().get_options(), None);
+        let s = Settings::from_config(
+            SystemKind::Postgresql,
+            &cfg("postgresql", json!({"user": "dedup", "statement_timeout": 30})),
+        )
+        .unwrap();
+        assert_eq!(s.pg_config().get_options(), Some("-c statement_timeout=30000"));
         assert_eq!(s.endpoint(), "localhost:5432/dedup as dedup");
-        assert_eq!(s.password_source, "$DEDUP_UNIT_NO_ENV_PASSWORD");
+        assert_eq!(s.password_source.to_string(), "$DEDUP_UNIT_NO_ENV_PASSWORD");
         // sslrootcert alone means verify-full.
         let s = Settings::from_config(
             SystemKind::Postgresql,
             &cfg("postgresql", json!({"user": "u", "sslrootcert": "/ca.pem", "hostaddr": "10.1.2.3"})),
         )
         .unwrap();
-        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert_eq!(s.tls.mode, SslMode::VerifyFull);
         assert_eq!(s.endpoint(), "localhost (10.1.2.3):5432/u as u");
     }
 
@@ -292,7 +240,7 @@ mod tests {
     fn cockroach_defaults_require_tls() {
         let s = Settings::from_config(SystemKind::Cockroachdb, &cfg("cockroachdb", json!({"user": "root"}))).unwrap();
         assert_eq!(
-            (s.port, s.database.as_str(), s.sslmode, s.bulk),
+            (s.port, s.database.as_str(), s.tls.mode, s.bulk),
             (26257, "defaultdb", SslMode::Require, BulkPath::Unnest)
         );
         // Plaintext only when asked for explicitly.
@@ -301,7 +249,7 @@ mod tests {
             &cfg("cockroachdb", json!({"user": "r", "sslmode": "disable"})),
         )
         .unwrap();
-        assert_eq!(s.sslmode, SslMode::Disable);
+        assert_eq!(s.tls.mode, SslMode::Disable);
         assert!(err(SystemKind::Cockroachdb, json!({"user": "r", "sslmode": "prefer"})).contains("needs TLS"));
         assert!(err(SystemKind::Cockroachdb, json!({"user": "r", "bulk": "copy"})).contains("bulk=unnest"));
         assert!(
@@ -322,6 +270,9 @@ mod tests {
         assert!(err(pg, json!({"user": "u", "bulk": "insert"})).contains("copy or unnest"));
         assert!(err(pg, json!({"user": "u", "host": "/run/pg", "sslmode": "require"})).contains("unix socket"));
         assert!(err(pg, json!({"user": "u", "password": "x"})).contains("must not be written in the config file"));
+        assert!(err(pg, json!({"user": "u", "tls_server_name": "db"})).contains("`hostaddr`"));
+        let e = Settings::from_config(pg, &cfg("postgresql", json!({"user": "u", "bulk": "x"}))).unwrap_err();
+        assert_eq!(e.class(), Some(ErrorClass::Config));
     }
 
     #[test]
@@ -335,6 +286,6 @@ mod tests {
         assert!(!s.endpoint().contains("hunter2"));
         assert!(!format!("{:?}", s.pg_config()).contains("hunter2"));
         assert_eq!(s.pg_config().get_password(), Some(&b"hunter2-secret"[..]));
-        assert!(s.password_source.contains("password_file"));
+        assert!(s.password_source.to_string().contains("password_file"));
     }
 }
