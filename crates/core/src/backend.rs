@@ -165,12 +165,7 @@ pub trait Backend: Send {
     /// namespace.
     fn inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
         let ns = Namespace::new(lab, 2);
-        Ok(self
-            .data_paths(&ns)?
-            .into_iter()
-            .filter(|p| p.exists())
-            .map(|p| p.display().to_string())
-            .collect())
+        Ok(self.data_paths(&ns)?.into_iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect())
     }
 
     /// Drops everything [`inventory`](Backend::inventory) lists. The default tears down a
