@@ -1,0 +1,173 @@
+//! The validity rules of a stage, as one pure function from what the stage did and found
+//! ([`StageFacts`]) to the reasons it is invalid (empty when it is valid). The engine
+//! gathers the facts; nothing here touches a backend, so every rule has a unit test.
+//!
+//! The rules: an insert or delete stage must send rows, and the system must report as many
+//! rows as were sent; the rows counted afterwards must be what the stage should leave
+//! behind; every record read back must match what was written; in native mode every
+//! insert stage must send as many records as the first one did.
+
+use dedup_lab_core::Stage;
+
+/// What a stage did and found, as far as its validity depends on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StageFacts {
+    pub stage: Stage,
+    /// Records sent (or deleted).
+    pub rows_sent: u64,
+    /// Rows the system reported as affected.
+    pub rows_reported: Option<u64>,
+    /// Rows counted in the namespace afterwards.
+    pub rows_counted: Option<u64>,
+    /// The rows the stage must leave behind.
+    pub expected: u64,
+    /// Records read back, and how many matched what was written.
+    pub readback_sampled: u64,
+    pub readback_matched: u64,
+    /// Native mode, an insert stage after the first: the records the first insert stage sent.
+    pub first_native_rows: Option<u64>,
+}
+
+/// The reasons the stage is invalid, in a fixed order; empty when it is valid.
+pub(crate) fn invalid_reasons(f: &StageFacts) -> Vec<String> {
+    let stage = f.stage;
+    let mut reasons = Vec::new();
+    if let Some(first) = f.first_native_rows
+        && first != f.rows_sent
+    {
+        reasons.push(format!("{stage}: {} native records sent, the first insert stage sent {first}", f.rows_sent));
+    }
+    // Verification: what the system reports and what is there must match what was sent.
+    if stage != Stage::Maintenance {
+        if f.rows_sent == 0 {
+            reasons.push(format!("{stage}: no rows were sent"));
+        }
+        if f.rows_reported != Some(f.rows_sent) {
+            reasons.push(format!(
+                "{stage}: system reported {} rows, {} were sent",
+                f.rows_reported.map_or("no".into(), |r| r.to_string()),
+                f.rows_sent
+            ));
+        }
+    }
+    if f.rows_counted != Some(f.expected) {
+        reasons.push(format!(
+            "{stage}: {} rows counted afterwards, expected {}",
+            f.rows_counted.map_or("no".into(), |r| r.to_string()),
+            f.expected
+        ));
+    }
+    if f.readback_matched != f.readback_sampled {
+        reasons.push(format!(
+            "{stage}: {} of {} records read back differ from what was written",
+            f.readback_sampled - f.readback_matched,
+            f.readback_sampled
+        ));
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid per-record insert of 10 records, 4 of them read back.
+    fn insert() -> StageFacts {
+        StageFacts {
+            stage: Stage::PerfileInsert,
+            rows_sent: 10,
+            rows_reported: Some(10),
+            rows_counted: Some(10),
+            expected: 10,
+            readback_sampled: 4,
+            readback_matched: 4,
+            first_native_rows: None,
+        }
+    }
+
+    #[test]
+    fn an_honest_stage_is_valid() {
+        assert_eq!(invalid_reasons(&insert()), Vec::<String>::new());
+        let delete = StageFacts {
+            stage: Stage::PerfileDelete,
+            rows_counted: Some(0),
+            expected: 0,
+            readback_sampled: 0,
+            readback_matched: 0,
+            ..insert()
+        };
+        assert_eq!(invalid_reasons(&delete), Vec::<String>::new());
+    }
+
+    #[test]
+    fn sending_nothing_is_invalid() {
+        let f = StageFacts { rows_sent: 0, rows_reported: Some(0), rows_counted: Some(0), expected: 0, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: no rows were sent"]);
+    }
+
+    #[test]
+    fn reported_rows_must_equal_rows_sent() {
+        let f = StageFacts { stage: Stage::BulkInsert, rows_reported: Some(0), ..insert() };
+        assert_eq!(invalid_reasons(&f), ["bulk_insert: system reported 0 rows, 10 were sent"]);
+        let f = StageFacts { rows_reported: None, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: system reported no rows, 10 were sent"]);
+    }
+
+    #[test]
+    fn maintenance_sends_nothing_and_reports_nothing() {
+        let f = StageFacts {
+            stage: Stage::Maintenance,
+            rows_sent: 0,
+            rows_reported: None,
+            rows_counted: Some(7),
+            expected: 7,
+            readback_sampled: 0,
+            readback_matched: 0,
+            first_native_rows: None,
+        };
+        assert_eq!(invalid_reasons(&f), Vec::<String>::new());
+        let lost = StageFacts { rows_counted: Some(6), ..f };
+        assert_eq!(invalid_reasons(&lost), ["maintenance: 6 rows counted afterwards, expected 7"]);
+    }
+
+    #[test]
+    fn the_count_afterwards_must_be_the_expected_one() {
+        let f = StageFacts { rows_counted: Some(9), ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: 9 rows counted afterwards, expected 10"]);
+        let f = StageFacts { rows_counted: None, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: no rows counted afterwards, expected 10"]);
+        let f = StageFacts { stage: Stage::PerfileDelete, rows_counted: Some(1), expected: 0, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_delete: 1 rows counted afterwards, expected 0"]);
+    }
+
+    #[test]
+    fn every_record_read_back_must_match() {
+        let f = StageFacts { readback_matched: 1, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: 3 of 4 records read back differ from what was written"]);
+    }
+
+    #[test]
+    fn native_insert_stages_send_as_many_records_as_the_first() {
+        let same = StageFacts { stage: Stage::Refill, first_native_rows: Some(10), ..insert() };
+        assert_eq!(invalid_reasons(&same), Vec::<String>::new());
+        let fewer = StageFacts { rows_reported: Some(9), rows_counted: Some(9), expected: 9, rows_sent: 9, ..same };
+        assert_eq!(invalid_reasons(&fewer), ["refill: 9 native records sent, the first insert stage sent 10"]);
+    }
+
+    #[test]
+    fn reasons_come_in_a_fixed_order() {
+        let f = StageFacts {
+            rows_sent: 8,
+            rows_reported: Some(7),
+            rows_counted: Some(6),
+            readback_matched: 3,
+            first_native_rows: Some(10),
+            ..insert()
+        };
+        let r = invalid_reasons(&f);
+        assert_eq!(r.len(), 4, "{r:?}");
+        for (reason, want) in r.iter().zip(["native records sent", "system reported", "rows counted", "read back"]) {
+            assert!(reason.contains(want), "{reason} should say {want}");
+        }
+    }
+}
