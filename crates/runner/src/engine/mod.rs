@@ -254,6 +254,14 @@ impl<'a> Engine<'a> {
                 return Err(RunError::Interrupted);
             }
             (self.observer)(Event::Stage { key: &cell.key, stage });
+            if let Some(why) = stages::unsupported(b, stage) {
+                // Not run (no reset, no cache preparation either); neither valid nor invalid.
+                let mut m = self.unsupported_stage(cell, stage, ns, b, &probe, why)?;
+                m.invalid_reasons = validity::invalid_reasons(&StageFacts::of(&m, 0));
+                reasons.extend(m.invalid_reasons.iter().cloned());
+                self.journal.append(&JournalLine::Stage(Box::new(m)))?;
+                continue;
+            }
             if matches!(stage, Stage::BulkInsert | Stage::PerfileInsert) {
                 b.reset(ns)?;
             }
@@ -282,16 +290,8 @@ impl<'a> Engine<'a> {
             } else {
                 None
             };
-            m.invalid_reasons = validity::invalid_reasons(&StageFacts {
-                stage,
-                rows_sent: m.rows_sent,
-                rows_reported: m.rows_reported,
-                rows_counted: m.rows_counted,
-                expected,
-                readback_sampled: m.readback_sampled,
-                readback_matched: m.readback_matched,
-                first_native_rows,
-            });
+            m.invalid_reasons =
+                validity::invalid_reasons(&StageFacts { first_native_rows, ..StageFacts::of(&m, expected) });
             match stage {
                 Stage::PerfileInsert => perfile_growth = Some(m.physical.delta),
                 Stage::PerfileDelete | Stage::Maintenance => {

@@ -4,7 +4,8 @@
 //! reports what it sent ([`Work`]); [`Engine::measure`] reads sizes and the size probe
 //! before and after it, counts the rows, reads the sample back and builds the
 //! [`Measurement`]. Everything is timed here and nowhere else. Cache preparation (cold or
-//! warm) runs before the wrapper.
+//! warm) runs before the wrapper. A stage the system declares unsupported is not run:
+//! [`Engine::unsupported_stage`] only records where the store stands.
 
 use super::Engine;
 use super::Event;
@@ -13,7 +14,7 @@ use crate::latency::Latencies;
 use crate::probe::Probe;
 use crate::spec::CellPlan;
 use crate::{RunError, interrupted};
-use dedup_lab_core::{Backend, CacheState, InternalSizes, Measurement, Namespace, Physical, Stage};
+use dedup_lab_core::{Backend, CacheState, InternalSizes, Measurement, Namespace, Operation, Physical, Stage};
 use dedup_lab_datagen::Dataset;
 use std::time::{Duration, Instant};
 
@@ -143,6 +144,51 @@ impl Engine<'_> {
         })
     }
 
+    /// The line of a stage that was not run because the system does not support it: rows 0,
+    /// one physical reading (before = after, delta 0: where the store stands), no EDR.
+    pub(super) fn unsupported_stage(
+        &mut self,
+        cell: &CellPlan,
+        stage: Stage,
+        ns: &Namespace,
+        b: &mut dyn Backend,
+        probe: &Probe,
+        reason: String,
+    ) -> Result<Measurement, RunError> {
+        let started_at = dedup_lab_core::time::now_rfc3339();
+        let internal = b.sizes(ns)?;
+        let method = probe.method(b, ns)?;
+        let at = probe.read(b, ns)?;
+        Ok(Measurement {
+            cell: cell.key.clone(),
+            stage,
+            started_at,
+            rows_sent: 0,
+            rows_reported: None,
+            rows_counted: None,
+            logical_bytes: 0,
+            physical: Physical { method, before: at, after: at, delta: 0 },
+            replicas: cell.replicas,
+            edr_replica: None,
+            edr_cluster: None,
+            edr_note: Some("undefined: the stage is unsupported".into()),
+            reclaimed_bytes: None,
+            reclaimed_share: None,
+            duration_ns: 0,
+            mb_per_s: 0.0,
+            ops_per_s: 0.0,
+            latency: None,
+            internal_before: internal.clone(),
+            internal_after: internal,
+            readback_sampled: 0,
+            readback_matched: 0,
+            notes: vec![format!("unsupported: {reason}")],
+            valid: false,
+            invalid_reasons: Vec::new(),
+            unsupported: Some(reason),
+        })
+    }
+
     /// `bulk_insert`: every record through the system's bulk path in one call.
     pub(super) fn bulk(
         &mut self,
@@ -234,6 +280,19 @@ impl Engine<'_> {
         }
         Ok(w)
     }
+}
+
+/// Why `stage` has no meaningful form on `b`, when it has none. `refill` re-inserts the
+/// records `perfile_delete` removed, so it is unsupported wherever that is.
+pub(super) fn unsupported(b: &dyn Backend, stage: Stage) -> Option<String> {
+    b.unsupported(Operation::of(stage)).or_else(|| {
+        (stage == Stage::Refill).then(|| b.unsupported(Operation::DeleteOne)).flatten().map(|why| {
+            format!(
+                "refill re-inserts the records perfile_delete removed, and {} is unsupported: {why}",
+                Operation::DeleteOne.name()
+            )
+        })
+    })
 }
 
 /// `maintenance`: the system's space-reclaim operation, timed.

@@ -5,14 +5,17 @@
 //! The rules: an insert or delete stage must send rows, and the system must report as many
 //! rows as were sent; the rows counted afterwards must be what the stage should leave
 //! behind; every record read back must match what was written; in native mode every
-//! insert stage must send as many records as the first one did.
+//! insert stage must send as many records as the first one did. A stage the system does
+//! not support was not run: it is neither valid nor invalid, so no rule applies to it.
 
-use dedup_lab_core::Stage;
+use dedup_lab_core::{Measurement, Stage};
 
 /// What a stage did and found, as far as its validity depends on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StageFacts {
     pub stage: Stage,
+    /// The system has no meaningful form of the stage; it was not run.
+    pub unsupported: bool,
     /// Records sent (or deleted).
     pub rows_sent: u64,
     /// Rows the system reported as affected.
@@ -28,10 +31,32 @@ pub(crate) struct StageFacts {
     pub first_native_rows: Option<u64>,
 }
 
-/// The reasons the stage is invalid, in a fixed order; empty when it is valid.
+impl StageFacts {
+    /// The facts a measurement records, with the count the stage must leave behind; the
+    /// caller adds what only the engine knows (`first_native_rows`).
+    pub(crate) fn of(m: &Measurement, expected: u64) -> StageFacts {
+        StageFacts {
+            stage: m.stage,
+            unsupported: m.unsupported.is_some(),
+            rows_sent: m.rows_sent,
+            rows_reported: m.rows_reported,
+            rows_counted: m.rows_counted,
+            expected,
+            readback_sampled: m.readback_sampled,
+            readback_matched: m.readback_matched,
+            first_native_rows: None,
+        }
+    }
+}
+
+/// The reasons the stage is invalid, in a fixed order; empty when it is valid (and when it
+/// is unsupported: it counts as neither).
 pub(crate) fn invalid_reasons(f: &StageFacts) -> Vec<String> {
     let stage = f.stage;
     let mut reasons = Vec::new();
+    if f.unsupported {
+        return reasons;
+    }
     if let Some(first) = f.first_native_rows
         && first != f.rows_sent
     {
@@ -75,6 +100,7 @@ mod tests {
     fn insert() -> StageFacts {
         StageFacts {
             stage: Stage::PerfileInsert,
+            unsupported: false,
             rows_sent: 10,
             rows_reported: Some(10),
             rows_counted: Some(10),
@@ -117,6 +143,7 @@ mod tests {
     fn maintenance_sends_nothing_and_reports_nothing() {
         let f = StageFacts {
             stage: Stage::Maintenance,
+            unsupported: false,
             rows_sent: 0,
             rows_reported: None,
             rows_counted: Some(7),
@@ -169,5 +196,24 @@ mod tests {
         for (reason, want) in r.iter().zip(["native records sent", "system reported", "rows counted", "read back"]) {
             assert!(reason.contains(want), "{reason} should say {want}");
         }
+    }
+
+    #[test]
+    fn an_unsupported_stage_is_never_invalid() {
+        // Not run: nothing sent, reported, counted or read back, and still no reason.
+        let f = StageFacts {
+            stage: Stage::PerfileDelete,
+            unsupported: true,
+            rows_sent: 0,
+            rows_reported: None,
+            rows_counted: None,
+            expected: 0,
+            readback_sampled: 0,
+            readback_matched: 0,
+            first_native_rows: None,
+        };
+        assert_eq!(invalid_reasons(&f), Vec::<String>::new());
+        // The same facts for a stage that ran break three rules.
+        assert_eq!(invalid_reasons(&StageFacts { unsupported: false, ..f }).len(), 3);
     }
 }
