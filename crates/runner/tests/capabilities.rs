@@ -227,3 +227,145 @@ fn an_unsupported_maintenance_is_journaled_not_run_and_the_cell_is_ok() {
     assert_eq!(delete.rows_counted, Some(0));
     assert_unsupported(r.stage(Stage::Maintenance), why);
 }
+
+fn deduplicating(how: &'static str) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
+    move |inner| Box::new(Declaring { inner, unsupported: vec![], deduplicates: Some(how) })
+}
+
+#[test]
+fn a_deduplicating_declaration_over_a_store_that_keeps_every_row_is_valid() {
+    let how = "collapses equal rows on merge";
+    for mode in [InsertionMode::Blob, InsertionMode::Native] {
+        let r = run(
+            &[Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance],
+            mode,
+            deduplicating(how),
+        );
+        assert_eq!(r.cell_status(), CellStatus::Ok, "{mode}: {:?}", r.outcome);
+        for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+            let m = r.stage(stage);
+            assert!(m.valid, "{mode} {stage}: {:?}", m.invalid_reasons);
+            // Every row is kept: the count is the top of the accepted range.
+            assert_eq!(m.rows_counted, Some(m.rows_sent));
+            let note = m.notes.iter().find(|n| n.starts_with("deduplicating variant: ")).expect("the how is noted");
+            assert!(note.contains(how), "{note}");
+            // U50 of 6 files: 3 distinct ones in blob mode. Native mode counts distinct
+            // records while streaming; every native record of a file differs, so at least
+            // the records of the 3 originals are distinct.
+            let low: u64 = note.split("; ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            match mode {
+                InsertionMode::Blob => assert_eq!(low, 3, "{note}"),
+                _ => assert!(low < m.rows_sent && low >= 3, "{note}"),
+            }
+            assert!(m.notes.iter().any(|n| n.starts_with("read-back: 0 of ")), "{:?}", m.notes);
+        }
+        assert!(r.stage(Stage::PerfileDelete).valid);
+        assert!(r.stage(Stage::Maintenance).valid);
+    }
+}
+
+/// A store that deduplicates by content, made of the real SQLite backend: a record whose
+/// content was written before is acknowledged but not stored (as a table engine that
+/// collapses equal rows, or a log compacted by content hash, would leave it).
+struct Collapsing {
+    inner: Declaring,
+    seen: std::collections::HashSet<Vec<u8>>,
+}
+
+impl Backend for Collapsing {
+    fn kind(&self) -> SystemKind {
+        self.inner.kind()
+    }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+    fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.seen.clear();
+        self.inner.reset(ns)
+    }
+    fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
+        let (seen, mut sent) = (&mut self.seen, 0);
+        let mut first_of_content = records.inspect(|_| sent += 1).filter(|r| match r {
+            Ok(r) => seen.insert(r.data.clone()),
+            Err(_) => true,
+        });
+        self.inner.bulk_insert(ns, &mut first_of_content)?;
+        Ok(sent)
+    }
+    fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
+        if self.seen.insert(r.data.clone()) { self.inner.insert_one(ns, r) } else { Ok(1) }
+    }
+    fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
+        self.inner.delete_one(ns, id)
+    }
+    fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.read_one(ns, id)
+    }
+    fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
+        self.inner.maintenance(ns)
+    }
+    fn settle(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.settle(ns)
+    }
+    fn count(&mut self, ns: &Namespace) -> Result<u64, BackendError> {
+        self.inner.count(ns)
+    }
+    fn sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
+        self.inner.sizes(ns)
+    }
+    fn teardown(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.teardown(ns)
+    }
+    fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<std::path::PathBuf>, BackendError> {
+        self.inner.data_paths(ns)
+    }
+    fn unsupported(&self, op: Operation) -> Option<String> {
+        self.inner.unsupported(op)
+    }
+    fn deduplicates(&self) -> Option<String> {
+        self.inner.deduplicates()
+    }
+}
+
+fn collapsing(deduplicates: Option<&'static str>) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
+    move |inner| {
+        let inner = Declaring { inner, unsupported: vec![], deduplicates };
+        Box::new(Collapsing { inner, seen: Default::default() })
+    }
+}
+
+#[test]
+fn a_deduplicating_variant_that_collapses_copies_is_valid_only_when_it_says_so() {
+    let stages = [Stage::BulkInsert, Stage::PerfileInsert, Stage::Maintenance];
+    // U50 of 6 records: 3 originals are kept, their 3 copies collapsed.
+    let r = run(&stages, InsertionMode::Blob, collapsing(Some("keeps one row per content")));
+    assert_eq!(r.cell_status(), CellStatus::Ok, "{:?}", r.outcome);
+    for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+        let m = r.stage(stage);
+        assert!(m.valid, "{stage}: {:?}", m.invalid_reasons);
+        assert_eq!((m.rows_sent, m.rows_reported, m.rows_counted), (6, Some(6), Some(3)));
+        assert_eq!((m.readback_sampled, m.readback_matched), (6, 3));
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n == "read-back: 3 of 6 sampled records were collapsed by the variant (read back nothing)"),
+            "{:?}",
+            m.notes
+        );
+    }
+    // After maintenance: at most what was there before it (3), at least the distinct (3).
+    assert_eq!(r.stage(Stage::Maintenance).rows_counted, Some(3));
+    assert!(r.stage(Stage::Maintenance).valid);
+
+    // The same store without the declaration lost rows: invalid.
+    let r = run(&stages, InsertionMode::Blob, collapsing(None));
+    assert_eq!(r.cell_status(), CellStatus::Invalid);
+    let bulk = r.stage(Stage::BulkInsert);
+    assert_eq!(
+        bulk.invalid_reasons,
+        [
+            "bulk_insert: 3 rows counted afterwards, expected 6",
+            "bulk_insert: 3 of 6 records read back differ from what was written"
+        ]
+    );
+}

@@ -2,7 +2,7 @@
 //! records stream from the generator threads (blob mode: one record per file) or from the
 //! native parser (native mode: the files parsed into typed records); [`RecordSource`]
 //! counts rows and bytes on the way and keeps the hashes of a read-back sample. Nothing
-//! holds a whole dataset.
+//! holds a whole dataset (but see [`RecordSource::count_distinct`]).
 
 use super::Engine;
 use crate::interrupted;
@@ -12,6 +12,8 @@ use dedup_lab_core::{BackendError, InsertionMode, Placement, Record, RecordId};
 use dedup_lab_datagen::Dataset;
 use dedup_lab_datagen::native::Format;
 use dedup_lab_datagen::par::TryParRecords;
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Record ids and hashes of a stage's read-back sample.
 pub(super) type Sample = Vec<(RecordId, [u8; 32])>;
@@ -94,6 +96,9 @@ pub(super) struct RecordSource {
     /// after its first (its last one once the file ends).
     last_file: Option<u64>,
     pending_last: Option<(RecordId, [u8; 32])>,
+    /// Native mode, for a deduplicating backend only: a 64-bit hash of each distinct record
+    /// content sent.
+    distinct: Option<HashSet<u64>>,
 }
 
 impl RecordSource {
@@ -110,7 +115,26 @@ impl RecordSource {
             sample_every,
             last_file: None,
             pending_last: None,
+            distinct: None,
         }
+    }
+
+    /// Counts the distinct record contents sent, when `on` (a backend that deduplicates)
+    /// and the records are native: the lower end of the row counts such a backend may
+    /// report. (In blob mode the dataset plan knows its distinct records; nothing is
+    /// counted.) This keeps one 64-bit hash per distinct native record: 8 bytes per native
+    /// record (plus the hash set's slack), the one thing in the feed that grows with the
+    /// dataset.
+    pub(super) fn count_distinct(mut self, on: bool) -> RecordSource {
+        if on && matches!(self.feed, Feed::Native(_)) {
+            self.distinct = Some(HashSet::new());
+        }
+        self
+    }
+
+    /// The distinct record contents sent so far, when counted.
+    pub(super) fn distinct(&self) -> Option<u64> {
+        self.distinct.as_ref().map(|d| d.len() as u64)
     }
 
     fn sampled(&self, file: u64) -> bool {
@@ -195,6 +219,11 @@ impl Iterator for RecordSource {
         };
         self.rows += 1;
         self.bytes += record.data.len() as u64;
+        if let Some(set) = self.distinct.as_mut() {
+            let mut h = DefaultHasher::new();
+            record.data.hash(&mut h);
+            set.insert(h.finish());
+        }
         Some(Ok(record))
     }
 }

@@ -21,8 +21,9 @@ use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{Backend, CellKey, CellStatus, JournalLine, Namespace, Placement, Stage, SystemKind};
 use dedup_lab_datagen::Dataset;
 use feed::{native_format, native_plan};
+use stages::Measured;
 use std::collections::HashMap;
-use validity::StageFacts;
+use validity::{Expected, StageFacts};
 
 /// Progress notifications for the user interface.
 #[derive(Debug)]
@@ -245,6 +246,12 @@ impl<'a> Engine<'a> {
             Some(NativePlan::Blob(why)) => Some(why),
             _ => None,
         };
+        let deduplicates = b.deduplicates();
+        // The distinct records: the lower end of the row counts of a variant that
+        // deduplicates (`None` for any other). Blob mode knows them from the plan; native
+        // mode counts them while the insert stages stream.
+        let mut distinct =
+            (deduplicates.is_some() && !native).then(|| ds.plan().filter(|e| !e.is_duplicate()).count() as u64);
         let mut reasons = Vec::new();
         let mut perfile_growth: Option<i64> = None;
         // Native records sent by the first insert stage: every later one must send as many.
@@ -257,7 +264,7 @@ impl<'a> Engine<'a> {
             if let Some(why) = stages::unsupported(b, stage) {
                 // Not run (no reset, no cache preparation either); neither valid nor invalid.
                 let mut m = self.unsupported_stage(cell, stage, ns, b, &probe, why)?;
-                m.invalid_reasons = validity::invalid_reasons(&StageFacts::of(&m, 0));
+                m.invalid_reasons = validity::invalid_reasons(&StageFacts::of(&m, Expected::Exactly(0)));
                 reasons.extend(m.invalid_reasons.iter().cloned());
                 self.journal.append(&JournalLine::Stage(Box::new(m)))?;
                 continue;
@@ -266,23 +273,47 @@ impl<'a> Engine<'a> {
                 b.reset(ns)?;
             }
             let cache_note = self.prepare_cache(cell, stage, ds, ns, b)?;
-            let (expected, mut m) = match stage {
-                Stage::BulkInsert => (n, self.measure(cell, stage, ns, b, &probe, |e, b| e.bulk(cell, ds, ns, b))?),
+            let mut count_before = 0;
+            let Measured { mut m, collapsed, distinct: streamed_distinct } = match stage {
+                Stage::BulkInsert => self.measure(cell, stage, ns, b, &probe, |e, b| e.bulk(cell, ds, ns, b))?,
                 Stage::PerfileInsert | Stage::Refill => {
-                    (n, self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_insert(cell, ds, ns, b))?)
+                    self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_insert(cell, ds, ns, b))?
                 }
                 Stage::PerfileDelete => {
-                    (0, self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_delete(cell, ds, ns, b))?)
+                    self.measure(cell, stage, ns, b, &probe, |e, b| e.per_record_delete(cell, ds, ns, b))?
                 }
                 Stage::Maintenance => {
-                    let before = b.count(ns)?;
-                    (before, self.measure(cell, stage, ns, b, &probe, |_, b| stages::maintenance(ns, b))?)
+                    count_before = b.count(ns)?;
+                    self.measure(cell, stage, ns, b, &probe, |_, b| stages::maintenance(ns, b))?
                 }
             };
+            distinct = streamed_distinct.or(distinct);
             m.notes.extend(cache_note);
             m.notes.extend(fallback.clone());
-            // In native mode the number of records is what parsing the files gave.
-            let expected = if native && stage.is_insert() { m.rows_sent } else { expected };
+            let expected = match stage {
+                // In native mode the number of records is what parsing the files gave.
+                Stage::BulkInsert | Stage::PerfileInsert | Stage::Refill => {
+                    Expected::up_to(if native { m.rows_sent } else { n }, distinct)
+                }
+                Stage::PerfileDelete => Expected::Exactly(0),
+                Stage::Maintenance => Expected::up_to(count_before, distinct),
+            };
+            if let Some(how) = &deduplicates {
+                m.notes.push(match expected {
+                    Expected::Between { low, high } => {
+                        format!("deduplicating variant: {how}; {low} to {high} rows are accepted afterwards")
+                    }
+                    Expected::Exactly(rows) => {
+                        format!("deduplicating variant: {how}; {rows} rows are expected afterwards")
+                    }
+                });
+                if m.readback_sampled > 0 {
+                    m.notes.push(format!(
+                        "read-back: {collapsed} of {} sampled records were collapsed by the variant (read back nothing)",
+                        m.readback_sampled
+                    ));
+                }
+            }
             let first_native_rows = if native && stage.is_insert() {
                 let first = native_rows;
                 native_rows.get_or_insert(m.rows_sent);
@@ -290,8 +321,11 @@ impl<'a> Engine<'a> {
             } else {
                 None
             };
-            m.invalid_reasons =
-                validity::invalid_reasons(&StageFacts { first_native_rows, ..StageFacts::of(&m, expected) });
+            m.invalid_reasons = validity::invalid_reasons(&StageFacts {
+                readback_collapsed: collapsed,
+                first_native_rows,
+                ..StageFacts::of(&m, expected)
+            });
             match stage {
                 Stage::PerfileInsert => perfile_growth = Some(m.physical.delta),
                 Stage::PerfileDelete | Stage::Maintenance => {

@@ -29,6 +29,17 @@ pub(super) struct Work {
     pub(super) latencies: Option<Latencies>,
     pub(super) notes: Vec<String>,
     pub(super) sample: Sample,
+    /// Native mode, a deduplicating backend: the distinct record contents sent.
+    pub(super) distinct: Option<u64>,
+}
+
+/// A stage's measurement, and what the engine needs besides it to judge the stage.
+pub(super) struct Measured {
+    pub(super) m: Measurement,
+    /// Sampled records a deduplicating variant collapsed (read back as nothing).
+    pub(super) collapsed: u64,
+    /// See [`Work::distinct`].
+    pub(super) distinct: Option<u64>,
 }
 
 impl Engine<'_> {
@@ -76,7 +87,8 @@ impl Engine<'_> {
     }
 
     /// The measuring wrapper: sizes and probe before, the stage body, probe and sizes after,
-    /// count, read-back; everything timed here and nowhere else.
+    /// count, read-back; everything timed here and nowhere else. For a deduplicating
+    /// variant a sampled record that reads back as nothing counts as collapsed.
     pub(super) fn measure(
         &mut self,
         cell: &CellPlan,
@@ -85,7 +97,7 @@ impl Engine<'_> {
         b: &mut dyn Backend,
         probe: &Probe,
         body: impl FnOnce(&mut Self, &mut dyn Backend) -> Result<Work, RunError>,
-    ) -> Result<Measurement, RunError> {
+    ) -> Result<Measured, RunError> {
         let internal_before: InternalSizes = b.sizes(ns)?;
         let method = probe.method(b, ns)?;
         let before = probe.read(b, ns)?;
@@ -97,12 +109,13 @@ impl Engine<'_> {
         let after = probe.read(b, ns)?;
         let internal_after = b.sizes(ns)?;
         let counted = b.count(ns)?;
-        let mut matched = 0;
+        let deduplicates = b.deduplicates().is_some();
+        let (mut matched, mut collapsed) = (0, 0);
         for (id, want) in &work.sample {
-            if let Some(got) = b.read_one(ns, id)?
-                && digest(&got) == *want
-            {
-                matched += 1;
+            match b.read_one(ns, id)? {
+                Some(got) if digest(&got) == *want => matched += 1,
+                None if deduplicates => collapsed += 1,
+                _ => {}
             }
         }
         let delta = after as i64 - before as i64;
@@ -114,7 +127,7 @@ impl Engine<'_> {
         let secs = work.busy.as_secs_f64();
         let per_sec = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
         let ops = if stage == Stage::Maintenance { 1 } else { work.rows_sent };
-        Ok(Measurement {
+        let m = Measurement {
             cell: cell.key.clone(),
             stage,
             started_at,
@@ -141,7 +154,8 @@ impl Engine<'_> {
             valid: true,
             invalid_reasons: Vec::new(),
             unsupported: None,
-        })
+        };
+        Ok(Measured { m, collapsed, distinct: work.distinct })
     }
 
     /// The line of a stage that was not run because the system does not support it: rows 0,
@@ -197,7 +211,7 @@ impl Engine<'_> {
         ns: &Namespace,
         b: &mut dyn Backend,
     ) -> Result<Work, RunError> {
-        let mut src = self.records(cell, ds);
+        let mut src = self.records(cell, ds).count_distinct(b.deduplicates().is_some());
         let t = Instant::now();
         let reported = b.bulk_insert(ns, &mut src);
         let busy = t.elapsed();
@@ -220,6 +234,7 @@ impl Engine<'_> {
             busy,
             latencies: None,
             notes,
+            distinct: src.distinct(),
             sample: src.sample,
         })
     }
@@ -232,7 +247,7 @@ impl Engine<'_> {
         ns: &Namespace,
         b: &mut dyn Backend,
     ) -> Result<Work, RunError> {
-        let mut src = self.records(cell, ds);
+        let mut src = self.records(cell, ds).count_distinct(b.deduplicates().is_some());
         let mut w = Work { rows_reported: Some(0), latencies: Some(Latencies::default()), ..Default::default() };
         for r in src.by_ref() {
             let r = r?;
@@ -251,6 +266,7 @@ impl Engine<'_> {
         w.logical_bytes = src.bytes;
         w.notes.extend(src.native_notes());
         w.notes.extend(ns.schema().map(|s| format!("native storage: {}", b.native_storage(s))));
+        w.distinct = src.distinct();
         w.sample = src.sample;
         Ok(w)
     }

@@ -7,8 +7,52 @@
 //! behind; every record read back must match what was written; in native mode every
 //! insert stage must send as many records as the first one did. A stage the system does
 //! not support was not run: it is neither valid nor invalid, so no rule applies to it.
+//!
+//! A variant that deduplicates by design may leave fewer rows than were sent: its count
+//! must lie in a range ([`Expected::Between`]) from the distinct records to the rows
+//! sent, and a sampled record it collapsed (read back as nothing) is not a mismatch.
 
 use dedup_lab_core::{Measurement, Stage};
+
+/// The rows a stage must leave behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    Exactly(u64),
+    /// A deduplicating variant: anything from `low` to `high`, both included.
+    Between {
+        low: u64,
+        high: u64,
+    },
+}
+
+impl Expected {
+    /// `high` rows; for a deduplicating variant (`distinct` is `Some`) anything from the
+    /// distinct records (at most `high`) to `high`.
+    pub(crate) fn up_to(high: u64, distinct: Option<u64>) -> Expected {
+        match distinct {
+            Some(d) => Expected::Between { low: d.min(high), high },
+            None => Expected::Exactly(high),
+        }
+    }
+
+    fn admits(self, rows: u64) -> bool {
+        match self {
+            Expected::Exactly(n) => rows == n,
+            Expected::Between { low, high } => (low..=high).contains(&rows),
+        }
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Exactly(n) => write!(f, "{n}"),
+            Expected::Between { low, high } => {
+                write!(f, "{low} to {high} (the variant deduplicates)")
+            }
+        }
+    }
+}
 
 /// What a stage did and found, as far as its validity depends on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,18 +67,20 @@ pub(crate) struct StageFacts {
     /// Rows counted in the namespace afterwards.
     pub rows_counted: Option<u64>,
     /// The rows the stage must leave behind.
-    pub expected: u64,
-    /// Records read back, and how many matched what was written.
+    pub expected: Expected,
+    /// Records read back, how many matched what was written, and how many a deduplicating
+    /// variant collapsed (read back as nothing; always 0 for other variants).
     pub readback_sampled: u64,
     pub readback_matched: u64,
+    pub readback_collapsed: u64,
     /// Native mode, an insert stage after the first: the records the first insert stage sent.
     pub first_native_rows: Option<u64>,
 }
 
 impl StageFacts {
     /// The facts a measurement records, with the count the stage must leave behind; the
-    /// caller adds what only the engine knows (`first_native_rows`).
-    pub(crate) fn of(m: &Measurement, expected: u64) -> StageFacts {
+    /// caller adds what only the engine knows (`readback_collapsed`, `first_native_rows`).
+    pub(crate) fn of(m: &Measurement, expected: Expected) -> StageFacts {
         StageFacts {
             stage: m.stage,
             unsupported: m.unsupported.is_some(),
@@ -44,6 +90,7 @@ impl StageFacts {
             expected,
             readback_sampled: m.readback_sampled,
             readback_matched: m.readback_matched,
+            readback_collapsed: 0,
             first_native_rows: None,
         }
     }
@@ -75,17 +122,17 @@ pub(crate) fn invalid_reasons(f: &StageFacts) -> Vec<String> {
             ));
         }
     }
-    if f.rows_counted != Some(f.expected) {
+    if !f.rows_counted.is_some_and(|c| f.expected.admits(c)) {
         reasons.push(format!(
             "{stage}: {} rows counted afterwards, expected {}",
             f.rows_counted.map_or("no".into(), |r| r.to_string()),
             f.expected
         ));
     }
-    if f.readback_matched != f.readback_sampled {
+    let differ = f.readback_sampled.saturating_sub(f.readback_matched + f.readback_collapsed);
+    if differ > 0 {
         reasons.push(format!(
-            "{stage}: {} of {} records read back differ from what was written",
-            f.readback_sampled - f.readback_matched,
+            "{stage}: {differ} of {} records read back differ from what was written",
             f.readback_sampled
         ));
     }
@@ -94,6 +141,7 @@ pub(crate) fn invalid_reasons(f: &StageFacts) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::Expected::{Between, Exactly};
     use super::*;
 
     /// A valid per-record insert of 10 records, 4 of them read back.
@@ -104,9 +152,10 @@ mod tests {
             rows_sent: 10,
             rows_reported: Some(10),
             rows_counted: Some(10),
-            expected: 10,
+            expected: Exactly(10),
             readback_sampled: 4,
             readback_matched: 4,
+            readback_collapsed: 0,
             first_native_rows: None,
         }
     }
@@ -117,7 +166,7 @@ mod tests {
         let delete = StageFacts {
             stage: Stage::PerfileDelete,
             rows_counted: Some(0),
-            expected: 0,
+            expected: Exactly(0),
             readback_sampled: 0,
             readback_matched: 0,
             ..insert()
@@ -127,7 +176,13 @@ mod tests {
 
     #[test]
     fn sending_nothing_is_invalid() {
-        let f = StageFacts { rows_sent: 0, rows_reported: Some(0), rows_counted: Some(0), expected: 0, ..insert() };
+        let f = StageFacts {
+            rows_sent: 0,
+            rows_reported: Some(0),
+            rows_counted: Some(0),
+            expected: Exactly(0),
+            ..insert()
+        };
         assert_eq!(invalid_reasons(&f), ["perfile_insert: no rows were sent"]);
     }
 
@@ -147,9 +202,10 @@ mod tests {
             rows_sent: 0,
             rows_reported: None,
             rows_counted: Some(7),
-            expected: 7,
+            expected: Exactly(7),
             readback_sampled: 0,
             readback_matched: 0,
+            readback_collapsed: 0,
             first_native_rows: None,
         };
         assert_eq!(invalid_reasons(&f), Vec::<String>::new());
@@ -163,7 +219,7 @@ mod tests {
         assert_eq!(invalid_reasons(&f), ["perfile_insert: 9 rows counted afterwards, expected 10"]);
         let f = StageFacts { rows_counted: None, ..insert() };
         assert_eq!(invalid_reasons(&f), ["perfile_insert: no rows counted afterwards, expected 10"]);
-        let f = StageFacts { stage: Stage::PerfileDelete, rows_counted: Some(1), expected: 0, ..insert() };
+        let f = StageFacts { stage: Stage::PerfileDelete, rows_counted: Some(1), expected: Exactly(0), ..insert() };
         assert_eq!(invalid_reasons(&f), ["perfile_delete: 1 rows counted afterwards, expected 0"]);
     }
 
@@ -177,7 +233,8 @@ mod tests {
     fn native_insert_stages_send_as_many_records_as_the_first() {
         let same = StageFacts { stage: Stage::Refill, first_native_rows: Some(10), ..insert() };
         assert_eq!(invalid_reasons(&same), Vec::<String>::new());
-        let fewer = StageFacts { rows_reported: Some(9), rows_counted: Some(9), expected: 9, rows_sent: 9, ..same };
+        let fewer =
+            StageFacts { rows_reported: Some(9), rows_counted: Some(9), expected: Exactly(9), rows_sent: 9, ..same };
         assert_eq!(invalid_reasons(&fewer), ["refill: 9 native records sent, the first insert stage sent 10"]);
     }
 
@@ -207,13 +264,67 @@ mod tests {
             rows_sent: 0,
             rows_reported: None,
             rows_counted: None,
-            expected: 0,
+            expected: Exactly(0),
             readback_sampled: 0,
             readback_matched: 0,
+            readback_collapsed: 0,
             first_native_rows: None,
         };
         assert_eq!(invalid_reasons(&f), Vec::<String>::new());
         // The same facts for a stage that ran break three rules.
         assert_eq!(invalid_reasons(&StageFacts { unsupported: false, ..f }).len(), 3);
+    }
+
+    #[test]
+    fn a_deduplicating_variant_may_count_down_to_the_distinct_records() {
+        // 10 sent, 4 distinct: 4 to 10 rows are fine, 3 or 11 are not.
+        let expected = Expected::up_to(10, Some(4));
+        assert_eq!(expected, Between { low: 4, high: 10 });
+        for counted in [4, 7, 10] {
+            let f = StageFacts { rows_counted: Some(counted), expected, ..insert() };
+            assert_eq!(invalid_reasons(&f), Vec::<String>::new(), "{counted} rows");
+        }
+        for counted in [3, 11] {
+            let f = StageFacts { rows_counted: Some(counted), expected, ..insert() };
+            assert_eq!(
+                invalid_reasons(&f),
+                [format!(
+                    "perfile_insert: {counted} rows counted afterwards, expected 4 to 10 (the variant deduplicates)"
+                )]
+            );
+        }
+        // The system must still acknowledge every row it was sent.
+        let f = StageFacts { rows_reported: Some(4), rows_counted: Some(4), expected, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: system reported 4 rows, 10 were sent"]);
+        // Without a deduplicating declaration the count is exact.
+        assert_eq!(Expected::up_to(10, None), Exactly(10));
+    }
+
+    #[test]
+    fn after_maintenance_a_deduplicating_variant_keeps_at_most_what_was_there() {
+        // 7 rows before maintenance, 4 distinct: 4 to 7; with 2 rows before: 2 exactly.
+        assert_eq!(Expected::up_to(7, Some(4)), Between { low: 4, high: 7 });
+        assert_eq!(Expected::up_to(2, Some(4)), Between { low: 2, high: 2 });
+        let f = StageFacts {
+            stage: Stage::Maintenance,
+            rows_sent: 0,
+            rows_reported: None,
+            rows_counted: Some(5),
+            expected: Expected::up_to(7, Some(4)),
+            readback_sampled: 0,
+            readback_matched: 0,
+            ..insert()
+        };
+        assert_eq!(invalid_reasons(&f), Vec::<String>::new());
+        let grew = StageFacts { rows_counted: Some(8), ..f };
+        assert_eq!(invalid_reasons(&grew).len(), 1);
+    }
+
+    #[test]
+    fn a_collapsed_record_is_not_a_mismatch_but_a_wrong_one_is() {
+        let f = StageFacts { readback_matched: 3, readback_collapsed: 1, ..insert() };
+        assert_eq!(invalid_reasons(&f), Vec::<String>::new());
+        let f = StageFacts { readback_matched: 2, readback_collapsed: 1, ..insert() };
+        assert_eq!(invalid_reasons(&f), ["perfile_insert: 1 of 4 records read back differ from what was written"]);
     }
 }
