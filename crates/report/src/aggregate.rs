@@ -2,7 +2,8 @@
 //! runs (and the intrinsic analyses of their datasets) to a [`Report`].
 //!
 //! Rules: only finished, valid repetitions are averaged; invalid, failed, skipped and
-//! unfinished ones are listed with their reason. Runs on different datasets for the same
+//! unfinished ones are listed with their reason. A stage a system does not support (not
+//! run, journaled as unsupported) makes no repetition invalid and enters no statistic. Runs on different datasets for the same
 //! payload × grade, or from different tool versions, are refused unless the caller allows
 //! mixing; then they are flagged, and different datasets are kept apart as separate groups.
 //! Outliers (median/MAD) are flagged as warnings and never dropped.
@@ -309,7 +310,7 @@ pub fn aggregate(
         let stage_reasons: Vec<String> = c
             .stages
             .values()
-            .filter(|m| !m.valid)
+            .filter(|m| !m.valid && m.unsupported.is_none())
             .map(|m| format!("{}: {}", m.stage, m.invalid_reasons.join("; ")))
             .collect();
         let (status, reason) = match c.status {
@@ -395,8 +396,13 @@ pub fn aggregate(
         }
         let mut stages = Vec::new();
         for stage in stage_list {
-            let with: Vec<(&CellData, &Measurement)> =
-                valid.iter().filter_map(|c| c.stages.get(&stage).map(|m| (*c, *m))).collect();
+            // Stages the system does not support were not run: they enter no figure.
+            let (unsupported, with): (Vec<_>, Vec<(&CellData, &Measurement)>) = valid
+                .iter()
+                .filter_map(|c| c.stages.get(&stage).map(|m| (*c, *m)))
+                .partition(|(_, m)| m.unsupported.is_some());
+            let unsupported_reasons: BTreeSet<String> =
+                unsupported.iter().filter_map(|(_, m)| m.unsupported.clone()).collect();
             let mut metrics = BTreeMap::new();
             let mut undefined = BTreeMap::new();
             let mut outliers = Vec::new();
@@ -475,6 +481,8 @@ pub fn aggregate(
                 methods: methods.into_iter().collect(),
                 samples,
                 outliers,
+                unsupported_runs: unsupported.len(),
+                unsupported: unsupported_reasons.into_iter().collect(),
             });
         }
         let ideals = ideal_of.get(&(key.payload.clone(), key.grade, key.dataset.clone())).copied();

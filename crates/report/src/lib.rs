@@ -67,6 +67,12 @@ pub fn summary_rows(report: &Report) -> Vec<SummaryRow> {
                 delete_reclaimed: mean(Stage::PerfileDelete, "reclaimed_share"),
                 maintenance_reclaimed: mean(Stage::Maintenance, "reclaimed_share"),
                 status: if g.status == "ok" { "ok".into() } else { g.status.to_uppercase() },
+                unsupported: g
+                    .stages
+                    .iter()
+                    .filter(|s| s.unsupported_runs > 0)
+                    .map(|s| (s.stage, s.unsupported.join("; ")))
+                    .collect(),
             }
         })
         .collect()

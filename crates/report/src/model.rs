@@ -123,6 +123,12 @@ impl Group {
         self.stages.iter().find(|s| s.stage == stage)
     }
 
+    /// Why the system does not support `stage`, when no valid repetition ran it for that
+    /// reason (see [`StageAgg::unsupported_reason`]).
+    pub fn unsupported(&self, stage: Stage) -> Option<String> {
+        self.stage(stage).and_then(StageAgg::unsupported_reason)
+    }
+
     /// The statistics of a metric of a stage, when any valid repetition has it.
     pub fn stat(&self, stage: Stage, metric: &str) -> Option<&Stats> {
         self.stage(stage).and_then(|s| s.metrics.get(metric))
@@ -145,6 +151,25 @@ pub struct StageAgg {
     pub methods: Vec<String>,
     pub samples: Vec<Sample>,
     pub outliers: Vec<Outlier>,
+    /// Valid repetitions where the system does not support the stage: it was not run, and
+    /// they are in no statistic, sample or outlier (nor in `n`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unsupported_runs: usize,
+    /// Why the system does not support the stage (the distinct reasons given).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl StageAgg {
+    /// The reasons, when the stage was unsupported in every valid repetition that has it
+    /// (so it has no figures at all).
+    pub fn unsupported_reason(&self) -> Option<String> {
+        (self.n == 0 && self.unsupported_runs > 0).then(|| self.unsupported.join("; "))
+    }
 }
 
 /// One valid repetition's values.

@@ -1,9 +1,10 @@
 //! The end-of-run summary: EDR per system × payload × grade beside the dataset's intrinsic
 //! ideal ratio, with the share of the per-record growth given back by delete and
-//! maintenance. A pure function from journal lines to rows to text.
+//! maintenance. A pure function from journal lines to rows to text. A stage a system does
+//! not support shows as `unsupported`, with the reasons under the table.
 
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One row of the summary (means over repetitions of valid cells).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct SummaryRow {
     pub maintenance_reclaimed: Option<f64>,
     /// `ok`, or the worst status among the repetitions.
     pub status: String,
+    /// Stages the system does not support (in some valid repetition), with the reasons.
+    /// A figure without any value for such a stage shows as `unsupported`.
+    pub unsupported: BTreeMap<Stage, String>,
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -38,6 +42,7 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
         delete: Vec<f64>,
         maint: Vec<f64>,
         status: Option<CellStatus>,
+        unsupported: BTreeMap<Stage, BTreeSet<String>>,
     }
     let mut status_of = BTreeMap::new();
     for l in lines {
@@ -68,6 +73,10 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
             continue; // invalid or unfinished cells are never averaged in
         }
         let acc = groups.entry(key_of(&m.cell)).or_default();
+        if let Some(why) = &m.unsupported {
+            acc.unsupported.entry(m.stage).or_default().insert(why.clone());
+            continue; // not run: in no figure
+        }
         match m.stage {
             Stage::BulkInsert => acc.bulk.extend(m.edr_replica),
             Stage::PerfileInsert => acc.perfile.extend(m.edr_replica),
@@ -97,6 +106,11 @@ pub fn summarize(lines: &[JournalLine]) -> Vec<SummaryRow> {
                 None => "unfinished",
             }
             .into(),
+            unsupported: a
+                .unsupported
+                .into_iter()
+                .map(|(stage, why)| (stage, why.into_iter().collect::<Vec<_>>().join("; ")))
+                .collect(),
         })
         .collect()
 }
@@ -128,10 +142,25 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), Ide
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     // `+ 0.0` turns a rounded −0 into 0, so a tiny negative share prints as `0%`.
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.0}%", (x * 100.0).round() + 0.0));
+    // A stage's figure: its value, else `unsupported` when the system does not support it.
+    let fig = |r: &SummaryRow, stage: Stage, v: Option<f64>, show: &dyn Fn(Option<f64>) -> String| {
+        if v.is_none() && r.unsupported.contains_key(&stage) { "unsupported".to_string() } else { show(v) }
+    };
+    let figures = |r: &SummaryRow| {
+        [
+            fig(r, Stage::BulkInsert, r.bulk_edr, &f),
+            fig(r, Stage::PerfileInsert, r.perfile_edr, &f),
+            fig(r, Stage::PerfileDelete, r.delete_reclaimed, &pct),
+            fig(r, Stage::Maintenance, r.maintenance_reclaimed, &pct),
+        ]
+    };
+    // The figure columns widen only when a cell says `unsupported`.
+    let wide = rows.iter().any(|r| figures(r).iter().any(|x| x == "unsupported"));
+    let (we, wf) = if wide { (11, 11) } else { (8, 9) };
     let show_axes = rows.iter().any(|r| r.axes != "within/warm");
     let across = rows.iter().any(|r| r.axes.starts_with("across/"));
     let mut s = format!(
-        "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8}{} {:>9} {:>9}  {}\n",
+        "{:<22} {:<16} {:<5} {:<6}{} {:>we$} {:>we$} {:>8}{} {:>wf$} {:>wf$}  {}\n",
         "system",
         "payload",
         "grade",
@@ -147,21 +176,32 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), Ide
     );
     for r in rows {
         let id = ideal.get(&(r.payload.clone(), r.grade.clone()));
+        let [bulk, perfile, delete, maint] = figures(r);
         s.push_str(&format!(
-            "{:<22} {:<16} {:<5} {:<6}{} {:>8} {:>8} {:>8}{} {:>9} {:>9}  {}\n",
+            "{:<22} {:<16} {:<5} {:<6}{} {:>we$} {:>we$} {:>8}{} {:>wf$} {:>wf$}  {}\n",
             r.system,
             r.payload,
             r.grade,
             r.mode,
             if show_axes { format!(" {:<18}", r.axes) } else { String::new() },
-            f(r.bulk_edr),
-            f(r.perfile_edr),
+            bulk,
+            perfile,
             f(id.map(|i| i.whole)),
             if across { format!(" {:>9}", f(id.map(|i| i.per_container(&r.axes)))) } else { String::new() },
-            pct(r.delete_reclaimed),
-            pct(r.maintenance_reclaimed),
+            delete,
+            maint,
             r.status
         ));
+    }
+    let reasons: BTreeSet<(&str, Stage, &str)> = rows
+        .iter()
+        .flat_map(|r| r.unsupported.iter().map(|(st, why)| (r.system.as_str(), *st, why.as_str())))
+        .collect();
+    if !reasons.is_empty() {
+        s.push_str("not supported, so not run (neither valid nor invalid):\n");
+        for (system, stage, why) in reasons {
+            s.push_str(&format!("  {system} {stage}: {why}\n"));
+        }
     }
     s
 }

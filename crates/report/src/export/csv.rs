@@ -1,7 +1,9 @@
 //! CSV: one row per cell × stage (a cell = system × payload × grade × axes, over its
 //! repetitions), every metric a group of columns: n, mean, sd, ci_low, ci_high, min, max,
 //! cv. Groups without any valid repetition get one row with an empty stage, their status
-//! and the reasons.
+//! and the reasons. A stage the system does not support has the status
+//! `unsupported: <reason>` and no figures; `undefined` counts the repetitions where the
+//! stage was unsupported, with the reason.
 
 use super::{Artifact, Exporter, Format};
 use crate::metrics::METRICS;
@@ -76,7 +78,10 @@ fn row(report: &Report, g: &Group, stage: Option<&StageAgg>) -> Vec<String> {
         k.cache.to_string(),
         k.dataset.clone(),
         stage.map(|s| s.stage.to_string()).unwrap_or_default(),
-        g.status.clone(),
+        match stage.and_then(|s| s.unsupported_reason()) {
+            Some(why) => format!("unsupported: {why}"),
+            None => g.status.clone(),
+        },
         g.runs.to_string(),
         g.valid_runs.to_string(),
         report.confidence.to_string(),
@@ -86,8 +91,11 @@ fn row(report: &Report, g: &Group, stage: Option<&StageAgg>) -> Vec<String> {
     for m in METRICS {
         r.extend(stat_fields(stage.and_then(|s| s.metrics.get(m.id))));
     }
-    let undefined: Vec<String> =
+    let mut undefined: Vec<String> =
         stage.map(|s| s.undefined.iter().map(|(m, n)| format!("{m}:{n}")).collect()).unwrap_or_default();
+    if let Some(s) = stage.filter(|s| s.unsupported_runs > 0) {
+        undefined.push(format!("unsupported:{} ({})", s.unsupported_runs, s.unsupported.join("; ")));
+    }
     let outliers: Vec<String> = stage
         .map(|s| s.outliers.iter().map(|o| format!("{} {}#{}={}", o.metric, o.run_id, o.run, o.value)).collect())
         .unwrap_or_default();

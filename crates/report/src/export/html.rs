@@ -1,15 +1,16 @@
 //! HTML: one self-contained page (inline CSS and SVG, no script, no network resource):
 //! an overview, the EDR per system × payload × grade beside the ideal ratio, physical
 //! against logical bytes per stage, space given back by delete and maintenance, throughput
-//! and latency percentiles, the repetitions not averaged, warnings, every statistic, and
-//! the runs' metadata (tool version, configuration without secrets, server versions).
+//! and latency percentiles, the repetitions not averaged, the stages a system does not
+//! support (shown as `unsupported` wherever a figure would be), warnings, every statistic,
+//! and the runs' metadata (tool version, configuration without secrets, server versions).
 //!
 //! Charts are small multiples: one chart per payload type, grades along the x axis, one
 //! colour per system.
 
 use super::fmt;
 use super::svg::{self, Bar, BarChart, BarSeries, DASHES, LineChart, LineSeries, PALETTE, esc};
-use super::{Artifact, Exporter, Format};
+use super::{Artifact, Exporter, Format, UNSUPPORTED, unsupported_stages};
 use crate::metrics::{METRICS, Unit, metric};
 use crate::model::{Group, Report, WarningKind};
 use crate::stats::Stats;
@@ -98,6 +99,19 @@ fn td(s: &str) -> String {
 
 fn tdn(s: &str) -> String {
     format!("<td class=\"n\">{}</td>", esc(s))
+}
+
+/// A numeric cell for `stage` of `g`: `unsupported` (the reason as its tooltip) when the
+/// system does not support the stage, else `text`.
+fn tdn_of(g: &Group, stage: Stage, text: impl FnOnce() -> String) -> String {
+    match g.unsupported(stage) {
+        Some(why) => unsupported_td(&why),
+        None => tdn(&text()),
+    }
+}
+
+fn unsupported_td(why: &str) -> String {
+    format!("<td class=\"n\" title=\"{}\">{UNSUPPORTED}</td>", esc(why))
 }
 
 fn thead(cols: &[(&str, bool)]) -> String {
@@ -237,10 +251,17 @@ impl<'a> Layout<'a> {
                                     note: Some(g.status.clone()),
                                     ..Bar::default()
                                 },
-                                None => Bar {
-                                    tooltip: format!("{what}: undefined"),
-                                    note: Some("n/a".into()),
-                                    ..Bar::default()
+                                None => match g.unsupported(stage) {
+                                    Some(why) => Bar {
+                                        tooltip: format!("{what}: {UNSUPPORTED}: {why}"),
+                                        note: Some(UNSUPPORTED.into()),
+                                        ..Bar::default()
+                                    },
+                                    None => Bar {
+                                        tooltip: format!("{what}: undefined"),
+                                        note: Some("n/a".into()),
+                                        ..Bar::default()
+                                    },
                                 },
                             }
                         })
@@ -478,9 +499,12 @@ fn edr_section(report: &Report, layout: &Layout, o: &mut String) {
         o.push_str("<tr>");
         o.push_str(&key_cols(report, g));
         o.push_str(&tdn(&format!("{}/{}", g.valid_runs, g.runs)));
-        o.push_str(&tdn(&fmt::mean_ci(r.unit, g.stat(Stage::BulkInsert, r.id), " ± ")));
-        o.push_str(&tdn(&fmt::mean_ci(r.unit, g.stat(Stage::PerfileInsert, r.id), " ± ")));
-        o.push_str(&tdn(&fmt::mean_ci(r.unit, g.stat(Stage::BulkInsert, "edr_cluster"), " ± ")));
+        for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+            o.push_str(&tdn_of(g, stage, || fmt::mean_ci(r.unit, g.stat(stage, r.id), " ± ")));
+        }
+        o.push_str(&tdn_of(g, Stage::BulkInsert, || {
+            fmt::mean_ci(r.unit, g.stat(Stage::BulkInsert, "edr_cluster"), " ± ")
+        }));
         o.push_str(&tdn(&g.ideal.map_or("–".into(), |v| format!("{v:.2}"))));
         let share = match (g.stat(Stage::BulkInsert, r.id), g.ideal) {
             (Some(s), Some(i)) if i > 0.0 => fmt::pct(s.mean / i),
@@ -512,7 +536,13 @@ fn per_stage_table<'a>(
             o.push_str(&key_cols(report, g));
             o.push_str(&td(s.stage.name()));
             o.push_str(&tdn(&s.n.to_string()));
-            o.push_str(&cells(s, &|id: &str| s.metrics.get(id)).concat());
+            let mut c = cells(s, &|id: &str| s.metrics.get(id));
+            if let Some(why) = s.unsupported_reason() {
+                // Not run: no figures.
+                c.iter_mut().for_each(|x| *x = tdn("–"));
+                c[0] = unsupported_td(&why);
+            }
+            o.push_str(&c.concat());
             o.push_str("</tr>\n");
         }
     }
@@ -617,8 +647,8 @@ fn reclaim_section(report: &Report, layout: &Layout, o: &mut String) {
         o.push_str(&key_cols(report, g));
         o.push_str(&tdn(&format!("{}/{}", g.valid_runs, g.runs)));
         for stage in [Stage::PerfileDelete, Stage::Maintenance] {
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Bytes, g.stat(stage, "reclaimed_bytes"), " ± ")));
-            o.push_str(&tdn(&fmt::mean_ci(Unit::Share, g.stat(stage, "reclaimed_share"), " ± ")));
+            o.push_str(&tdn_of(g, stage, || fmt::mean_ci(Unit::Bytes, g.stat(stage, "reclaimed_bytes"), " ± ")));
+            o.push_str(&tdn_of(g, stage, || fmt::mean_ci(Unit::Share, g.stat(stage, "reclaimed_share"), " ± ")));
         }
         let notes = g.stage(Stage::Maintenance).map(|s| s.notes.join("; ")).unwrap_or_default();
         o.push_str(&td(&notes));
@@ -706,6 +736,32 @@ fn problems_section(report: &Report, o: &mut String) {
         o.push_str("</tbody></table>\n");
     }
     o.push_str("</section>\n");
+}
+
+/// The stages a system does not support; nothing when every stage ran.
+fn unsupported_section(report: &Report, o: &mut String) {
+    let list = unsupported_stages(report);
+    if list.is_empty() {
+        return;
+    }
+    o.push_str("<section id=\"unsupported\"><h2>Stages not supported</h2>\n");
+    o.push_str(
+        "<p class=\"note\">A system without a meaningful form of a stage does not run it. The stage is neither valid \
+         nor invalid, shows as <em>unsupported</em> and enters no figure.</p>\n<table>",
+    );
+    let mut cols = key_cols_head(report);
+    cols.extend([("stage", false), ("repetitions", true), ("reason", false)]);
+    o.push_str(&thead(&cols));
+    o.push_str("<tbody>\n");
+    for (g, s) in list {
+        o.push_str("<tr>");
+        o.push_str(&key_cols(report, g));
+        o.push_str(&td(s.stage.name()));
+        o.push_str(&tdn(&format!("{} of {}", s.unsupported_runs, s.unsupported_runs + s.n)));
+        o.push_str(&td(&s.unsupported.join("; ")));
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody></table>\n</section>\n");
 }
 
 fn warnings_section(report: &Report, o: &mut String) {
@@ -917,7 +973,13 @@ pub fn render(report: &Report) -> String {
     o.push_str(
         "<nav><a href=\"#overview\">Overview</a><a href=\"#edr\">EDR</a><a href=\"#physical\">Physical vs logical</a>\
          <a href=\"#reclaim\">Reclaimed</a><a href=\"#performance\">Throughput &amp; latency</a>\
-         <a href=\"#problems\">Not averaged</a><a href=\"#warnings\">Warnings</a><a href=\"#statistics\">Statistics</a>\
+         <a href=\"#problems\">Not averaged</a>",
+    );
+    if !unsupported_stages(report).is_empty() {
+        o.push_str("<a href=\"#unsupported\">Not supported</a>");
+    }
+    o.push_str(
+        "<a href=\"#warnings\">Warnings</a><a href=\"#statistics\">Statistics</a>\
          <a href=\"#metadata\">Runs</a></nav>\n<main>\n",
     );
     overview(report, &mut o);
@@ -926,6 +988,7 @@ pub fn render(report: &Report) -> String {
     reclaim_section(report, &layout, &mut o);
     performance_section(report, &layout, &mut o);
     problems_section(report, &mut o);
+    unsupported_section(report, &mut o);
     warnings_section(report, &mut o);
     stats_section(report, &mut o);
     metadata_section(report, &mut o);

@@ -4,14 +4,17 @@
 //! Every `.tex` file needs `\usepackage{booktabs}` (the plot also `pgfplots`); the files
 //! refer to each other through `\dedupLabDir` (default `tex`), so a document that keeps
 //! them elsewhere says `\newcommand{\dedupLabDir}{path}` first.
+//!
+//! A stage a system does not support shows as `unsupported` in the tables, with the reason
+//! in a line under the table; the CSV files for pgfplots have `nan` there.
 
 use super::fmt;
-use super::{Artifact, Exporter, Format};
+use super::{Artifact, Exporter, Format, UNSUPPORTED, unsupported_stages};
 use crate::metrics::Unit;
 use crate::model::{Group, Report};
 use crate::stats::Stats;
 use dedup_lab_core::Stage;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct Latex;
 
@@ -58,6 +61,36 @@ fn share_ci(s: Option<&Stats>) -> String {
             None => p(s.mean),
         },
     }
+}
+
+/// A table cell for `stage` of `g`: `unsupported` when the system does not support it,
+/// else what `figure` makes of it.
+fn cell(g: &Group, stage: Stage, figure: impl FnOnce() -> String) -> String {
+    if g.unsupported(stage).is_some() { UNSUPPORTED.into() } else { figure() }
+}
+
+/// A line under a table naming the stages of `stages` (of `system`, or of every system)
+/// that it shows as unsupported, or that were unsupported in some repetitions (the table
+/// has the figures of the others), with the reasons; empty when there are none.
+fn unsupported_note(report: &Report, stages: &[Stage], system: Option<&str>) -> String {
+    let mut seen = BTreeSet::new();
+    for (g, s) in unsupported_stages(report) {
+        if stages.contains(&s.stage) && system.is_none_or(|x| x == g.key.system) {
+            let some = if s.n > 0 { " (in some repetitions)" } else { "" };
+            seen.insert((g.key.system.clone(), s.stage, some, s.unsupported.join("; ")));
+        }
+    }
+    if seen.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = seen
+        .iter()
+        .map(|(sys, st, some, why)| {
+            let why = escape(why.trim_end_matches('.'));
+            format!("\\texttt{{{}}} \\texttt{{{}}}{some}: {why}", escape(sys), escape(st.name()))
+        })
+        .collect();
+    format!("\\par\\smallskip{{\\footnotesize Unsupported, not run: {}.}}\n", items.join("; "))
 }
 
 /// Row key columns: payload, grade (+ axes, + dataset when they vary).
@@ -149,12 +182,14 @@ fn edr_table(report: &Report, stage: Stage) -> String {
             r.push(match by_sys.get(s) {
                 None => "".into(),
                 Some(g) if g.valid_runs == 0 => escape(&g.status),
-                Some(g) => mean_ci(Unit::Ratio, g.stat(stage, "edr_replica")),
+                Some(g) => cell(g, stage, || mean_ci(Unit::Ratio, g.stat(stage, "edr_replica"))),
             });
         }
         o.push_str(&format!("{} \\\\\n", r.join(" & ")));
     }
-    o.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    o.push_str("\\bottomrule\n\\end{tabular}\n");
+    o.push_str(&unsupported_note(report, &[stage], None));
+    o.push_str("\\end{table}\n");
     o
 }
 
@@ -189,14 +224,17 @@ fn reclaim_table(report: &Report) -> String {
             match by_sys.get(s) {
                 None => r.extend(["".into(), "".into()]),
                 Some(g) => {
-                    r.push(share_ci(g.stat(Stage::PerfileDelete, "reclaimed_share")));
-                    r.push(share_ci(g.stat(Stage::Maintenance, "reclaimed_share")));
+                    for stage in [Stage::PerfileDelete, Stage::Maintenance] {
+                        r.push(cell(g, stage, || share_ci(g.stat(stage, "reclaimed_share"))));
+                    }
                 }
             }
         }
         o.push_str(&format!("{} \\\\\n", r.join(" & ")));
     }
-    o.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    o.push_str("\\bottomrule\n\\end{tabular}\n");
+    o.push_str(&unsupported_note(report, &[Stage::PerfileDelete, Stage::Maintenance], None));
+    o.push_str("\\end{table}\n");
     o
 }
 
@@ -237,19 +275,26 @@ fn performance_tables(report: &Report) -> String {
         for (k, by_sys) in &rows {
             let Some(g) = by_sys.get(s) else { continue };
             let mut r = k.clone();
-            r.push(mean_ci(Unit::MegabytesPerSecond, g.stat(Stage::BulkInsert, "mb_per_s")));
-            r.push(mean_ci(Unit::MegabytesPerSecond, g.stat(Stage::PerfileInsert, "mb_per_s")));
+            for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+                r.push(cell(g, stage, || mean_ci(Unit::MegabytesPerSecond, g.stat(stage, "mb_per_s"))));
+            }
             for (stage, id) in [
                 (Stage::PerfileInsert, "lat_p50_ns"),
                 (Stage::PerfileInsert, "lat_p99_ns"),
                 (Stage::PerfileDelete, "lat_p50_ns"),
                 (Stage::PerfileDelete, "lat_p99_ns"),
             ] {
-                r.push(escape(&fmt::mean(Unit::Nanoseconds, g.stat(stage, id))));
+                r.push(cell(g, stage, || escape(&fmt::mean(Unit::Nanoseconds, g.stat(stage, id)))));
             }
             o.push_str(&format!("{} \\\\\n", r.join(" & ")));
         }
-        o.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+        o.push_str("\\bottomrule\n\\end{tabular}\n");
+        o.push_str(&unsupported_note(
+            report,
+            &[Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete],
+            Some(s),
+        ));
+        o.push_str("\\end{table}\n");
     }
     o
 }

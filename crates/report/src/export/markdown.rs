@@ -1,8 +1,9 @@
 //! Markdown: the summary tables (EDR beside the ideal ratio, physical sizes per stage,
-//! throughput and latency), the cells that were not averaged, the warnings and the runs.
+//! throughput and latency), the cells that were not averaged, the stages a system does not
+//! support (shown as `unsupported` in the tables), the warnings and the runs.
 
 use super::fmt::{mean_ci, value};
-use super::{Artifact, Exporter, Format};
+use super::{Artifact, Exporter, Format, UNSUPPORTED, unsupported_stages};
 use crate::metrics::{Unit, metric};
 use crate::model::Report;
 use dedup_lab_core::Stage;
@@ -44,7 +45,13 @@ fn per_stage_table<'a>(
             let mut r = key_cols(report, g);
             r.push(s.stage.to_string());
             r.push(s.n.to_string());
-            r.extend(cells(&|id: &str| s.metrics.get(id)));
+            let mut c = cells(&|id: &str| s.metrics.get(id));
+            if s.unsupported_reason().is_some() {
+                // Not run: no figures; the reason is listed under "Stages not supported".
+                c.iter_mut().for_each(|x| *x = "–".into());
+                c[0] = UNSUPPORTED.into();
+            }
+            r.extend(c);
             rows.push(r);
         }
     }
@@ -129,20 +136,24 @@ pub fn render(report: &Report) -> String {
     }
     right.extend([true, true, false]);
     let ratio = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+    let fig = |g: &crate::model::Group, stage: Stage, m: &crate::metrics::Metric| match g.unsupported(stage) {
+        Some(_) => UNSUPPORTED.to_string(),
+        None => mean_ci(m.unit, g.stat(stage, m.id), " ± "),
+    };
     let rows: Vec<Vec<String>> = report
         .groups
         .iter()
         .map(|g| {
             let mut r = key_cols(report, g);
             r.push(format!("{}/{}", g.valid_runs, g.runs));
-            r.push(mean_ci(edr.unit, g.stat(Stage::BulkInsert, edr.id), " ± "));
-            r.push(mean_ci(edr.unit, g.stat(Stage::PerfileInsert, edr.id), " ± "));
+            r.push(fig(g, Stage::BulkInsert, edr));
+            r.push(fig(g, Stage::PerfileInsert, edr));
             r.push(ratio(g.ideal));
             if across {
                 r.push(ratio(g.ideal_per_container));
             }
-            r.push(mean_ci(share.unit, g.stat(Stage::PerfileDelete, share.id), " ± "));
-            r.push(mean_ci(share.unit, g.stat(Stage::Maintenance, share.id), " ± "));
+            r.push(fig(g, Stage::PerfileDelete, share));
+            r.push(fig(g, Stage::Maintenance, share));
             r.push(g.status.clone());
             r
         })
@@ -194,6 +205,30 @@ pub fn render(report: &Report) -> String {
             &[false; 7],
             &rows,
         );
+    }
+
+    let unsupported = unsupported_stages(report);
+    if !unsupported.is_empty() {
+        o.push_str("## Stages not supported\n\n");
+        o.push_str(
+            "A system without a meaningful form of a stage does not run it; the stage is neither valid nor invalid \
+             and enters no figure.\n\n",
+        );
+        let mut head = kh.clone();
+        head.extend(["stage", "repetitions", "reason"]);
+        let rows: Vec<Vec<String>> = unsupported
+            .iter()
+            .map(|(g, s)| {
+                let mut r = key_cols(report, g);
+                r.push(s.stage.to_string());
+                r.push(format!("{} of {}", s.unsupported_runs, s.unsupported_runs + s.n));
+                r.push(s.unsupported.join("; "));
+                r
+            })
+            .collect();
+        let mut right = vec![false; nk + 1];
+        right.extend([true, false]);
+        table(&mut o, &head, &right, &rows);
     }
 
     o.push_str("## Warnings\n\n");

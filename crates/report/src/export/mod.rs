@@ -9,7 +9,7 @@ pub mod latex;
 pub mod markdown;
 pub mod svg;
 
-use crate::model::Report;
+use crate::model::{Group, Report, StageAgg};
 use std::fmt as stdfmt;
 use std::str::FromStr;
 
@@ -102,6 +102,15 @@ impl FromStr for Format {
         }
     }
 }
+
+/// Every stage of every group that the system did not support in some valid repetition
+/// (not run, in no statistic), in report order: what the exporters list with its reason.
+pub fn unsupported_stages(report: &Report) -> Vec<(&Group, &StageAgg)> {
+    report.groups.iter().flat_map(|g| g.stages.iter().filter(|s| s.unsupported_runs > 0).map(move |s| (g, s))).collect()
+}
+
+/// The word a figure's cell shows for a stage the system does not support.
+pub const UNSUPPORTED: &str = "unsupported";
 
 /// Every file of the given formats.
 pub fn export(report: &Report, formats: &[Format]) -> Vec<Artifact> {

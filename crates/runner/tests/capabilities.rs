@@ -1,0 +1,371 @@
+//! Stage capabilities: a backend may declare an operation unsupported (the engine journals
+//! the stage as unsupported instead of running it, and the cell stays `ok`) or declare that
+//! its variant deduplicates (row counts are then checked against a range). The backend
+//! underneath is the real SQLite one; a wrapper only adds the declarations.
+
+use dedup_lab_backends::BackendConfig;
+use dedup_lab_core::{
+    Backend, BackendError, CacheState, CellStatus, Grade, InsertionMode, InternalSizes, JournalLine, MaintenanceReport,
+    Measurement, Namespace, Operation, PayloadType, Placement, PreflightReport, Record, RecordId, RecordStream, Schema,
+    Stage, SystemKind,
+};
+use dedup_lab_datagen::{DatasetSpec, RecordSize};
+use dedup_lab_runner::journal::{Journal, RunDir, read_journal};
+use dedup_lab_runner::probe::ProbeKind;
+use dedup_lab_runner::{Engine, RunOutcome, RunSpec, SystemSpec};
+
+/// Real SQLite underneath, with declared capabilities.
+struct Declaring {
+    inner: Box<dyn Backend>,
+    unsupported: Vec<(Operation, &'static str)>,
+    deduplicates: Option<&'static str>,
+}
+
+impl Backend for Declaring {
+    fn kind(&self) -> SystemKind {
+        self.inner.kind()
+    }
+    fn variant(&self) -> &str {
+        self.inner.variant()
+    }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+    fn preflight(&mut self, ns: &Namespace) -> Result<PreflightReport, BackendError> {
+        self.inner.preflight(ns)
+    }
+    fn server_version(&mut self) -> Result<String, BackendError> {
+        self.inner.server_version()
+    }
+    fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.reset(ns)
+    }
+    fn bulk_insert(&mut self, ns: &Namespace, r: RecordStream<'_>) -> Result<u64, BackendError> {
+        self.inner.bulk_insert(ns, r)
+    }
+    fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
+        self.inner.insert_one(ns, r)
+    }
+    fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
+        self.inner.delete_one(ns, id)
+    }
+    fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.read_one(ns, id)
+    }
+    fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
+        self.inner.maintenance(ns)
+    }
+    fn settle(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.settle(ns)
+    }
+    fn count(&mut self, ns: &Namespace) -> Result<u64, BackendError> {
+        self.inner.count(ns)
+    }
+    fn sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
+        self.inner.sizes(ns)
+    }
+    fn teardown(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.teardown(ns)
+    }
+    fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<std::path::PathBuf>, BackendError> {
+        self.inner.data_paths(ns)
+    }
+    fn native_storage(&self, schema: &Schema) -> String {
+        self.inner.native_storage(schema)
+    }
+    fn unsupported(&self, op: Operation) -> Option<String> {
+        self.unsupported.iter().find(|(o, _)| *o == op).map(|(_, why)| why.to_string())
+    }
+    fn deduplicates(&self) -> Option<String> {
+        self.deduplicates.map(String::from)
+    }
+    fn reopen(&mut self) -> Result<Option<String>, BackendError> {
+        self.inner.reopen()
+    }
+}
+
+struct Run {
+    outcome: RunOutcome,
+    lines: Vec<JournalLine>,
+}
+
+impl Run {
+    fn stage(&self, want: Stage) -> &Measurement {
+        self.lines
+            .iter()
+            .find_map(|l| match l {
+                JournalLine::Stage(m) if m.stage == want => Some(m.as_ref()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{want} is journaled"))
+    }
+
+    fn cell_status(&self) -> CellStatus {
+        self.lines
+            .iter()
+            .find_map(|l| match l {
+                JournalLine::Cell { status, .. } => Some(*status),
+                _ => None,
+            })
+            .expect("the cell ended")
+    }
+}
+
+const RECORDS: u64 = 6;
+
+/// Runs one U50 random-binary cell of `RECORDS` records through `stages` on the wrapped
+/// SQLite backend.
+fn run(stages: &[Stage], mode: InsertionMode, wrap: impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend>) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let payload = match mode {
+        InsertionMode::Native => PayloadType::StructuredJson,
+        _ => PayloadType::RandomBinary,
+    };
+    let spec = RunSpec {
+        lab: "dedup_lab".parse().unwrap(),
+        systems: vec![SystemSpec {
+            kind: SystemKind::Sqlite,
+            variants: vec!["default".into()],
+            replicas: 1,
+            probe: ProbeKind::Auto,
+            max_bytes: None,
+            cold_command: None,
+            settings: serde_json::json!({}),
+        }],
+        datasets: vec![DatasetSpec {
+            payload,
+            grade: Grade::U50,
+            records: RECORDS,
+            record_size: RecordSize::Fixed(8192),
+            seed: 1,
+            real_world: None,
+        }],
+        stages: stages.to_vec(),
+        runs: 1,
+        placements: vec![Placement::Within],
+        caches: vec![CacheState::Warm],
+        modes: vec![mode],
+        on_parse_error: Default::default(),
+        readback: RECORDS,
+        keep: false,
+    };
+    let dir = RunDir::new(tmp.path(), "r1");
+    let info = RunDir::new_info("r1", spec.clone(), "test");
+    dir.create(&info).unwrap();
+    let journal = Journal::create(&dir).unwrap();
+    let cfg = BackendConfig::new(spec.lab.clone(), "sqlite", "X", serde_json::json!({}), dir.lab_dir());
+    let inner = dedup_lab_backends::open(SystemKind::Sqlite, "default", &cfg).unwrap();
+    let mut observer = |_e: dedup_lab_runner::Event| {};
+    let outcome = Engine::new(spec, dir.clone(), info, journal, 1, &mut observer)
+        .with_backend(SystemKind::Sqlite, "default", wrap(inner))
+        .run()
+        .unwrap();
+    Run { outcome, lines: read_journal(&dir.journal_path()).unwrap().0 }
+}
+
+fn declaring(unsupported: Vec<(Operation, &'static str)>) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
+    move |inner| Box::new(Declaring { inner, unsupported, deduplicates: None })
+}
+
+/// The line of a stage that was not run.
+fn assert_unsupported(m: &Measurement, reason: &str) {
+    assert_eq!(m.unsupported.as_deref(), Some(reason), "{}", m.stage);
+    assert!(!m.valid && m.invalid_reasons.is_empty(), "{}: neither valid nor invalid: {m:?}", m.stage);
+    assert_eq!((m.rows_sent, m.rows_reported, m.logical_bytes, m.duration_ns), (0, None, 0, 0));
+    assert_eq!(m.physical.before, m.physical.after);
+    assert_eq!(m.physical.delta, 0);
+    assert!(m.edr_replica.is_none() && m.edr_cluster.is_none());
+    assert!(m.edr_note.as_deref().is_some_and(|n| n.contains("unsupported")), "{:?}", m.edr_note);
+    assert!(m.notes.contains(&format!("unsupported: {reason}")), "{:?}", m.notes);
+}
+
+#[test]
+fn an_unsupported_delete_is_journaled_not_run_and_the_cell_is_ok() {
+    let why = "an append-only log cannot delete one record";
+    let r = run(
+        &[Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance, Stage::Refill],
+        InsertionMode::Blob,
+        declaring(vec![(Operation::DeleteOne, why)]),
+    );
+    assert!(r.outcome.invalid.is_empty() && r.outcome.failed.is_empty(), "{:?}", r.outcome);
+    assert_eq!(r.cell_status(), CellStatus::Ok);
+
+    let insert = r.stage(Stage::PerfileInsert);
+    assert!(insert.valid, "{:?}", insert.invalid_reasons);
+    let delete = r.stage(Stage::PerfileDelete);
+    assert_unsupported(delete, why);
+    // The probe still shows where the store stands: every record is still there.
+    assert!(delete.physical.before > 0);
+    assert!(delete.reclaimed_bytes.is_none() && delete.reclaimed_share.is_none());
+
+    // Maintenance still runs, and expects the records the delete left (all of them).
+    let maint = r.stage(Stage::Maintenance);
+    assert!(maint.unsupported.is_none());
+    assert!(maint.valid, "{:?}", maint.invalid_reasons);
+    assert_eq!(maint.rows_counted, Some(RECORDS));
+    assert!(maint.notes.iter().any(|n| n.starts_with("maintenance: ")), "{:?}", maint.notes);
+
+    // Refill re-inserts what the delete removed: unsupported with it, saying why.
+    let refill = r.stage(Stage::Refill);
+    let expected =
+        format!("refill re-inserts the records perfile_delete removed, and per-record delete is unsupported: {why}");
+    assert_unsupported(refill, &expected);
+}
+
+#[test]
+fn an_unsupported_maintenance_is_journaled_not_run_and_the_cell_is_ok() {
+    let why = "the store has no reclaim operation";
+    let r = run(
+        &[Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance],
+        InsertionMode::Blob,
+        declaring(vec![(Operation::Maintenance, why)]),
+    );
+    assert_eq!(r.cell_status(), CellStatus::Ok, "{:?}", r.outcome);
+    assert!(r.stage(Stage::PerfileInsert).valid);
+    let delete = r.stage(Stage::PerfileDelete);
+    assert!(delete.valid && delete.unsupported.is_none(), "{:?}", delete.invalid_reasons);
+    assert_eq!(delete.rows_counted, Some(0));
+    assert_unsupported(r.stage(Stage::Maintenance), why);
+}
+
+fn deduplicating(how: &'static str) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
+    move |inner| Box::new(Declaring { inner, unsupported: vec![], deduplicates: Some(how) })
+}
+
+#[test]
+fn a_deduplicating_declaration_over_a_store_that_keeps_every_row_is_valid() {
+    let how = "collapses equal rows on merge";
+    for mode in [InsertionMode::Blob, InsertionMode::Native] {
+        let r = run(
+            &[Stage::BulkInsert, Stage::PerfileInsert, Stage::PerfileDelete, Stage::Maintenance],
+            mode,
+            deduplicating(how),
+        );
+        assert_eq!(r.cell_status(), CellStatus::Ok, "{mode}: {:?}", r.outcome);
+        for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+            let m = r.stage(stage);
+            assert!(m.valid, "{mode} {stage}: {:?}", m.invalid_reasons);
+            // Every row is kept: the count is the top of the accepted range.
+            assert_eq!(m.rows_counted, Some(m.rows_sent));
+            let note = m.notes.iter().find(|n| n.starts_with("deduplicating variant: ")).expect("the how is noted");
+            assert!(note.contains(how), "{note}");
+            // U50 of 6 files: 3 distinct ones in blob mode. Native mode counts distinct
+            // records while streaming; every native record of a file differs, so at least
+            // the records of the 3 originals are distinct.
+            let low: u64 = note.split("; ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            match mode {
+                InsertionMode::Blob => assert_eq!(low, 3, "{note}"),
+                _ => assert!(low < m.rows_sent && low >= 3, "{note}"),
+            }
+            assert!(m.notes.iter().any(|n| n.starts_with("read-back: 0 of ")), "{:?}", m.notes);
+        }
+        assert!(r.stage(Stage::PerfileDelete).valid);
+        assert!(r.stage(Stage::Maintenance).valid);
+    }
+}
+
+/// A store that deduplicates by content, made of the real SQLite backend: a record whose
+/// content was written before is acknowledged but not stored (as a table engine that
+/// collapses equal rows, or a log compacted by content hash, would leave it).
+struct Collapsing {
+    inner: Declaring,
+    seen: std::collections::HashSet<Vec<u8>>,
+}
+
+impl Backend for Collapsing {
+    fn kind(&self) -> SystemKind {
+        self.inner.kind()
+    }
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+    fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.seen.clear();
+        self.inner.reset(ns)
+    }
+    fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
+        let (seen, mut sent) = (&mut self.seen, 0);
+        let mut first_of_content = records.inspect(|_| sent += 1).filter(|r| match r {
+            Ok(r) => seen.insert(r.data.clone()),
+            Err(_) => true,
+        });
+        self.inner.bulk_insert(ns, &mut first_of_content)?;
+        Ok(sent)
+    }
+    fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
+        if self.seen.insert(r.data.clone()) { self.inner.insert_one(ns, r) } else { Ok(1) }
+    }
+    fn delete_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
+        self.inner.delete_one(ns, id)
+    }
+    fn read_one(&mut self, ns: &Namespace, id: &RecordId) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.read_one(ns, id)
+    }
+    fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
+        self.inner.maintenance(ns)
+    }
+    fn settle(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.settle(ns)
+    }
+    fn count(&mut self, ns: &Namespace) -> Result<u64, BackendError> {
+        self.inner.count(ns)
+    }
+    fn sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
+        self.inner.sizes(ns)
+    }
+    fn teardown(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        self.inner.teardown(ns)
+    }
+    fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<std::path::PathBuf>, BackendError> {
+        self.inner.data_paths(ns)
+    }
+    fn unsupported(&self, op: Operation) -> Option<String> {
+        self.inner.unsupported(op)
+    }
+    fn deduplicates(&self) -> Option<String> {
+        self.inner.deduplicates()
+    }
+}
+
+fn collapsing(deduplicates: Option<&'static str>) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
+    move |inner| {
+        let inner = Declaring { inner, unsupported: vec![], deduplicates };
+        Box::new(Collapsing { inner, seen: Default::default() })
+    }
+}
+
+#[test]
+fn a_deduplicating_variant_that_collapses_copies_is_valid_only_when_it_says_so() {
+    let stages = [Stage::BulkInsert, Stage::PerfileInsert, Stage::Maintenance];
+    // U50 of 6 records: 3 originals are kept, their 3 copies collapsed.
+    let r = run(&stages, InsertionMode::Blob, collapsing(Some("keeps one row per content")));
+    assert_eq!(r.cell_status(), CellStatus::Ok, "{:?}", r.outcome);
+    for stage in [Stage::BulkInsert, Stage::PerfileInsert] {
+        let m = r.stage(stage);
+        assert!(m.valid, "{stage}: {:?}", m.invalid_reasons);
+        assert_eq!((m.rows_sent, m.rows_reported, m.rows_counted), (6, Some(6), Some(3)));
+        assert_eq!((m.readback_sampled, m.readback_matched), (6, 3));
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n == "read-back: 3 of 6 sampled records were collapsed by the variant (read back nothing)"),
+            "{:?}",
+            m.notes
+        );
+    }
+    // After maintenance: at most what was there before it (3), at least the distinct (3).
+    assert_eq!(r.stage(Stage::Maintenance).rows_counted, Some(3));
+    assert!(r.stage(Stage::Maintenance).valid);
+
+    // The same store without the declaration lost rows: invalid.
+    let r = run(&stages, InsertionMode::Blob, collapsing(None));
+    assert_eq!(r.cell_status(), CellStatus::Invalid);
+    let bulk = r.stage(Stage::BulkInsert);
+    assert_eq!(
+        bulk.invalid_reasons,
+        [
+            "bulk_insert: 3 rows counted afterwards, expected 6",
+            "bulk_insert: 3 of 6 records read back differ from what was written"
+        ]
+    );
+}
