@@ -50,18 +50,7 @@ pub struct RunOutcome {
 
 /// The environment-variable prefix of a system's settings.
 pub fn env_prefix(kind: SystemKind) -> &'static str {
-    match kind {
-        SystemKind::Sqlite => "DEDUP_SQLITE",
-        SystemKind::Lsm => "DEDUP_LSM",
-        SystemKind::Files => "DEDUP_FILES",
-        SystemKind::Postgresql => "DEDUP_PG",
-        SystemKind::Cockroachdb => "DEDUP_CRDB",
-        SystemKind::Mariadb => "DEDUP_MARIADB",
-        SystemKind::Clickhouse => "DEDUP_CLICKHOUSE",
-        SystemKind::Redis => "DEDUP_REDIS",
-        SystemKind::Kafka => "DEDUP_KAFKA",
-        SystemKind::S3 => "DEDUP_MINIO",
-    }
+    dedup_lab_backends::entry(kind).env_prefix
 }
 
 /// Builds the configuration a backend is opened with.
