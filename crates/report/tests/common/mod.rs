@@ -262,6 +262,13 @@ pub fn intrinsic(seed: u64) -> Vec<(DatasetSpec, Analysis)> {
 pub fn assert_snapshot(name: &str, actual: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        // Under the test command a snapshot is checked, never rewritten: a CI run with
+        // UPDATE_SNAPSHOTS set would otherwise pass whatever the exporters print.
+        assert!(
+            std::env::var_os("DEDUP_LAB_REQUIRE_SERVERS").is_none_or(|v| v != "1"),
+            "UPDATE_SNAPSHOTS=1 is refused under the test command (DEDUP_LAB_REQUIRE_SERVERS=1); \
+             rewrite snapshots with a plain `UPDATE_SNAPSHOTS=1 cargo test -p dedup-lab-report`"
+        );
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
