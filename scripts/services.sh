@@ -325,6 +325,9 @@ SELECT format('CREATE ROLE %I LOGIN CREATEDB NOSUPERUSER', '$PG_TEST_USER')
 ALTER ROLE "$PG_TEST_USER" WITH LOGIN CREATEDB NOSUPERUSER PASSWORD '$test_pw';
 SELECT format('CREATE DATABASE %I OWNER %I', '$PG_TEST_DB', '$PG_TEST_USER')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_TEST_DB') \gexec
+-- settle() runs CHECKPOINT before every size reading; PostgreSQL 15+ lets a non-superuser do it.
+SELECT format('GRANT pg_checkpoint TO %I', '$PG_TEST_USER')
+ WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint') \gexec
 SQL
   : >"$PG_PROVISIONED"
 }
