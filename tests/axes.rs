@@ -60,7 +60,9 @@ fn across_placement_puts_every_copy_in_the_other_container() {
         assert_eq!(c0.iter().filter(|o| *o == original).count(), 1, "c0 holds no copies");
     }
     let lines = journal(&results);
-    assert!(stages(&lines).iter().all(|m| m.cell.placement.to_string() == "across" && m.valid));
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 1, "one cell, one stage");
+    assert!(ms.iter().all(|m| m.cell.placement.to_string() == "across" && m.valid));
 }
 
 #[test]
@@ -144,7 +146,10 @@ fn a_configured_cold_command_runs_before_each_stage_of_cold_cells_only() {
         ran.lines().collect::<Vec<_>>(),
         ["bulk_insert files", "perfile_insert files", "perfile_delete files", "maintenance files"]
     );
-    for m in stages(&journal(&results)) {
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 8, "two cells of four stages");
+    for m in ms {
         let notes = m.notes.join(" | ");
         let cold = m.cell.cache.to_string() == "cold";
         assert_eq!(notes.contains("exit status 0") && notes.contains("evicted"), cold, "{notes}");
@@ -261,16 +266,25 @@ fn byte_budgets_skip_the_cells_that_do_not_fit() {
     assert!(plan.contains("budget max_bytes 100.0 KiB") && plan.contains("1 of 1 cells would be skipped"), "{plan}");
     ok_configured(&cfg, &results, &["--systems", "sqlite,files"]);
     let lines = journal(&results);
+    let (mut skipped, mut ok_cells, mut files_stages) = (0, 0, 0);
     for l in &lines {
         match l {
             JournalLine::Cell { cell, status, reason, .. } if cell.system.to_string() == "sqlite" => {
                 assert_eq!(*status, CellStatus::Skipped);
                 assert!(reason.as_deref().unwrap().contains("max_bytes"), "{reason:?}");
+                skipped += 1;
             }
-            JournalLine::Cell { status, .. } => assert_eq!(*status, CellStatus::Ok),
-            JournalLine::Stage(m) => assert_eq!(m.cell.system.to_string(), "files", "a skipped cell wrote nothing"),
+            JournalLine::Cell { status, .. } => {
+                assert_eq!(*status, CellStatus::Ok);
+                ok_cells += 1;
+            }
+            JournalLine::Stage(m) => {
+                assert_eq!(m.cell.system.to_string(), "files", "a skipped cell wrote nothing");
+                files_stages += 1;
+            }
         }
     }
+    assert_eq!((skipped, ok_cells, files_stages), (1, 1, 4), "the sqlite cell skipped, the files cell measured");
 }
 
 #[test]

@@ -75,11 +75,15 @@ fn a_full_run_has_the_expected_ground_truth() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("postgresql/external") && stdout.contains("postgresql/extended"), "{stdout}");
     let lines = journal(&results);
-    let mut checked = 0;
+    let (mut checked, mut cells, mut measured, mut maintained) = (0, 0, 0, 0);
     for l in &lines {
         match l {
-            JournalLine::Cell { status, reason, .. } => assert_eq!(*status, CellStatus::Ok, "{reason:?}"),
+            JournalLine::Cell { status, reason, .. } => {
+                assert_eq!(*status, CellStatus::Ok, "{reason:?}");
+                cells += 1;
+            }
             JournalLine::Stage(m) => {
+                measured += 1;
                 assert!(m.valid, "{}: {:?}", m.cell, m.invalid_reasons);
                 assert_eq!(m.physical.method, "fs", "the local data directory is probed");
                 if m.stage == Stage::BulkInsert {
@@ -99,6 +103,7 @@ fn a_full_run_has_the_expected_ground_truth() {
                     }
                 }
                 if m.stage == Stage::Maintenance {
+                    maintained += 1;
                     assert!(m.notes.iter().any(|n| n.contains("VACUUM (FULL")), "{:?}", m.notes);
                     assert!(m.reclaimed_share.unwrap() > 0.5, "VACUUM FULL gives back the deleted rows: {m:?}");
                 }
@@ -106,6 +111,8 @@ fn a_full_run_has_the_expected_ground_truth() {
         }
     }
     assert_eq!(checked, 4, "two grades × the two ground-truth cells");
+    // 2 variants × 2 payload types × 2 grades, four stages each.
+    assert_eq!((cells, measured, maintained), (8, 32, 8), "every cell and stage is journaled");
     assert!(!schema_exists(&env, "dedup_lab_e2e_truth"), "the lab schema is torn down after the run");
 }
 
@@ -132,10 +139,13 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
     )
     .unwrap();
     assert!(!journal_text.contains("definitely-wrong-pw-4711"), "the password was journaled");
+    let mut cells = 0;
     for l in journal(&results) {
         if let JournalLine::Cell { cell, status, .. } = l {
             let want = if cell.system == SystemKind::Postgresql { CellStatus::Failed } else { CellStatus::Ok };
             assert_eq!(status, want, "{cell}");
+            cells += 1;
         }
     }
+    assert_eq!(cells, 3, "two PostgreSQL variants failed, the sqlite cell ran");
 }
