@@ -149,7 +149,7 @@ pub fn stage(cell: &CellKey, stage: Stage) -> Measurement {
     }
 }
 
-fn end(cell: &CellKey, status: CellStatus, reason: Option<&str>) -> JournalLine {
+pub fn end(cell: &CellKey, status: CellStatus, reason: Option<&str>) -> JournalLine {
     JournalLine::Cell {
         cell: cell.clone(),
         status,
