@@ -3,7 +3,6 @@
 //! its variant deduplicates (row counts are then checked against a range). The backend
 //! underneath is the real SQLite one; a wrapper only adds the declarations.
 
-use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{
     Backend, BackendError, CacheState, CellStatus, Grade, InsertionMode, InternalSizes, JournalLine, MaintenanceReport,
     Measurement, Namespace, Operation, PayloadType, Placement, PreflightReport, Record, RecordId, RecordStream, Schema,
