@@ -204,6 +204,8 @@ fn cold_command_settings_are_checked_before_anything_runs() {
         ("[systems.sqlite]\ncold_timeout = 30\n", "cold_timeout but no cold_command"),
         ("[systems.sqlite]\ncold_command = 3\n", "expected a shell command"),
         ("[systems.sqlite]\ncold_command = \"true\"\ncold_timeout = \"soon\"\n", "expected whole seconds"),
+        ("[systems.sqlite]\ncold_pass_env = [\"X\"]\n", "cold_pass_env but no cold_command"),
+        ("[systems.sqlite]\ncold_command = \"true\"\ncold_pass_env = \"X\"\n", "list of environment variable"),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let out = run(&["run", "--config", cfg.to_str().unwrap(), "--systems", "sqlite", "--dry-run"]);
@@ -302,4 +304,38 @@ fn dataset_size_and_presets_shape_the_plan() {
     let out = run(&["run", "--dry-run", "--preset", "bogus"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("original"));
+}
+
+/// A cold command's output is journaled, so it never sees a variable that holds a secret
+/// (an `env` in it would write the password into the results), unless the config passes
+/// that one through by name.
+#[test]
+fn cold_commands_run_without_secret_variables_unless_passed_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    let secret = "pw-cold-7f3e9a1c";
+    let passed = "pass-me-5b2d";
+    std::fs::write(
+        &cfg,
+        "[systems.files]\ncold_command = \"env | grep ^DEDUP_; echo done\"\ncold_pass_env = [\"DEDUP_FILES_TOKEN\"]\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .env("DEDUP_PG_PASSWORD", secret)
+        .env("DEDUP_S3_SECRET_KEY", secret)
+        .env("DEDUP_FILES_TOKEN", passed)
+        .args(with_small(&["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()]))
+        .args(["--systems", "files", "--caches", "cold", "--stages", "bulk_insert"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 1);
+    let notes = ms[0].notes.join(" | ");
+    assert!(notes.contains("done") && notes.contains("DEDUP_LAB_STAGE=bulk_insert"), "the command ran env: {notes}");
+    assert!(notes.contains(&format!("DEDUP_FILES_TOKEN={passed}")), "passed through by name: {notes}");
+    let text = std::fs::read_to_string(run_dir(&results).join("measurements.jsonl")).unwrap();
+    assert!(!text.contains(secret), "a secret variable reached the cold command's journaled output");
 }
