@@ -149,3 +149,58 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
     }
     assert_eq!(cells, 3, "two PostgreSQL variants failed, the sqlite cell ran");
 }
+
+/// Every file below `dir`, with its content.
+fn files_with_content(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let content = std::fs::read(&p).unwrap();
+                out.push((p, content));
+            }
+        }
+    }
+    out
+}
+
+/// The server's real password, on a run that succeeds, appears in no output and no file
+/// the run wrote: stdout, stderr, run.json, the journal, every export, the scratch space.
+#[test]
+fn the_real_password_is_written_nowhere_by_a_successful_run() {
+    let Some(env) = pg() else { return };
+    let password = &env[3];
+    assert!(
+        password.len() >= 16,
+        "the test server's password is distinctive (scripts/services.sh makes 32 hex digits)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .env("DEDUP_LAB_SCRATCH", &scratch)
+        .args(["run", "--results", results.to_str().unwrap(), "--systems", "postgresql,sqlite"])
+        .args(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
+        .args(["--export", "csv,json,md,tex,html", "--caches", "warm,cold"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains(password.as_str()) && !stderr.contains(password.as_str()), "printed the password");
+    let files = files_with_content(&results);
+    let names: Vec<String> = files.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for want in ["run.json", "measurements.jsonl", "report.csv", "report.json", "report.md", "report.html"] {
+        assert!(names.iter().any(|n| n == want), "{want} was written: {names:?}");
+    }
+    assert!(files.iter().any(|(p, _)| p.extension().is_some_and(|e| e == "tex")), "LaTeX export: {names:?}");
+    for (path, content) in files.iter().chain(files_with_content(&scratch).iter()) {
+        let hit = content.windows(password.len()).any(|w| w == password.as_bytes());
+        assert!(!hit, "{} holds the password", path.display());
+    }
+}
