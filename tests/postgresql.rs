@@ -204,3 +204,54 @@ fn the_real_password_is_written_nowhere_by_a_successful_run() {
         assert!(!hit, "{} holds the password", path.display());
     }
 }
+
+/// Resume after SIGKILL on PostgreSQL: killed mid-cell several times and resumed, the run
+/// keeps every finished line byte for byte, moves partial cells to `discarded.jsonl`, ends
+/// with each cell exactly once, and leaves no lab schema behind.
+#[test]
+fn a_postgresql_run_killed_and_resumed_keeps_what_it_measured() {
+    let Some(env) = pg() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_resume\"\n").unwrap();
+    let results = tmp.path().join("r");
+    let args: Vec<String> = [
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "postgresql",
+        "--payload-types",
+        "random_binary,text_document",
+        "--grades",
+        "U0,U50",
+        "--records",
+        "24",
+        "--record-size",
+        "32KiB",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (run, kills) = support::kill_and_resume(&results, &args, &[3, 9]);
+    assert!(kills >= 2, "killed mid-way (was {kills})");
+    let lines = journal(&results);
+    let mut cells: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match l {
+            JournalLine::Cell { cell, status, .. } => {
+                assert_eq!(*status, CellStatus::Ok, "{cell}");
+                Some(cell.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    cells.sort();
+    let n = cells.len();
+    cells.dedup();
+    assert_eq!((n, cells.len()), (8, 8), "2 variants × 2 payloads × 2 grades, each once");
+    assert!(run.join("discarded.jsonl").is_file());
+    assert!(!schema_exists(&env, "dedup_t_resume"), "no lab schema is left behind");
+}

@@ -75,3 +75,117 @@ pub fn stages(lines: &[JournalLine]) -> Vec<&Measurement> {
         })
         .collect()
 }
+
+// ----- killing a run and resuming it -----
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Lines in the journal of `run` (0 before it exists).
+pub fn journal_line_count(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("measurements.jsonl")).map(|t| t.matches('\n').count()).unwrap_or(0)
+}
+
+/// Waits (bounded) until the run directory exists and its journal has at least `n` lines;
+/// `None` when the run finished first.
+pub fn wait_for_lines(results: &Path, child: &mut Child, n: usize) -> Option<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None; // finished before reaching the kill point
+        }
+        // The run directory appears (renamed into place) with its run.json already written.
+        if let Some(run) = std::fs::read_dir(results)
+            .ok()
+            .and_then(|d| d.flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.')))
+            .map(|e| e.path())
+            && run.join("run.json").is_file()
+            && journal_line_count(&run) >= n
+        {
+            return Some(run);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the run did not reach {n} journal lines within 120 s");
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// What a killed run's journal holds: the lines up to its last finished cell (kept, byte
+/// for byte, by every resume) and the lines of the partly run cell after them (moved to
+/// `discarded.jsonl` by the next resume; a torn last line without its newline included).
+pub fn split_journal(text: &str) -> (String, Vec<String>) {
+    let mut kept = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if line.ends_with('\n') && line.contains("\"type\":\"cell\"") {
+            kept = at;
+        }
+    }
+    let partial = text[kept..].split_inclusive('\n').map(|l| l.trim_end_matches('\n').to_string()).collect();
+    (text[..kept].to_string(), partial)
+}
+
+/// Starts `dedup-lab <args>` (a `run` writing under `results`), kills it with SIGKILL at
+/// several points and resumes it each time, then lets a last resume finish. After every
+/// kill it records the journal, and at the end checks that every line of a finished cell
+/// written before a kill is still there byte for byte, and that the lines of each partly
+/// run cell were moved to `discarded.jsonl`. Returns the run directory and the number of
+/// kills that hit a running process.
+pub fn kill_and_resume(results: &Path, args: &[String], extra_lines: &[usize]) -> (PathBuf, usize) {
+    let quiet = |c: &mut Command| {
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    };
+    let bin = env!("CARGO_BIN_EXE_dedup-lab");
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    quiet(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let run = wait_for_lines(results, &mut child, 0).expect("the run started");
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let run_id = run.file_name().unwrap().to_string_lossy().into_owned();
+    let snapshot = |run: &Path| std::fs::read_to_string(run.join("measurements.jsonl")).unwrap_or_default();
+    let mut snapshots = vec![snapshot(&run)];
+    let mut kills = 1;
+    let resume = || {
+        let mut c = Command::new(bin);
+        c.args(["run", "--results", &results.display().to_string(), "--resume", &run_id]);
+        c
+    };
+    for extra in extra_lines {
+        let before = journal_line_count(&run);
+        let mut cmd = resume();
+        quiet(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        if wait_for_lines(results, &mut child, before + extra).is_some() {
+            signal(&child, "-KILL");
+            kills += 1;
+        }
+        child.wait().unwrap();
+        snapshots.push(snapshot(&run));
+    }
+    let out = resume().stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "the last resume: {}", String::from_utf8_lossy(&out.stderr));
+    let last = snapshot(&run);
+    let discarded = std::fs::read_to_string(run.join("discarded.jsonl")).unwrap_or_default();
+    let mut partial_lines = 0;
+    for (i, snap) in snapshots.iter().enumerate() {
+        let (kept, partial) = split_journal(snap);
+        assert!(last.starts_with(&kept), "kill {}: a line journaled before the kill changed or vanished", i + 1);
+        for line in partial.iter().filter(|l| !l.is_empty()) {
+            partial_lines += 1;
+            assert!(
+                discarded.contains(line.as_str()),
+                "kill {}: a partly run cell's line is not in discarded.jsonl: {line}",
+                i + 1
+            );
+        }
+    }
+    assert!(partial_lines > 0, "some kill must have hit a cell in the middle (else the test proves nothing)");
+    (run, kills)
+}
