@@ -91,6 +91,11 @@ impl ReadOnly {
             let undo = vec![vec!["chattr".into(), "-R".into(), "-i".into(), s.into()]];
             return ReadOnly { path: src.into(), how: "chattr +i", undo };
         }
+        // Under the test command the protection is part of what is proven: no silent downgrade.
+        assert!(
+            std::env::var("DEDUP_LAB_REQUIRE_SERVERS").map_or(true, |v| v != "1"),
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but neither a read-only bind mount nor chattr +i works here"
+        );
         eprintln!(
             "note: neither a read-only bind mount nor chattr +i works here; the source is only checked unchanged"
         );
@@ -304,6 +309,10 @@ fn an_unreadable_file_is_named_when_run_unprivileged() {
     let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups"];
     let can = Command::new("setpriv").args(setpriv).arg(env!("CARGO_BIN_EXE_dedup-lab")).arg("--version").output();
     if !can.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("DEDUP_LAB_REQUIRE_SERVERS").map_or(true, |v| v != "1"),
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but the binary cannot run as an unprivileged user here (setpriv)"
+        );
         eprintln!("skipping: cannot run the binary as an unprivileged user here (setpriv)");
         return;
     }
