@@ -49,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-begin "installs (C compiler, Chromium, rustfmt/clippy)"
+begin "installs (C compiler, Chromium, pdflatex, rustfmt/clippy)"
 if ! command -v cc >/dev/null 2>&1; then
     echo "test.sh: a C compiler is needed for bundled SQLite and zstd; installing gcc" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
@@ -57,6 +57,11 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
     echo "test.sh: the HTML report is checked in headless Chromium; installing chromium" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! command -v pdflatex >/dev/null 2>&1 || ! kpsewhich pgfplots.sty >/dev/null 2>&1; then
+    echo "test.sh: the LaTeX export is compiled by a test; installing pdflatex with booktabs and pgfplots" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        texlive-latex-base texlive-latex-recommended texlive-pictures >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 end
