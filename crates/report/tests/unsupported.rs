@@ -143,3 +143,8 @@ fn the_run_summary_shows_unsupported_stages_with_their_reasons() {
     let from_report = summary_table(&summary_rows(&report()), &Default::default());
     assert!(from_report.contains(" unsupported ") && from_report.contains(NO_DELETE), "{from_report}");
 }
+
+#[test]
+fn the_latex_export_with_unsupported_stages_compiles() {
+    latex_compiles(&report());
+}
