@@ -19,9 +19,13 @@ fn pg() -> Option<Vec<String>> {
 
 /// Asks the server itself (through psql) whether a schema exists.
 fn schema_exists(env: &[String], schema: &str) -> bool {
+    schema_exists_in(env, "dedup", schema)
+}
+
+fn schema_exists_in(env: &[String], db: &str, schema: &str) -> bool {
     let out = Command::new("psql")
         .env("PGPASSWORD", &env[3])
-        .args(["-h", &env[0], "-p", &env[1], "-U", &env[2], "-d", "dedup", "-tAc"])
+        .args(["-X", "-h", &env[0], "-p", &env[1], "-U", &env[2], "-d", db, "-tAc"])
         .arg(format!("SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{schema}'"))
         .output()
         .expect("psql runs (installed by scripts/services.sh)");
@@ -50,9 +54,21 @@ fn preflight_succeeds_against_the_local_server() {
 fn a_full_run_has_the_expected_ground_truth() {
     let Some(env) = pg() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // A lab of its own, so other tests and sessions using the server cannot interfere.
+    // A lab of its own in a database of its own: transactions that other tests keep open in
+    // the shared database would hold back VACUUM FULL's horizon (deleted rows stay "recently
+    // dead"), and the reclaim check below would then depend on timing.
+    let db = "dedup_t_truth";
+    let out = Command::new("psql")
+        .env("PGPASSWORD", &env[3])
+        .args(["-X", "-h", &env[0], "-p", &env[1], "-U", &env[2], "-d", "dedup", "-tAc"])
+        .arg(format!("CREATE DATABASE {db}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("already exists"), "creating {db}: {err}");
     let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, "lab = \"dedup_lab_e2e_truth\"\n").unwrap();
+    std::fs::write(&cfg, format!("lab = \"dedup_lab_e2e_truth\"\n\n[systems.postgresql]\ndatabase = \"{db}\"\n"))
+        .unwrap();
     let results = tmp.path().join("r");
     let out = run(&[
         "run",
@@ -113,7 +129,7 @@ fn a_full_run_has_the_expected_ground_truth() {
     assert_eq!(checked, 4, "two grades × the two ground-truth cells");
     // 2 variants × 2 payload types × 2 grades, four stages each.
     assert_eq!((cells, measured, maintained), (8, 32, 8), "every cell and stage is journaled");
-    assert!(!schema_exists(&env, "dedup_lab_e2e_truth"), "the lab schema is torn down after the run");
+    assert!(!schema_exists_in(&env, db, "dedup_lab_e2e_truth"), "the lab schema is torn down after the run");
 }
 
 #[test]
