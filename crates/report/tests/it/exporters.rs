@@ -1,9 +1,7 @@
 //! Every exporter against committed snapshots (`UPDATE_SNAPSHOTS=1` rewrites them), and the
 //! LaTeX output through pdflatex when it is installed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dedup_lab_report::{Format, Options, aggregate};
 
 fn report() -> dedup_lab_report::Report {
@@ -88,7 +86,7 @@ fn html_is_self_contained() {
     assert!(!html.contains("s3cr3t"));
 }
 
-/// The LaTeX tables and the pgfplots chart of the fixture compile (see `common::latex_compiles`).
+/// The LaTeX tables and the pgfplots chart of the fixture compile (see `crate::common::latex_compiles`).
 #[test]
 fn latex_compiles_with_pdflatex() {
     latex_compiles(&report());

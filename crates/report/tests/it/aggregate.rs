@@ -1,8 +1,6 @@
 //! Statistics and merging, checked against values computed by hand.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dedup_lab_core::{Grade, Stage};
 use dedup_lab_report::model::WarningKind;
 use dedup_lab_report::stats::{Stats, t_quantile};

@@ -4,9 +4,7 @@
 //! `perfile_delete` unsupported on lsm in every repetition, and `maintenance` unsupported
 //! in one repetition of one sqlite cell. Snapshots: `tests/snapshots/unsupported/`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dedup_lab_core::{Grade, JournalLine, Measurement, Stage, SystemKind};
 use dedup_lab_report::{Format, Options, Report, Source, aggregate, summarize, summary_rows, summary_table};
 
