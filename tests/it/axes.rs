@@ -1,12 +1,10 @@
 //! The study's further axes on the embedded backends: placement, cache state, refill,
 //! EDR_cluster / EDR_replica, byte budgets, dataset sizes and presets.
 
-mod support;
-
+use crate::support::{journal, ok, run, run_dir, stages};
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
 use std::path::Path;
 use std::process::Output;
-use support::{journal, ok, run, run_dir, stages};
 
 const SMALL: &[&str] =
     &["--payload-types", "random_binary", "--grades", "U50", "--records", "8", "--record-size", "16KiB"];
@@ -26,7 +24,7 @@ fn run_configured(cfg: &Path, results: &Path, extra: &[&str]) -> Output {
 
 /// [`run_configured`], asserting success; returns stdout.
 fn ok_configured(cfg: &Path, results: &Path, extra: &[&str]) -> String {
-    support::succeeded(extra, run_configured(cfg, results, extra))
+    crate::support::succeeded(extra, run_configured(cfg, results, extra))
 }
 
 #[test]

@@ -4,11 +4,9 @@
 //! outside the lab (a file next to a store, a table in another schema, a schema of another
 //! lab) survives. Each new backend joins this file.
 
-mod support;
-
+use crate::support::{ok, run, run_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{ok, run, run_dir};
 
 /// Every file below `dir` (not directories).
 fn files_below(dir: &Path) -> Vec<PathBuf> {
@@ -119,7 +117,7 @@ fn tables_of(env: &[String], schema: &str) -> Vec<String> {
 /// and drops only those.
 #[test]
 fn cleanup_drops_the_postgresql_lab_schema_and_leaves_other_schemas_alone() {
-    let Some(env) = support::server_env("postgresql", PG) else { return };
+    let Some(env) = crate::support::server_env("postgresql", PG) else { return };
     let lab = "dedup_t_cleanup";
     psql(
         &env,

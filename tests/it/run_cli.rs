@@ -1,13 +1,11 @@
 //! End-to-end tests of `dedup-lab run` on the embedded backends: journal, resume after
 //! SIGKILL, cleanup on SIGTERM, dry run, failures, bad input.
 
-mod support;
-
+use crate::support::{signal, wait_for_lines};
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use support::{signal, wait_for_lines};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
@@ -126,7 +124,7 @@ fn resume_after_sigkill_gives_the_same_cells_exactly_once() {
     // Killed at several points (before the first line, mid-cell, later), resumed each time;
     // every finished line before a kill survives byte for byte, partial cells are discarded.
     let results = tmp.path().join("killed");
-    let (run, kills) = support::kill_and_resume(&results, &run_args(&results), &[3, 7, 12]);
+    let (run, kills) = crate::support::kill_and_resume(&results, &run_args(&results), &[3, 7, 12]);
     assert!(kills >= 3, "the run must have been killed mid-way several times (was {kills})");
 
     let lines = journal(&run); // panics on a corrupt line

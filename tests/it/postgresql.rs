@@ -5,16 +5,14 @@
 //! Without the server these tests print why and pass; under `scripts/test.sh`
 //! (`DEDUP_LAB_REQUIRE_SERVERS=1`) a missing server fails them.
 
-mod support;
-
+use crate::support::{journal, run};
 use dedup_lab_core::{CellStatus, JournalLine, Stage, SystemKind};
 use std::process::{Command, Stdio};
-use support::{journal, run};
 
 const VARS: &[&str] = &["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD", "DEDUP_PG_DATA_DIR"];
 
 fn pg() -> Option<Vec<String>> {
-    support::server_env("postgresql", VARS)
+    crate::support::server_env("postgresql", VARS)
 }
 
 /// Asks the server itself (through psql) whether a schema exists.
@@ -38,7 +36,11 @@ fn preflight_succeeds_against_the_local_server() {
     if pg().is_none() {
         return;
     }
-    let out = run(&["preflight", "--systems", "postgresql"]);
+    // A lab of its own: other tests run on the same server at the same time.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_preflight\"\n").unwrap();
+    let out = run(&["preflight", "--config", cfg.to_str().unwrap(), "--systems", "postgresql"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -198,9 +200,12 @@ fn the_real_password_is_written_nowhere_by_a_successful_run() {
     let results = tmp.path().join("r");
     let scratch = tmp.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_secret\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
         .env("DEDUP_LAB_SCRATCH", &scratch)
-        .args(["run", "--results", results.to_str().unwrap(), "--systems", "postgresql,sqlite"])
+        .args(["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .args(["--systems", "postgresql,sqlite"])
         .args(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
         .args(["--export", "csv,json,md,tex,html", "--caches", "warm,cold"])
         .stdin(Stdio::null())
@@ -251,7 +256,7 @@ fn a_postgresql_run_killed_and_resumed_keeps_what_it_measured() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (run, kills) = support::kill_and_resume(&results, &args, &[3, 9]);
+    let (run, kills) = crate::support::kill_and_resume(&results, &args, &[3, 9]);
     assert!(kills >= 2, "killed mid-way (was {kills})");
     let lines = journal(&results);
     let mut cells: Vec<String> = lines
