@@ -8,9 +8,13 @@
 mod support;
 
 use dedup_lab_backends::{BackendConfig, conformance};
-use dedup_lab_core::{Backend, BackendError, ErrorClass, LabName, Namespace, Record, RecordId, SystemKind};
+use dedup_lab_core::{
+    BackendError, CellStatus, ErrorClass, JournalLine, LabName, Namespace, Operation, Stage, SystemKind,
+};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::journal;
 
 const VARS: &[&str] = &[
     "DEDUP_REDIS_HOST",
@@ -96,4 +100,453 @@ fn redis_standalone_conforms() {
 #[test]
 fn redis_cluster_conforms() {
     conforms(true, "dedup_t_redis_cluster");
+}
+
+// ----- the CLI against the real servers -----
+
+fn cli(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn write_config(dir: &Path, lab: &str, settings: &str) -> String {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n\n[systems.redis]\n{settings}")).unwrap();
+    cfg.to_str().unwrap().to_string()
+}
+
+/// Every stage (with refill), both insertion modes, both placements, by memory and by the
+/// RDB file, on the standalone server and on the cluster: every cell valid, rows counted
+/// by the server, the RDB probe labelled `fs`, and nothing left under the lab's prefix.
+#[test]
+fn full_runs_on_standalone_and_cluster_by_memory_and_by_rdb() {
+    let Some(env) = env() else { return };
+    for (cluster, probe) in [(false, "internal"), (false, "fs"), (true, "internal"), (true, "fs")] {
+        let port = if cluster { env.cluster_port } else { env.port };
+        let lab = format!("dedup_t_redis_run_{}_{probe}", if cluster { "cluster" } else { "standalone" });
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = write_config(tmp.path(), &lab, &format!("port = {port}\nprobe = \"{probe}\"\n"));
+        let results = tmp.path().join("r");
+        let out = cli(
+            &[
+                "run",
+                "--config",
+                &cfg,
+                "--results",
+                results.to_str().unwrap(),
+                "--systems",
+                "redis",
+                "--stages",
+                "bulk_insert,perfile_insert,perfile_delete,maintenance,refill",
+                "--insertion-mode",
+                "both",
+                "--placements",
+                "within,across",
+                "--payload-types",
+                "structured_json,text_document",
+                "--grades",
+                "U50",
+                "--records",
+                "6",
+                "--record-size",
+                "16KiB",
+            ],
+            &[],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let lines = journal(&results);
+        let mut cells = 0;
+        for l in &lines {
+            match l {
+                JournalLine::Cell { status, reason, cell, .. } => {
+                    cells += 1;
+                    assert_eq!(*status, CellStatus::Ok, "{cell}: {reason:?}");
+                }
+                JournalLine::Stage(m) => {
+                    assert!(m.valid, "{}: {:?}", m.cell, m.invalid_reasons);
+                    assert!(m.physical.method.starts_with(probe), "{}: {}", m.cell, m.physical.method);
+                    if m.stage == Stage::Maintenance {
+                        assert!(m.notes.iter().any(|n| n.contains("MEMORY PURGE")), "{:?}", m.notes);
+                    }
+                    if m.cell.mode == dedup_lab_core::InsertionMode::Native && m.stage == Stage::BulkInsert {
+                        assert!(
+                            m.notes
+                                .iter()
+                                .any(|n| n.contains("one hash per record") || n.contains("one string per record")),
+                            "{:?}",
+                            m.notes
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(cells, 8, "2 payloads × 2 modes × 2 placements (cluster {cluster}, {probe})");
+        for p in ports(&env, cluster) {
+            assert!(admin_scan(&env, p, &format!("dedup:{lab}:*")).is_empty(), "keys left on {p}");
+        }
+    }
+}
+
+/// A byte budget below a cell's size skips it (journaled, never half-written).
+#[test]
+fn a_byte_budget_skips_cells_before_anything_is_written() {
+    let Some(env) = env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = "dedup_t_redis_budget";
+    let cfg = write_config(tmp.path(), lab, &format!("port = {}\nmax_bytes = \"10KiB\"\n", env.port));
+    let results = tmp.path().join("r");
+    let out = cli(
+        &[
+            "run",
+            "--config",
+            &cfg,
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "redis",
+            "--payload-types",
+            "uuid_keys",
+            "--grades",
+            "U0",
+            "--records",
+            "4",
+            "--record-size",
+            "16KiB",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = journal(&results);
+    assert!(lines.iter().all(|l| matches!(l, JournalLine::Cell { status: CellStatus::Skipped, .. })), "{lines:?}");
+    assert!(admin_scan(&env, env.port, &format!("dedup:{lab}:*")).is_empty());
+}
+
+// ----- faults -----
+
+/// A wrong password: an authentication error naming the endpoint and where the password
+/// came from, never the password; the run journals the failed cells and goes on with the
+/// next system.
+#[test]
+fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
+    let Some(env) = env() else { return };
+    let wrong = "wrong-redis-pw-0815".to_string();
+    let pwdir = tempfile::tempdir().unwrap();
+    let pwfile = pwdir.path().join("pw");
+    std::fs::write(&pwfile, &wrong).unwrap();
+    let cfg = config("dedup_t_redis_wrongpw", serde_json::json!({ "port": env.port, "password_file": pwfile }));
+    let e = match dedup_lab_backends::open(SystemKind::Redis, "default", &cfg) {
+        Ok(_) => panic!("a wrong password must fail"),
+        Err(e) => e,
+    };
+    assert_eq!(e.class(), Some(ErrorClass::Authentication), "{}", e.chain());
+    assert!(
+        e.chain().contains(&format!("password_file {}", pwfile.display()))
+            && e.chain().contains(&format!(":{}", env.port)),
+        "{}",
+        e.chain()
+    );
+    assert!(!e.chain().contains(&wrong));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let out = cli(
+        &[
+            "run",
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "redis,sqlite",
+            "--payload-types",
+            "uuid_keys",
+            "--grades",
+            "U50",
+            "--records",
+            "4",
+            "--record-size",
+            "4KiB",
+        ],
+        &[("DEDUP_REDIS_PASSWORD", wrong.clone())],
+    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("WRONGPASS") && all.contains("$DEDUP_REDIS_PASSWORD"), "{all}");
+    assert!(!all.contains(&wrong), "the password was printed");
+    let text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
+    assert!(!text.contains(&wrong), "the password was journaled");
+    for l in journal(&results) {
+        if let JournalLine::Cell { cell, status, .. } = l {
+            let want = if cell.system == SystemKind::Redis { CellStatus::Failed } else { CellStatus::Ok };
+            assert_eq!(status, want, "{cell}");
+        }
+    }
+}
+
+/// A command the ACL denies: the user `dedup_limited` (`~dedup:* +@all -@dangerous`, none of
+/// the extras) cannot read where the RDB file is. Preflight names the command and the rule
+/// that allows it; a run by the RDB file fails its cells with that message, journals them,
+/// goes on, and cleanup of `dedup:*` still works with the same user. By memory the same
+/// user measures everything: `+@all -@dangerous` is all a memory run needs.
+#[test]
+fn a_command_the_acl_denies_is_named_with_the_rule_that_allows_it() {
+    let Some(env) = env() else { return };
+    let Ok(limited) = std::env::var("DEDUP_REDIS_LIMITED_USER") else {
+        assert!(!support::servers_required(), "DEDUP_REDIS_LIMITED_USER unset");
+        return;
+    };
+    let lab = "dedup_t_redis_acl";
+    let cfg = config(lab, serde_json::json!({ "port": env.port, "user": limited, "probe": "fs" }));
+    let mut b = dedup_lab_backends::open(SystemKind::Redis, "default", &cfg).unwrap();
+    let e = b.preflight(&Namespace::new(&lab.parse().unwrap(), 2)).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Permission), "{}", e.chain());
+    assert!(e.chain().contains(&format!("ACL SETUSER {limited} +config|get")), "{}", e.chain());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_file =
+        write_config(tmp.path(), lab, &format!("port = {}\nuser = \"{limited}\"\nprobe = \"fs\"\n", env.port));
+    let results = tmp.path().join("r");
+    let out = cli(
+        &[
+            "run",
+            "--config",
+            &cfg_file,
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "redis",
+            "--payload-types",
+            "uuid_keys,text_document",
+            "--grades",
+            "U50",
+            "--records",
+            "4",
+            "--record-size",
+            "4KiB",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines = journal(&results);
+    let failed: Vec<_> = lines
+        .iter()
+        .filter_map(|l| match l {
+            JournalLine::Cell { status: CellStatus::Failed, reason, .. } => reason.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "both cells ran (the run went on) and failed: {lines:?}");
+    assert!(failed.iter().all(|r| r.contains("+config|get") && r.contains("NOPERM")), "{failed:?}");
+    let out =
+        cli(&["cleanup", "--config", &cfg_file, "--results", tmp.path().to_str().unwrap(), "--systems", "redis"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(admin_scan(&env, env.port, &format!("dedup:{lab}:*")).is_empty());
+
+    // By memory, the confined user needs nothing more.
+    let cfg = config(lab, serde_json::json!({ "port": env.port, "user": limited }));
+    let mut b = dedup_lab_backends::open(SystemKind::Redis, "default", &cfg).unwrap();
+    assert_eq!(b.unsupported(Operation::Maintenance), None);
+    b.preflight(&Namespace::new(&lab.parse().unwrap(), 2)).unwrap_or_else(|e| panic!("{}", e.chain()));
+}
+
+/// A record outside the configured ACL pattern cannot even be named: every key comes from
+/// the lab prefix. And a user whose ACL lacks the prefix gets NOPERM named with `~dedup:*`.
+#[test]
+fn keys_outside_the_acl_pattern_are_refused_by_the_server_with_the_rule() {
+    let Some(env) = env() else { return };
+    // The admin makes a user that may touch only other:* keys (dropped again below).
+    let pw = "acl-test-pw-42";
+    let user = "dedup_t_wrong_keys";
+    assert_eq!(
+        admin(&env, env.port, &["ACL", "SETUSER", user, "on", &format!(">{pw}"), "~other:*", "+@all", "-@dangerous"]),
+        "OK"
+    );
+    let pwdir = tempfile::tempdir().unwrap();
+    std::fs::write(pwdir.path().join("pw"), pw).unwrap();
+    let cfg = config(
+        "dedup_t_redis_keys",
+        serde_json::json!({ "port": env.port, "user": user, "password_file": pwdir.path().join("pw") }),
+    );
+    let mut b = dedup_lab_backends::open(SystemKind::Redis, "default", &cfg).unwrap();
+    let e = b.reset(&Namespace::new(&"dedup_t_redis_keys".parse().unwrap(), 1)).unwrap_err();
+    admin(&env, env.port, &["ACL", "DELUSER", user]);
+    assert_eq!(e.class(), Some(ErrorClass::Permission), "{}", e.chain());
+    assert!(e.chain().contains(&format!("ACL SETUSER {user} ~dedup:*")), "{}", e.chain());
+}
+
+// ----- a throwaway cluster whose nodes a test may kill -----
+
+/// Three cluster masters in a temp dir on free ports, with the same ACL users as the
+/// shared servers. Dropped: every node is killed.
+struct Throwaway {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    nodes: Vec<Option<Child>>,
+    admin_pw: String,
+    user_pw: String,
+}
+
+fn free_port() -> u16 {
+    // The cluster bus listens on port + 10000: take an ephemeral port at most 55535 whose
+    // bus port is free as well.
+    for _ in 0..200 {
+        let p = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
+        if p <= 55535 && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair below 55535");
+}
+
+impl Throwaway {
+    fn start() -> Option<Throwaway> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            assert!(!support::servers_required(), "redis-server is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Throwaway {
+            dir,
+            ports: Vec::new(),
+            nodes: Vec::new(),
+            admin_pw: "admin-pw-t".into(),
+            user_pw: "user-pw-t".into(),
+        };
+        while t.ports.len() < 3 {
+            let p = free_port();
+            if !t.ports.contains(&p) {
+                t.ports.push(p);
+                t.nodes.push(None);
+            }
+        }
+        for i in 0..3 {
+            t.start_node(i);
+        }
+        for i in 0..3 {
+            t.wait(i, "PING", "PONG");
+        }
+        let addrs: Vec<String> = t.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .env("REDISCLI_AUTH", &t.admin_pw)
+            .args(["--no-auth-warning", "--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        for i in 0..3 {
+            t.wait(i, "CLUSTER INFO", "cluster_state:ok");
+        }
+        Some(t)
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let d = self.dir.path().join(format!("n{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let conf = d.join("redis.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "bind 127.0.0.1\nport {}\ndir {}\ncluster-enabled yes\ncluster-config-file nodes.conf\n\
+                 cluster-node-timeout 2000\nsave \"\"\nappendonly no\nuser default on >{} ~* &* +@all\n\
+                 user dedup on >{} ~dedup:* resetchannels +@all -@dangerous +save +config|get\n",
+                self.ports[i],
+                d.display(),
+                self.admin_pw,
+                self.user_pw
+            ),
+        )
+        .unwrap();
+        let child =
+            Command::new("redis-server").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        self.nodes[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Waits (bounded) until `cmd` on node `i` answers with text containing `want`.
+    fn wait(&self, i: usize, cmd: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("redis-cli")
+                .env("REDISCLI_AUTH", &self.admin_pw)
+                .args(["--no-auth-warning", "-p", &self.ports[i].to_string()])
+                .args(cmd.split(' '))
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i}: `{cmd}` never answered {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn config(&self, lab: &str) -> BackendConfig {
+        let pw = self.dir.path().join("user.pw");
+        std::fs::write(&pw, &self.user_pw).unwrap();
+        config(lab, serde_json::json!({ "port": self.ports[0], "user": "dedup", "password_file": pw, "batch_rows": 8 }))
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A master killed in the middle of a bulk insert: the stage fails with a connection
+/// error that names the node; once the node is back, the same backend cleans the lab's
+/// keys and the next stage runs.
+#[test]
+fn a_cluster_node_killed_mid_stage_fails_the_stage_and_the_run_recovers() {
+    if env().is_none() {
+        return;
+    }
+    let Some(mut t) = Throwaway::start() else { return };
+    let lab: LabName = "dedup_t_redis_kill".parse().unwrap();
+    let ns = Namespace::new(&lab, 2);
+    let mut b = dedup_lab_backends::open(SystemKind::Redis, "default", &t.config(lab.as_str())).unwrap();
+    b.reset(&ns).unwrap();
+    let victim = t.ports[2];
+    let mut sent = 0u64;
+    let result = {
+        let t = &mut t;
+        let mut recs = (0..400u64).map(|i| {
+            sent += 1;
+            if i == 200 {
+                t.kill(2);
+            }
+            Ok::<_, BackendError>(conformance::record(i, (i % 2) as u8, 1024))
+        });
+        b.bulk_insert(&ns, &mut recs)
+    };
+    let e = result.expect_err("a bulk insert across a killed master must fail");
+    assert!(sent > 200, "the node died mid-stage");
+    assert!(
+        matches!(e.class(), Some(ErrorClass::ConnectionLost | ErrorClass::Unreachable)),
+        "{:?}: {}",
+        e.class(),
+        e.chain()
+    );
+    assert!(e.chain().contains(&format!("127.0.0.1:{victim}")), "names the node: {}", e.chain());
+
+    t.start_node(2);
+    for i in 0..3 {
+        t.wait(i, "CLUSTER INFO", "cluster_state:ok");
+    }
+    b.drop_lab(&lab).unwrap_or_else(|e| panic!("cleanup after the restart: {}", e.chain()));
+    assert_eq!(b.count(&ns).unwrap(), 0);
+    let mut recs = (0..50u64).map(|i| Ok::<_, BackendError>(conformance::record(i, 0, 1024)));
+    assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 50, "the run continues");
+    b.teardown(&ns).unwrap();
 }
