@@ -59,6 +59,9 @@ use router::Router;
 use settings::Settings;
 use std::path::PathBuf;
 
+/// A master and the keys found on it.
+type NodeKeys = (String, Vec<Vec<u8>>);
+
 pub struct RedisBackend {
     s: Settings,
     r: Router,
@@ -125,7 +128,7 @@ impl RedisBackend {
     }
 
     /// Every key of the lab on every master, per master.
-    fn lab_keys(&mut self, lab: &LabName) -> Result<Vec<(String, Vec<Vec<u8>>)>, BackendError> {
+    fn lab_keys(&mut self, lab: &LabName) -> Result<Vec<NodeKeys>, BackendError> {
         let mut out = Vec::new();
         for node in self.r.masters() {
             let keys = self.r.scan(&node, &keys::lab_pattern(lab))?;

@@ -129,15 +129,22 @@ impl RedisBackend {
         if let Some(w) = &self.warmup {
             details.insert("warmup".into(), json!(w));
         }
-        if self.s.is_local() && self.aof.is_some() {
-            if let Ok(files) = self.rdb_files() {
-                let rdb: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-                details.insert("rdb_bytes".into(), json!(rdb));
-                details.insert(
-                    "rdb_files".into(),
-                    json!(files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()),
-                );
-            }
+        if self.s.is_local()
+            && self.aof.is_some()
+            && let Ok(files) = self.rdb_files()
+        {
+            let rdb: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+            details.insert("rdb_bytes".into(), json!(rdb));
+            details
+                .insert("rdb_files".into(), json!(files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()));
+            details.insert(
+                "rdb".into(),
+                json!(if self.s.rdb_probe {
+                    "rdb_bytes: the files after the SAVE settle just ran"
+                } else {
+                    "rdb_bytes: the files as of the last save (settle runs SAVE only with probe = \"fs\")"
+                }),
+            );
         }
         Ok(InternalSizes { total_bytes: Some(total), details })
     }
