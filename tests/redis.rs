@@ -550,3 +550,210 @@ fn a_cluster_node_killed_mid_stage_fails_the_stage_and_the_run_recovers() {
     assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 50, "the run continues");
     b.teardown(&ns).unwrap();
 }
+
+// ----- throwaway standalone servers: TLS, and a cold step that restarts from the RDB -----
+
+/// One standalone server in a temp dir, started from `conf` (extra config lines).
+struct Standalone {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Standalone {
+    fn start(dir: tempfile::TempDir, port: u16, conf: &str, ping: &[&str]) -> Standalone {
+        let file = dir.path().join("redis.conf");
+        std::fs::write(
+            &file,
+            format!(
+                "bind 127.0.0.1\ndir {}\ndbfilename dump.rdb\nappendonly no\nuser default on >admin-pw-t ~* &* +@all\n\
+                 user dedup on >user-pw-t ~dedup:* resetchannels +@all -@dangerous +save +config|get\n{conf}",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("user.pw"), "user-pw-t").unwrap();
+        let child =
+            Command::new("redis-server").arg(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let s = Standalone { dir, child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("redis-cli")
+                .env("REDISCLI_AUTH", "admin-pw-t")
+                .args(["--no-auth-warning", "-p", &port.to_string()])
+                .args(ping)
+                .arg("PING")
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains("PONG") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the throwaway server on {port} never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn redis_installed() -> bool {
+    let ok = Command::new("redis-server").arg("--version").output().is_ok();
+    assert!(ok || !support::servers_required(), "redis-server is not installed");
+    ok
+}
+
+/// TLS (Debian's redis-server is built with it): `verify-full` against a CA made here
+/// works end to end; a CA that did not sign the server's certificate is a configuration
+/// error that names `sslrootcert`; `prefer` is refused (Redis has no opportunistic TLS).
+#[test]
+fn tls_verify_full_works_and_a_wrong_ca_is_explained() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    if env().is_none() || !redis_installed() {
+        return;
+    }
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    };
+    let issuer = ca("dedup-lab test CA");
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::write(d.join("ca.pem"), issuer.pem()).unwrap();
+    std::fs::write(d.join("other-ca.pem"), ca("another CA").pem()).unwrap();
+    std::fs::write(d.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("server.key"), key.serialize_pem()).unwrap();
+    let port = free_port();
+    let conf = format!(
+        "port 0\ntls-port {port}\ntls-cert-file {0}/server.pem\ntls-key-file {0}/server.key\n\
+         tls-ca-cert-file {0}/ca.pem\ntls-auth-clients no\n",
+        d.display()
+    );
+    let ca_arg = format!("{}/ca.pem", d.display());
+    let server = Standalone::start(dir, port, &conf, &["--tls", "--cacert", &ca_arg]);
+    let settings = |ca: &str| {
+        serde_json::json!({ "host": "localhost", "port": port, "user": "dedup", "password_file": server.dir.path().join("user.pw"),
+                            "sslmode": "verify-full", "sslrootcert": server.dir.path().join(ca) })
+    };
+    let lab = "dedup_t_redis_tls";
+    let mut b = dedup_lab_backends::open(SystemKind::Redis, "default", &config(lab, settings("ca.pem")))
+        .unwrap_or_else(|e| panic!("{}", e.chain()));
+    let ns = Namespace::new(&lab.parse().unwrap(), 1);
+    b.reset(&ns).unwrap();
+    let mut recs = (0..20u64).map(|i| Ok::<_, BackendError>(conformance::record(i, 0, 4096)));
+    assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 20);
+    assert_eq!(
+        b.read_one(&ns, &conformance::record(3, 0, 4096).id).unwrap(),
+        Some(conformance::record(3, 0, 4096).data)
+    );
+    b.preflight(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
+
+    let e = match dedup_lab_backends::open(SystemKind::Redis, "default", &config(lab, settings("other-ca.pem"))) {
+        Ok(_) => panic!("a CA that did not sign the certificate must be refused"),
+        Err(e) => e,
+    };
+    assert_eq!(e.class(), Some(ErrorClass::Config), "{}", e.chain());
+    assert!(e.chain().contains("not signed by the CA in sslrootcert"), "{}", e.chain());
+    let mut prefer = settings("ca.pem");
+    prefer["sslmode"] = "prefer".into();
+    prefer.as_object_mut().unwrap().remove("sslrootcert");
+    let e = dedup_lab_backends::open(SystemKind::Redis, "default", &config(lab, prefer)).err().unwrap();
+    assert!(e.chain().contains("nothing to prefer"), "{}", e.chain());
+}
+
+/// Cold cells: the `cold_command` restarts the server (`SHUTDOWN SAVE`, start again), which
+/// loads its RDB file; every stage stays valid, the data survives the restart (the delete
+/// stage finds every record), and the server really restarted (a new run id each time).
+#[test]
+fn a_cold_command_restarts_the_server_from_its_rdb_file() {
+    if env().is_none() || !redis_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Standalone::start(
+        dir,
+        port,
+        &format!("port {port}\ndaemonize yes\npidfile redis.pid\nlogfile redis.log\n"),
+        &[],
+    );
+    let d = server.dir.path().to_path_buf();
+    let log = d.join("run_ids.log");
+    let cli_admin = format!("REDISCLI_AUTH=admin-pw-t redis-cli --no-auth-warning -p {port}");
+    // Restart from the RDB file, then note the new server's run id.
+    let command = format!(
+        "{cli_admin} SHUTDOWN SAVE >/dev/null 2>&1; redis-server {conf} && \
+         until {cli_admin} PING 2>/dev/null | grep -q PONG; do sleep 0.05; done && \
+         {cli_admin} INFO server | grep run_id >> {log}",
+        conf = d.join("redis.conf").display(),
+        log = log.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "dedup_t_redis_cold",
+        &format!(
+            "port = {port}\nuser = \"dedup\"\npassword_file = {:?}\ncold_command = {command:?}\ncold_timeout = 60\n",
+            d.join("user.pw").display().to_string()
+        ),
+    );
+    let results = tmp.path().join("r");
+    let out = cli(
+        &[
+            "run",
+            "--config",
+            &cfg,
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "redis",
+            "--caches",
+            "cold",
+            "--stages",
+            "bulk_insert,perfile_insert,perfile_delete",
+            "--payload-types",
+            "text_document",
+            "--grades",
+            "U50",
+            "--records",
+            "6",
+            "--record-size",
+            "16KiB",
+        ],
+        &[],
+    );
+    // The daemonized server outlives the child handle: stop it by its pid file.
+    let stop = || {
+        let _ = Command::new("sh").arg("-c").arg(format!("{cli_admin} SHUTDOWN NOSAVE")).output();
+    };
+    if !out.status.success() {
+        stop();
+        panic!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let lines = journal(&results);
+    stop();
+    for l in &lines {
+        match l {
+            JournalLine::Stage(m) => {
+                assert!(m.valid, "{}: {:?}", m.cell, m.invalid_reasons);
+                assert!(m.notes.iter().any(|n| n.contains("cold")), "{:?}", m.notes);
+            }
+            JournalLine::Cell { status, reason, .. } => assert_eq!(*status, CellStatus::Ok, "{reason:?}"),
+        }
+    }
+    let ids: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    assert!(ids.len() >= 3, "the server restarted before each of the 3 stages: {ids:?}");
+}

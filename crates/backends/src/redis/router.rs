@@ -50,6 +50,8 @@ pub struct Router {
     password_hint: String,
     seed: String,
     opts: ConnectOptions,
+    /// What a TLS failure message names (the CA file, the name checked).
+    tls_hints: crate::net::tls::TlsHints,
     conns: HashMap<String, Conn>,
     /// `Some` in cluster mode.
     pub cluster: Option<SlotMap>,
@@ -83,6 +85,7 @@ impl Router {
             password_hint: sv.password_source.to_string(),
             seed: format!("{}:{}", sv.host, sv.port),
             opts: ConnectOptions { connect_timeout: sv.connect_timeout, io_timeout: sv.statement_timeout, tls },
+            tls_hints: crate::net::tls::TlsHints::of(sv),
             conns: HashMap::new(),
             cluster: None,
             version: String::new(),
@@ -115,8 +118,10 @@ impl Router {
     /// `HELLO` reply.
     pub fn connect_node(&self, node: &str) -> Result<(Conn, Reply), BackendError> {
         let (host, port) = split_node(node);
-        let mut c =
-            Conn::connect(host, port, &self.opts).map_err(|e| io_error(&self.sys, node, "cannot connect", e))?;
+        let mut c = Conn::connect(host, port, &self.opts).map_err(|e| {
+            let what = crate::net::tls::explain_with(&e, &self.tls_hints).unwrap_or_else(|| "cannot connect".into());
+            io_error(&self.sys, node, &what, e)
+        })?;
         let mut args: Vec<Vec<u8>> = vec![b"HELLO".to_vec(), b"2".to_vec()];
         if let Some(pw) = &self.password {
             args.extend([b"AUTH".to_vec(), self.user.as_bytes().to_vec(), pw.expose_secret().as_bytes().to_vec()]);
