@@ -22,10 +22,13 @@
 //!
 //! # Physical size ([`sizes`])
 //! - Memory (the default, probe `auto`/`internal`): `MEMORY STATS` `total.allocated` (=
-//!   `used_memory`) per master, summed. It counts what Redis asked its allocator for; the
-//!   allocator's own overhead (`allocator.resident − allocator.allocated`) and fragmentation
-//!   are in the details, not in the total. `used_memory` covers the whole server, not just
-//!   the lab; deltas are what the engine uses.
+//!   `used_memory`) minus `clients.normal` per master, summed. It counts what Redis asked
+//!   its allocator for, without the buffers of client connections (they hold the tool's own
+//!   pipelines: a query buffer of a whole batch stays allocated for a while after a bulk
+//!   load, and would count as stored data). The allocator's own overhead
+//!   (`allocator.resident − allocator.allocated`) and fragmentation are in the details, not
+//!   in the total. `used_memory` covers the whole server, not just the lab; deltas are what
+//!   the engine uses.
 //! - Persisted bytes (probe `fs`): the RDB file of every master (`CONFIG GET dir` +
 //!   `dbfilename`) after a completed `SAVE` in `settle`, when the server is on this machine.
 //!   Both are in every `sizes()` reading; EDR uses the configured probe.

@@ -94,10 +94,14 @@ impl RedisBackend {
                 BackendError::msg(format!("{}: MEMORY STATS on {node} has no total.allocated", self.sys()))
                     .classed(ErrorClass::Server)
             })?;
-            total += used;
+            // Client connections' buffers hold the tool's own pipelines (a query buffer of up
+            // to a whole batch stays allocated for a while), not stored data.
+            let clients = stat(&st, "clients.normal").and_then(|v| v.as_u64()).unwrap_or(0);
+            total += used.saturating_sub(clients);
             let lab_keys = self.r.scan(&node, &lab_pattern)?.len();
             let mut d = serde_json::Map::new();
             d.insert("used_memory".into(), json!(used));
+            d.insert("clients.normal".into(), json!(clients));
             for k in [
                 "dataset.bytes",
                 "overhead.total",
