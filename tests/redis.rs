@@ -540,6 +540,10 @@ fn a_cluster_node_killed_mid_stage_fails_the_stage_and_the_run_recovers() {
     );
     assert!(e.chain().contains(&format!("127.0.0.1:{victim}")), "names the node: {}", e.chain());
 
+    // Preflight names the master that is gone.
+    let e = b.preflight(&ns).expect_err("preflight with a dead master must fail");
+    assert!(e.chain().contains(&format!("master 127.0.0.1:{victim} is not reachable")), "{}", e.chain());
+
     t.start_node(2);
     for i in 0..3 {
         t.wait(i, "CLUSTER INFO", "cluster_state:ok");

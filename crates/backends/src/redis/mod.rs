@@ -265,9 +265,9 @@ impl Backend for RedisBackend {
         for r in records {
             let r = r?;
             let key = keys::record_key(ns, &r.id)?;
-            let c = typed::write_command(ns.schema(), key, &r)?;
-            let bytes = r.data.len();
-            if let Some(batch) = batcher.push(usize::from(r.id.container), c, bytes) {
+            let (bytes, container) = (r.data.len(), usize::from(r.id.container));
+            let c = typed::write_command(ns.schema(), key, r)?;
+            if let Some(batch) = batcher.push(container, c, bytes) {
                 ok += self.check_ok(&batch.items, "load the records")?;
             }
         }
@@ -279,7 +279,7 @@ impl Backend for RedisBackend {
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let key = keys::record_key(ns, &r.id)?;
-        let c = typed::write_command(ns.schema(), key, r)?;
+        let c = typed::write_command(ns.schema(), key, r.clone())?;
         match self.r.keyed(&c, "store a record")? {
             Reply::Status(s) if s == "OK" => Ok(1),
             Reply::Int(_) => Ok(1),

@@ -307,19 +307,29 @@ impl Router {
             }
         }
         let mut replies: Vec<Option<Reply>> = vec![None; cmds.len()];
+        // Every master gets its part before any reply is read, so the masters work at the
+        // same time; the replies (a few bytes each) wait in the sockets meanwhile.
         for (node, idx) in &by_node {
             let sys = self.sys.clone();
             let c = self.conn(node)?;
-            let mut run = || -> std::io::Result<Vec<Reply>> {
-                for &i in idx {
-                    c.queue(&cmds[i])?;
+            let sent = idx.iter().try_for_each(|&i| c.queue(&cmds[i])).and_then(|_| c.flush());
+            sent.map_err(|e| {
+                // The other masters may hold unread replies: their connections go too.
+                for (n, _) in &by_node {
+                    self.conns.remove(n);
                 }
-                c.flush()?;
-                idx.iter().map(|_| c.read()).collect()
-            };
-            let got = run().map_err(|e| {
-                self.conns.remove(node);
-                io_error(&sys, node, &format!("a pipeline of {} commands failed", idx.len()), e)
+                io_error(&sys, node, &format!("sending a pipeline of {} commands failed", idx.len()), e)
+            })?;
+        }
+        for (node, idx) in &by_node {
+            let sys = self.sys.clone();
+            let c = self.conn(node)?;
+            let got: std::io::Result<Vec<Reply>> = idx.iter().map(|_| c.read()).collect();
+            let got = got.map_err(|e| {
+                for (n, _) in &by_node {
+                    self.conns.remove(n);
+                }
+                io_error(&sys, node, &format!("reading the replies of a pipeline of {} commands failed", idx.len()), e)
             })?;
             for (&i, r) in idx.iter().zip(got) {
                 replies[i] = Some(r);

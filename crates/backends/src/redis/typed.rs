@@ -75,9 +75,10 @@ fn value(ty: ColumnType, b: &[u8]) -> Option<Value> {
 }
 
 /// The write command of record `r` under `key`: `SET key value` or `HSET key f v …`.
-pub fn write_command(schema: Option<&Schema>, key: Vec<u8>, r: &Record) -> Result<Vec<Vec<u8>>, BackendError> {
+/// Takes the record by value: a blob's bytes move into the command, uncopied.
+pub fn write_command(schema: Option<&Schema>, key: Vec<u8>, r: Record) -> Result<Vec<Vec<u8>>, BackendError> {
     let (Some(schema), Some(row)) = (schema, &r.row) else {
-        return Ok(vec![b"SET".to_vec(), key, r.data.clone()]);
+        return Ok(vec![b"SET".to_vec(), key, r.data]);
     };
     schema.check(row).map_err(|e| bad(schema, e.to_string()))?;
     if !is_hash(schema) {
