@@ -318,6 +318,95 @@ PY
   row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
 }
 
+# --- section: redis -------------------------------------------------------------
+
+register_section redis "Redis bulk_insert (pipelines) vs redis-cli --pipe of the same keys and values into the same standalone server; per-record latency"
+bench_redis() {
+  ensure_tool python3 python3
+  local mib="${DEDUP_LAB_BENCH_REDIS_MIB:-128}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_REDIS_MIB must be a whole number of MiB"
+  # 16 KiB records: small enough that the per-command round trips, which pipelining
+  # removes, matter.
+  local records=$((mib * 64)) bytes=$((mib * 1024 * 1024)) lab="dedup_lab_bench"
+  bash "$REPO/scripts/services.sh" up redis >&2
+  eval "$(bash "$REPO/scripts/services.sh" env redis)"
+  local dir cfg
+  dir="$(scratch)/redis"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  printf 'lab = "%s"\n[systems.redis]\nwarmup_bytes = 0\n' "$lab" >"$cfg"
+
+  # The reference: the same records as RESP SET commands under the keys dedup-lab uses
+  # (dedup:<lab>:c0:<key>), fed to redis-cli --pipe by the same ACL user.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 16KiB 2>/dev/null
+  python3 - "$dir/data/random_binary/U0" "$dir/pipe.resp" "$lab" <<'PY'
+import json, sys
+ds, out, lab = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(out, "wb") as f:
+    for line in open(ds + "/manifest.jsonl"):
+        r = json.loads(line)
+        if r["type"] != "record":
+            continue
+        data = open(ds + "/" + r["file"], "rb").read()
+        key = f"dedup:{lab}:c0:{r['key']}".encode()
+        f.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(data), data))
+PY
+  rm -rf -- "$dir/data"
+  local cli=(redis-cli --no-auth-warning -h "$DEDUP_REDIS_HOST" -p "$DEDUP_REDIS_PORT" --user "$DEDUP_REDIS_USER")
+  local best="" i t0 t1 s
+  for ((i = 0; i < REPEAT; i++)); do
+    "$BIN" --config "$cfg" cleanup --results "$dir/results-cleanup" --systems redis >/dev/null
+    t0="$(now)"
+    REDISCLI_AUTH="$DEDUP_REDIS_PASSWORD" "${cli[@]}" --pipe <"$dir/pipe.resp" | grep -q "errors: 0, replies: $records" ||
+      die "redis-cli --pipe did not load $records records"
+    t1="$(now)"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  "$BIN" --config "$cfg" cleanup --results "$dir/results-cleanup" --systems redis >/dev/null
+  local pipe_s="$best"
+  rm -f -- "$dir/pipe.resp"
+
+  # dedup-lab: the same keys and values (same seed, spec and keys), REPEAT runs; the
+  # fastest bulk stage counts. Its duration includes streaming the records from the
+  # generator threads.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems redis --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 16KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against Redis failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "redis-cli --pipe, ${mib} MiB of random_binary (${records} × 16 KiB SET)" \
+    "$(mbps "$bytes" "$pipe_s") MB/s" "${pipe_s} s, fastest of $REPEAT"
+  row "dedup-lab bulk_insert (pipelines of 1000 / 8 MiB), the same keys and values" "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
+  row "**ratio dedup-lab / redis-cli --pipe** (target ≥ 1.0)" "**$(calc '%.2f' "$pipe_s / $lab_s")**" ""
+  row "perfile_insert (SET) latency p50 / p99 (16 KiB records)" "$(calc '%.3f' "$ins50") / $(calc '%.3f' "$ins99") ms" \
+    "best run of $REPEAT"
+  row "perfile_delete (UNLINK) latency p50 / p99" "$(calc '%.3f' "$del50") / $(calc '%.3f' "$del99") ms" "best run of $REPEAT"
+}
+
 # --- section: realworld ---------------------------------------------------------
 
 register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"

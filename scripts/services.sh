@@ -30,6 +30,7 @@
 #   DEDUP_LAB_START_TIMEOUT    seconds to wait for readiness (default 60)
 #   DEDUP_LAB_PG_PORT          PostgreSQL TCP port     (default 54329)
 #   DEDUP_LAB_MARIADB_PORT     MariaDB TCP port        (default 33069)
+#   DEDUP_LAB_REDIS_PORT       Redis standalone port   (default 46379; the cluster uses +1…+3, all ≤ 55535 for the cluster bus)
 #   DEDUP_LAB_PG_BIN_DIR       force a PostgreSQL bin dir (default: /usr/lib/postgresql/15/bin,
 #                              else the newest /usr/lib/postgresql/*/bin)
 
@@ -680,6 +681,214 @@ mariadb_status() {
 }
 
 register_system mariadb mariadb
+
+# ===========================================================================
+# Redis
+# ===========================================================================
+# Debian's redis-server, never its systemd unit: one standalone server and a
+# 3-master cluster (three processes with cluster-enabled, joined with
+# `redis-cli --cluster create`), all on 127.0.0.1, each with its own dir under
+# $SERVICES_DIR/redis/<node>, RDB persistence on (save points), AOF off.
+# Users (ACL, in each node's redis.conf, so no password is on a command line):
+#   default        the admin (tests use it only to look at the server itself)
+#   dedup          ~dedup:* +@all -@dangerous, plus what dedup-lab proves it
+#                  needs: +save (settle before an RDB reading) and +config|get
+#                  (where the RDB file is, whether AOF is on)
+#   dedup_limited  ~dedup:* +@all -@dangerous only (the ACL fault tests)
+
+REDIS_HOST="127.0.0.1"
+REDIS_DIR="$SERVICES_DIR/redis"
+REDIS_USER="dedup"
+REDIS_LIMITED_USER="dedup_limited"
+REDIS_ADMIN_PWFILE="$REDIS_DIR/admin.password"
+REDIS_TEST_PWFILE="$REDIS_DIR/$REDIS_USER.password"
+REDIS_PORT_FILE="$REDIS_DIR/port" # the standalone port; the cluster's are port+1 … port+3
+REDIS_MARKER="$REDIS_DIR/$MARKER_NAME"
+REDIS_CLUSTERED="$REDIS_DIR/cluster-created"
+
+redis_port() {
+  if [[ -r "$REDIS_PORT_FILE" ]]; then
+    head -n1 -- "$REDIS_PORT_FILE"
+  else
+    printf '%s' "${DEDUP_LAB_REDIS_PORT:-46379}"
+  fi
+}
+
+# Node names and their ports: standalone, c1, c2, c3.
+redis_nodes() { printf '%s\n' standalone c1 c2 c3; }
+redis_node_port() {
+  local base
+  base="$(redis_port)"
+  case "$1" in
+    standalone) printf '%s' "$base" ;;
+    c1) printf '%s' $((base + 1)) ;;
+    c2) printf '%s' $((base + 2)) ;;
+    c3) printf '%s' $((base + 3)) ;;
+  esac
+}
+
+redis_install() {
+  local pkgs=()
+  command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+  if ((${#pkgs[@]} > 0)); then
+    apt_install "${pkgs[@]}"
+  fi
+  command -v redis-server >/dev/null 2>&1 || die "redis: redis-server missing after install"
+}
+
+# The admin's redis-cli against node $1 (password in the environment, not argv).
+redis_admin() {
+  local node="$1"
+  shift
+  REDISCLI_AUTH="$(read_password_file "$REDIS_ADMIN_PWFILE")" \
+    redis-cli --no-auth-warning -h "$REDIS_HOST" -p "$(redis_node_port "$node")" "$@"
+}
+
+redis_node_running() {
+  local pidf="$REDIS_DIR/$1/redis.pid"
+  [[ -s "$pidf" ]] && kill -0 "$(head -n1 -- "$pidf")" 2>/dev/null
+}
+
+redis_write_conf() {
+  local node="$1" dir="$REDIS_DIR/$1" admin_pw test_pw
+  admin_pw="$(read_password_file "$REDIS_ADMIN_PWFILE")"
+  test_pw="$(read_password_file "$REDIS_TEST_PWFILE")"
+  mkdir -p -- "$dir"
+  (
+    umask 077
+    cat >"$dir/redis.conf" <<CONF
+bind $REDIS_HOST
+port $(redis_node_port "$node")
+protected-mode yes
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+dir $dir
+dbfilename dump.rdb
+save 3600 1 300 100 60 10000
+appendonly no
+user default on >$admin_pw ~* &* +@all
+user $REDIS_USER on >$test_pw ~dedup:* resetchannels +@all -@dangerous +save +config|get
+user $REDIS_LIMITED_USER on >$test_pw ~dedup:* resetchannels +@all -@dangerous
+CONF
+    if [[ "$node" != standalone ]]; then
+      printf 'cluster-enabled yes\ncluster-config-file %s/nodes.conf\ncluster-node-timeout 3000\n' "$dir" \
+        >>"$dir/redis.conf"
+    fi
+  )
+}
+
+redis_wait_node() {
+  local node="$1" waited=0
+  until redis_admin "$node" ping 2>/dev/null | grep -q PONG; do
+    if ((waited >= START_TIMEOUT * 10)) || { ((waited >= 10)) && ! redis_node_running "$node"; }; then
+      tail -n 30 -- "$REDIS_DIR/$node/redis.log" >&2 || true
+      die "redis: node $node not running or not ready after ${START_TIMEOUT}s (state kept; '$PROG down redis' cleans up)"
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+redis_up() {
+  local node port waited=0
+  if [[ -f "$REDIS_MARKER" ]] && redis_is_up; then
+    log "redis: already running on $REDIS_HOST:$(redis_port) (+1…+3 cluster); nothing to do"
+    return 0
+  fi
+  mkdir -p -- "$REDIS_DIR"
+  [[ -s "$REDIS_ADMIN_PWFILE" ]] || write_secret_file "$REDIS_ADMIN_PWFILE" "$(gen_password)"
+  [[ -s "$REDIS_TEST_PWFILE" ]] || write_secret_file "$REDIS_TEST_PWFILE" "$(gen_password)"
+  redis_port >"$REDIS_PORT_FILE.tmp" && mv -- "$REDIS_PORT_FILE.tmp" "$REDIS_PORT_FILE"
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$REDIS_MARKER"
+  for node in $(redis_nodes); do
+    redis_node_running "$node" && continue
+    port="$(redis_node_port "$node")"
+    tcp_port_busy "$port" && die "redis: port $port on $REDIS_HOST is taken by another process (set DEDUP_LAB_REDIS_PORT)"
+    redis_write_conf "$node"
+    log "redis: starting $node ($(redis-server --version | cut -d' ' -f3)) on $REDIS_HOST:$port"
+    (cd / && redis-server "$REDIS_DIR/$node/redis.conf" </dev/null >/dev/null 2>&1 9>&-)
+  done
+  for node in $(redis_nodes); do redis_wait_node "$node"; done
+  if [[ ! -f "$REDIS_CLUSTERED" ]]; then
+    log "redis: joining c1 c2 c3 into a 3-master cluster"
+    REDISCLI_AUTH="$(read_password_file "$REDIS_ADMIN_PWFILE")" redis-cli --no-auth-warning --cluster create \
+      "$REDIS_HOST:$(redis_node_port c1)" "$REDIS_HOST:$(redis_node_port c2)" "$REDIS_HOST:$(redis_node_port c3)" \
+      --cluster-replicas 0 --cluster-yes >&2 || die "redis: redis-cli --cluster create failed"
+    : >"$REDIS_CLUSTERED"
+  fi
+  until redis_admin c1 cluster info 2>/dev/null | grep -q 'cluster_state:ok'; do
+    ((waited >= START_TIMEOUT * 10)) && die "redis: the cluster is not ok after ${START_TIMEOUT}s"
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  log "redis: up (standalone $REDIS_HOST:$(redis_port), cluster $REDIS_HOST:$(redis_node_port c1)-$(redis_node_port c3))"
+}
+
+redis_down() {
+  local node pid waited
+  if [[ ! -f "$REDIS_MARKER" ]]; then
+    log "redis: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  for node in $(redis_nodes); do
+    if redis_node_running "$node"; then
+      pid="$(head -n1 -- "$REDIS_DIR/$node/redis.pid")"
+      log "redis: stopping $node (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      waited=0
+      while kill -0 "$pid" 2>/dev/null; do
+        if ((waited >= START_TIMEOUT * 10)); then
+          kill -KILL "$pid" 2>/dev/null || true
+          break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+      done
+    fi
+  done
+  rm -rf -- "$REDIS_DIR"
+  log "redis: removed $REDIS_DIR"
+}
+
+redis_is_up() {
+  local node
+  [[ -f "$REDIS_MARKER" && -f "$REDIS_CLUSTERED" ]] || return 1
+  for node in $(redis_nodes); do redis_node_running "$node" || return 1; done
+}
+
+redis_env() {
+  local test_pw admin_pw
+  test_pw="$(read_password_file "$REDIS_TEST_PWFILE")"
+  admin_pw="$(read_password_file "$REDIS_ADMIN_PWFILE")"
+  print_export DEDUP_REDIS_HOST "$REDIS_HOST"
+  print_export DEDUP_REDIS_PORT "$(redis_port)"
+  print_export DEDUP_REDIS_USER "$REDIS_USER"
+  print_export DEDUP_REDIS_PASSWORD "$test_pw"
+  # The cluster: any master's port is a seed; the others are +1 and +2.
+  print_export DEDUP_REDIS_CLUSTER_PORT "$(redis_node_port c1)"
+  # Tests only: the admin (default user) to inspect the servers, and a user
+  # without the extras dedup-lab needs (ACL fault tests).
+  print_export DEDUP_REDIS_ADMIN_PASSWORD "$admin_pw"
+  print_export DEDUP_REDIS_LIMITED_USER "$REDIS_LIMITED_USER"
+}
+
+redis_status() {
+  local node
+  if redis_is_up; then
+    for node in $(redis_nodes); do
+      printf 'redis: %s running (pid %s) on %s:%s, dir %s\n' "$node" "$(head -n1 -- "$REDIS_DIR/$node/redis.pid")" \
+        "$REDIS_HOST" "$(redis_node_port "$node")" "$REDIS_DIR/$node"
+    done
+  elif [[ -f "$REDIS_MARKER" ]]; then
+    printf 'redis: started by %s but not (fully) running (state in %s)\n' "$PROG" "$REDIS_DIR"
+  else
+    printf 'redis: not running\n'
+  fi
+}
+
+register_system redis redis
 
 # ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —

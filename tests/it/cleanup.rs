@@ -1,5 +1,5 @@
 //! `dedup-lab cleanup` against every backend that exists: the embedded stores (real SQLite,
-//! fjall, files) and the REAL local PostgreSQL server. It lists what is in the lab
+//! fjall, files) and the REAL local PostgreSQL and Redis (standalone and cluster) servers. It lists what is in the lab
 //! namespace, `--dry-run` drops nothing, a real cleanup drops exactly that, and what lies
 //! outside the lab (a file next to a store, a table in another schema, a schema of another
 //! lab) survives. Each new backend joins this file.
@@ -182,4 +182,67 @@ fn cleanup_reports_an_unreachable_server_and_still_cleans_the_rest() {
     assert!(stdout.contains("FAILED  postgresql") && stdout.contains("127.0.0.1:1"), "{stdout}");
     assert!(stdout.contains("dropped files"), "{stdout}");
     assert!(!tmp.path().join("d/files/dedup_lab").exists());
+}
+
+// ----- Redis -----
+
+const REDIS: &[&str] =
+    &["DEDUP_REDIS_HOST", "DEDUP_REDIS_PORT", "DEDUP_REDIS_CLUSTER_PORT", "DEDUP_REDIS_ADMIN_PASSWORD"];
+
+/// redis-cli as the admin (default user) on `port`; `-c` follows cluster redirections.
+fn redis_admin(env: &[String], port: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", &env[3])
+        .args(["--no-auth-warning", "-c", "-h", &env[0], "-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (installed by scripts/services.sh)");
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Cleanup on the standalone server and on the cluster: the lab's keys (under both
+/// containers and a stray sub-prefix) are listed and unlinked; keys outside `dedup:`, and
+/// keys of another lab whose name starts with this one's, survive.
+#[test]
+fn cleanup_unlinks_only_the_redis_lab_keys() {
+    let Some(env) = support::server_env("redis", REDIS) else { return };
+    let lab = "dedup_t_cleanup_redis";
+    for (port, cluster) in [(env[1].clone(), false), (env[2].clone(), true)] {
+        let ours = [format!("dedup:{lab}:c0:r1"), format!("dedup:{lab}:c1:r2"), format!("dedup:{lab}:c7:r3")];
+        let theirs = [format!("dedup:{lab}x:c0:r1"), "other:key".to_string(), format!("{lab}:c0:r1")];
+        for k in ours.iter().chain(&theirs) {
+            assert_eq!(redis_admin(&env, &port, &["SET", k, "v"]), "OK");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("c.toml");
+        std::fs::write(&cfg, format!("lab = \"{lab}\"\n\n[systems.redis]\nport = {port}\n")).unwrap();
+        let args = [
+            "cleanup",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            tmp.path().to_str().unwrap(),
+            "--systems",
+            "redis",
+        ];
+        let listed = ok(&[&args[..], &["--dry-run"]].concat());
+        assert!(listed.contains("found   redis"), "{listed}");
+        for g in ["c0", "c1", "c7"] {
+            assert!(listed.contains(&format!("dedup:{lab}:{g}:*")), "{g} listed (cluster {cluster}): {listed}");
+        }
+        assert!(!listed.contains(&format!("{lab}x")) && !listed.contains("other"), "{listed}");
+        assert_eq!(redis_admin(&env, &port, &["EXISTS", &ours[0]]), "1", "--dry-run drops nothing");
+        let dropped = ok(&args);
+        assert!(dropped.contains("dropped redis"), "{dropped}");
+        for k in &ours {
+            assert_eq!(redis_admin(&env, &port, &["EXISTS", k]), "0", "{k} dropped (cluster {cluster})");
+        }
+        for k in &theirs {
+            assert_eq!(redis_admin(&env, &port, &["EXISTS", k]), "1", "{k} survives (cluster {cluster})");
+            redis_admin(&env, &port, &["DEL", k]);
+        }
+        let again = ok(&args);
+        assert!(again.contains("clean   redis"), "{again}");
+    }
 }

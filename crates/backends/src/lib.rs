@@ -14,6 +14,8 @@ pub mod lsm;
 pub mod net;
 #[cfg(feature = "postgresql")]
 pub mod postgresql;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod registry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

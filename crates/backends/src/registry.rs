@@ -78,6 +78,10 @@ const PG_KEYS: &[SettingKey] = &[
     plain("batch_bytes"),
 ];
 
+/// What the Redis backend reads on top of [`SERVER_KEYS`]; see `redis::settings`.
+const REDIS_KEYS: &[SettingKey] =
+    &[plain("mode"), plain("batch_rows"), plain("batch_bytes"), plain("warmup_bytes"), plain("preflight_connections")];
+
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -174,7 +178,15 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
         },
         K::Mariadb => not_written("DEDUP_MARIADB"),
         K::Clickhouse => not_written("DEDUP_CLICKHOUSE"),
-        K::Redis => not_written("DEDUP_REDIS"),
+        K::Redis => SystemEntry {
+            kind,
+            feature: "redis",
+            env_prefix: "DEDUP_REDIS",
+            embedded: false,
+            keys: &[SERVER_KEYS, REDIS_KEYS],
+            variants: default_variant,
+            build: built!("redis", crate::redis::RedisBackend::open),
+        },
         K::Kafka => not_written("DEDUP_KAFKA"),
         K::S3 => not_written("DEDUP_MINIO"),
     }
