@@ -206,7 +206,7 @@ fn redis_admin(env: &[String], port: &str, args: &[&str]) -> String {
 /// keys of another lab whose name starts with this one's, survive.
 #[test]
 fn cleanup_unlinks_only_the_redis_lab_keys() {
-    let Some(env) = support::server_env("redis", REDIS) else { return };
+    let Some(env) = crate::support::server_env("redis", REDIS) else { return };
     let lab = "dedup_t_cleanup_redis";
     for (port, cluster) in [(env[1].clone(), false), (env[2].clone(), true)] {
         let ours = [format!("dedup:{lab}:c0:r1"), format!("dedup:{lab}:c1:r2"), format!("dedup:{lab}:c7:r3")];

@@ -20,5 +20,6 @@ mod native;
 mod postgresql;
 mod postgresql_cold;
 mod realworld_cli;
+mod redis;
 mod report_cli;
 mod run_cli;
