@@ -99,3 +99,417 @@ fn the_codec_variant_is_refused_by_a_server_without_codecs() {
     assert!(msg.contains("needs column codecs, which ClickHouse has from 19.1; this server is 18.16"), "{msg}");
     assert_eq!(e.class(), Some(ErrorClass::Config));
 }
+
+/// Runs `dedup-lab` with `envs` set; returns (exit code, stdout, stderr).
+fn cli(envs: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .envs(envs.iter().copied())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A config file holding `lab`, in `dir`.
+fn lab_config(dir: &std::path::Path, lab: &str, extra: &str) -> String {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n{extra}")).unwrap();
+    cfg.to_str().unwrap().to_string()
+}
+
+#[test]
+fn preflight_connects_creates_drops_and_checks_consistency() {
+    let Some(env) = ch() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = lab_config(tmp.path(), "dedup_t_ch_4", "");
+    let (code, stdout, stderr) = cli(&[], &["preflight", "--config", &cfg, "--systems", "clickhouse"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for want in ["ok      clickhouse/mergetree", "ok      clickhouse/replacing", "18.16", "fresh connections"] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    assert!(!database_exists(&env, "dedup_t_ch_4"), "preflight drops what it created");
+    assert!(!format!("{stdout}{stderr}").contains(&env[3]), "the password was printed");
+}
+
+/// Issue point 10: random bytes at U90 kept by `ReplacingMergeTree` after `OPTIMIZE … FINAL`
+/// take about a tenth of the bytes of U0 (EDR ≈ 10 within 15 %); plain `MergeTree` keeps
+/// every copy (EDR ≈ 1). Physical sizes come from the table directories (the `fs` probe).
+#[test]
+fn ground_truth_replacing_mergetree_keeps_a_tenth_of_u90_and_mergetree_keeps_all() {
+    let Some(_env) = ch() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = lab_config(tmp.path(), "dedup_t_ch_5", "");
+    let results = tmp.path().join("r");
+    let (code, stdout, stderr) = cli(
+        &[],
+        &[
+            "run",
+            "--config",
+            &cfg,
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "clickhouse",
+            "--payload-types",
+            "random_binary",
+            "--grades",
+            "U0,U90",
+            "--records",
+            "200",
+            "--record-size",
+            "64KiB",
+            "--stages",
+            "bulk_insert,maintenance",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines = support::journal(&results);
+    // (variant, grade) -> (logical bytes, bytes kept after maintenance above the empty table)
+    let mut kept = std::collections::BTreeMap::new();
+    let mut bulk = std::collections::BTreeMap::new();
+    for m in support::stages(&lines) {
+        assert!(m.valid, "{}: {:?}", m.cell, m.invalid_reasons);
+        assert!(m.physical.method.starts_with("fs"), "the table directories are probed: {}", m.physical.method);
+        let key = (m.cell.variant.clone(), m.cell.grade.to_string());
+        match m.stage {
+            dedup_lab_core::Stage::BulkInsert => {
+                assert_eq!(m.rows_reported, Some(200), "every batch is verified by count()");
+                bulk.insert(key, (m.logical_bytes, m.physical.before));
+            }
+            dedup_lab_core::Stage::Maintenance => {
+                assert!(m.notes.iter().any(|n| n.contains("OPTIMIZE TABLE … FINAL")), "{:?}", m.notes);
+                let (logical, empty) = bulk[&key];
+                kept.insert(key, (logical, m.physical.after - empty));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    let edr = |v: &str, g: &str| {
+        let (logical, kept) = kept[&(v.to_string(), g.to_string())];
+        logical as f64 / kept as f64
+    };
+    let ratio = |v: &str| kept[&(v.to_string(), "U0".to_string())].1 as f64 / kept[&(v.to_string(), "U90".into())].1 as f64;
+    for (what, value, want, tol) in [
+        ("replacing U90 EDR", edr("replacing", "U90"), 10.0, 0.15),
+        ("replacing U0/U90 bytes", ratio("replacing"), 10.0, 0.15),
+        ("mergetree U90 EDR", edr("mergetree", "U90"), 1.0, 0.1),
+        ("mergetree U0 EDR", edr("mergetree", "U0"), 1.0, 0.1),
+        ("replacing U0 EDR", edr("replacing", "U0"), 1.0, 0.1),
+    ] {
+        eprintln!("{what}: {value:.3}");
+        assert!((value - want).abs() <= want * tol, "{what}: {value:.3}, expected {want} ± {:.0} %", tol * 100.0);
+    }
+}
+
+/// Issue point 8, three faults through the CLI: each gives a clear error naming the
+/// endpoint and its class, is journaled as a failed cell, and the run goes on (sqlite's
+/// cells are measured). The password is never printed nor journaled.
+#[test]
+fn wrong_password_unreachable_host_and_no_create_fail_their_cells_and_the_run_goes_on() {
+    let Some(env) = ch() else { return };
+    let wrong = "definitely-wrong-ch-pw-4711";
+    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 3] = [
+        ("wrong password", vec![("DEDUP_CLICKHOUSE_PASSWORD", wrong)], &["authentication", "password", "DEDUP_CLICKHOUSE_PASSWORD"]),
+        ("unreachable", vec![("DEDUP_CLICKHOUSE_PORT", "1")], &["unreachable", "127.0.0.1:1", "is the server running"]),
+        ("no CREATE", vec![("DEDUP_CLICKHOUSE_USER", "dedup_noddl")], &["permission", "code 392", "allow_ddl"]),
+    ];
+    for (what, envs, wants) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = lab_config(tmp.path(), "dedup_t_ch_6", "");
+        let results = tmp.path().join("r");
+        let (code, stdout, stderr) = cli(
+            &envs,
+            &["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse,sqlite"]
+                .into_iter()
+                .chain(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(code, Some(1), "{what}: {stdout}{stderr}");
+        let journal_text =
+            std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
+        for text in [&stdout, &stderr, &journal_text] {
+            assert!(!text.contains(wrong) && !text.contains(&env[3]), "{what}: a password was printed or journaled");
+        }
+        let mut failed = 0;
+        for l in support::journal(&results) {
+            if let dedup_lab_core::JournalLine::Cell { cell, status, reason, .. } = l {
+                if cell.system == SystemKind::Clickhouse {
+                    assert_eq!(status, dedup_lab_core::CellStatus::Failed, "{what}: {cell}");
+                    let reason = reason.unwrap_or_default();
+                    for want in wants {
+                        assert!(reason.contains(want), "{what}: {want:?} missing in {reason}");
+                    }
+                    failed += 1;
+                } else {
+                    assert_eq!(status, dedup_lab_core::CellStatus::Ok, "{what}: {cell}: {reason:?}");
+                }
+            }
+        }
+        assert_eq!(failed, 2, "{what}: both variants' cells are journaled as failed");
+    }
+    assert!(!database_exists(&env, "dedup_t_ch_6"));
+}
+
+/// Issue point 8: a mutation that cannot finish. The admin adds a column whose DEFAULT throws,
+/// so rewriting a part (which computes it) fails on the server; the delete gives up after
+/// `mutation_timeout` with an error naming the mutation and why 18.16 cannot say more, and
+/// the lab can still be torn down.
+#[test]
+fn a_failing_mutation_is_a_clear_error_and_teardown_still_works() {
+    let Some(env) = ch() else { return };
+    let lab = "dedup_t_ch_7";
+    let mut b = open(lab, "mergetree", serde_json::json!({"mutation_timeout": 2}));
+    let ns = Namespace::new(&lab.parse().unwrap(), 1);
+    b.reset(&ns).unwrap();
+    let r = conformance::record(1, 0, 1024);
+    assert_eq!(b.insert_one(&ns, &r).unwrap(), 1);
+    admin(&env, &format!("ALTER TABLE {lab}.c0 ADD COLUMN boom UInt8 DEFAULT throwIf(1)"));
+    let e = b.delete_one(&ns, &r.id).unwrap_err();
+    let msg = e.chain();
+    assert!(msg.contains(&format!("of `{lab}`.`c0` is not done after 2 s")), "{msg}");
+    assert!(msg.contains("keeps no failure reason in system.mutations") || msg.contains("failed on the server"), "{msg}");
+    assert!(matches!(e.class(), Some(ErrorClass::Timeout | ErrorClass::Server)), "{msg}");
+    b.teardown(&ns).unwrap();
+    assert!(!database_exists(&env, lab));
+}
+
+/// A throwaway ClickHouse server of this test alone (its own directory and free ports), for
+/// faults that kill or restart a server: the shared server of `scripts/services.sh` serves
+/// other tests at the same time. Started, stopped and restarted by shell scripts in its
+/// directory (`start.sh`, `stop.sh`, `restart.sh`), so a `cold_command` can restart it too.
+struct Throwaway {
+    dir: tempfile::TempDir,
+    port: u16,
+    password: String,
+}
+
+impl Throwaway {
+    const BIN: &'static str = "/usr/sbin/clickhouse-server";
+
+    /// `None` (after saying why) when no server binary or `clickhouse` user exists and
+    /// servers are not required.
+    fn start() -> Option<Throwaway> {
+        let missing = if !std::path::Path::new(Self::BIN).exists() {
+            Some(format!("{} is missing (scripts/services.sh up clickhouse installs it)", Self::BIN))
+        } else if !Command::new("id").arg("clickhouse").output().is_ok_and(|o| o.status.success()) {
+            Some("no `clickhouse` user".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = missing {
+            assert!(!support::servers_required(), "DEDUP_LAB_REQUIRE_SERVERS=1 but {why}");
+            eprintln!("skipping: {why}");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("dedup-ch-throwaway").tempdir_in("/tmp").unwrap();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, tcp) = (free(), free());
+        let password = format!("tw{}", std::process::id());
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                "<?xml version=\"1.0\"?><yandex><logger><level>warning</level><log>{d}/log/server.log</log>\
+                 <errorlog>{d}/log/error.log</errorlog></logger><listen_host>127.0.0.1</listen_host>\
+                 <http_port>{port}</http_port><tcp_port>{tcp}</tcp_port><path>{d}/data/</path>\
+                 <tmp_path>{d}/tmp/</tmp_path><users_config>{d}/users.xml</users_config>\
+                 <default_profile>default</default_profile><default_database>default</default_database>\
+                 <mark_cache_size>67108864</mark_cache_size><timezone>UTC</timezone>\
+                 <merge_tree><old_parts_lifetime>1</old_parts_lifetime></merge_tree></yandex>"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("users.xml"),
+            format!(
+                "<?xml version=\"1.0\"?><yandex><profiles><default/></profiles><users><default>\
+                 <password>{password}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile>\
+                 <quota>default</quota></default></users><quotas><default/></quotas></yandex>"
+            ),
+        )
+        .unwrap();
+        let ping = format!(
+            "for i in $(seq 600); do [ \"$(curl -s --max-time 1 http://127.0.0.1:{port}/ping)\" = Ok. ] && exit 0; \
+             sleep 0.1; done; echo 'the throwaway server did not answer' >&2; exit 1"
+        );
+        let scripts = [
+            (
+                "start.sh",
+                format!(
+                    "set -e\ncd /\nsetsid setpriv --reuid=clickhouse --regid=clickhouse --init-groups -- {} \
+                     --config-file={d}/config.xml </dev/null >>{d}/log/stderr.log 2>&1 &\necho $! > {d}/pid\n{ping}\n",
+                    Self::BIN
+                ),
+            ),
+            (
+                "stop.sh",
+                format!(
+                    "p=$(cat {d}/pid 2>/dev/null) || exit 0\nkill -${{1:-TERM}} $p 2>/dev/null || exit 0\n\
+                     for i in $(seq 600); do kill -0 $p 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL $p\n"
+                ),
+            ),
+            ("restart.sh", format!("sh {d}/stop.sh && sh {d}/start.sh")),
+        ];
+        for (name, text) in scripts {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        for sub in ["data", "tmp", "log"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let chown = Command::new("chown").args(["-R", "clickhouse:"]).arg(dir.path()).status().unwrap();
+        assert!(chown.success());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = Throwaway { dir, port, password };
+        t.sh("start.sh", &[]);
+        Some(t)
+    }
+
+    fn sh(&self, script: &str, args: &[&str]) {
+        let st = Command::new("sh").arg(self.dir.path().join(script)).args(args).status().unwrap();
+        assert!(st.success(), "{script} failed");
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pid")).unwrap().trim().to_string()
+    }
+
+    /// Environment for the CLI pointing at this server (overriding the shared server's).
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DEDUP_CLICKHOUSE_HOST", "127.0.0.1".into()),
+            ("DEDUP_CLICKHOUSE_PORT", self.port.to_string()),
+            ("DEDUP_CLICKHOUSE_USER", "default".into()),
+            ("DEDUP_CLICKHOUSE_PASSWORD", self.password.clone()),
+            ("DEDUP_CLICKHOUSE_DATA_DIR", self.dir.path().join("data").display().to_string()),
+        ]
+    }
+
+    fn query(&self, sql: &str) -> String {
+        let env = ["127.0.0.1".to_string(), self.port.to_string(), String::new(), String::new(), self.password.clone()];
+        admin(&env, sql)
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = Command::new("sh").arg(self.dir.path().join("stop.sh")).arg("KILL").status();
+    }
+}
+
+fn cli_owned(envs: &[(&'static str, String)], args: &[&str]) -> (Option<i32>, String, String) {
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    cli(&envs, args)
+}
+
+/// Issue point 5: the default `cold_command` of the test setup restarts the server before
+/// every stage; the backend reconnects, every stage stays valid, and the server really was
+/// restarted (a new process each time).
+#[test]
+fn a_cold_command_that_restarts_the_server_runs_before_every_stage() {
+    let Some(t) = Throwaway::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let d = t.dir.path().display();
+    let cfg = lab_config(
+        tmp.path(),
+        "dedup_lab",
+        &format!(
+            "[systems.clickhouse]\nvariants = [\"mergetree\"]\ncold_timeout = 120\ncold_command = \"sh {d}/restart.sh && \
+             cat {d}/pid >> {}\"\n",
+            pids.display()
+        ),
+    );
+    let results = tmp.path().join("r");
+    let (code, stdout, stderr) = cli_owned(
+        &t.env(),
+        &["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse"]
+            .into_iter()
+            .chain(["--caches", "cold", "--stages", "bulk_insert,perfile_insert", "--payload-types", "text_document"])
+            .chain(["--grades", "U50", "--records", "6", "--record-size", "16KiB"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let pids: Vec<String> = std::fs::read_to_string(&pids).unwrap().lines().map(String::from).collect();
+    assert_eq!(pids.len(), 2, "one restart per stage: {pids:?}");
+    assert_ne!(pids[0], pids[1]);
+    let lines = support::journal(&results);
+    let stages = support::stages(&lines);
+    assert_eq!(stages.len(), 2);
+    for m in stages {
+        assert!(m.valid, "{:?}", m.invalid_reasons);
+        assert!(m.notes.join(" | ").contains("dropped the HTTP connections"), "{:?}", m.notes);
+        assert_eq!(m.rows_counted, Some(6));
+    }
+}
+
+/// Issue point 8: the server killed in the middle of the bulk stage. The stage fails with
+/// an error naming the endpoint, the cell is journaled as failed, the run goes on (sqlite
+/// is measured), and once the server is back `cleanup` drops what the cell left.
+#[test]
+fn the_server_killed_mid_stage_fails_the_cell_and_cleanup_runs_after() {
+    let Some(t) = Throwaway::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = lab_config(tmp.path(), "dedup_lab", "[systems.clickhouse]\nvariants = [\"mergetree\"]\nbatch_bytes = \"16KiB\"\n");
+    let results = tmp.path().join("r");
+    let envs: Vec<(&str, String)> = t.env();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse,sqlite"])
+        .args(["--stages", "bulk_insert", "--payload-types", "random_binary", "--grades", "U0"])
+        .args(["--records", "4000", "--record-size", "8KiB"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the bulk insert has written rows, then kill the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let rows = Command::new("curl")
+            .args(["-s", "--max-time", "1", "-H", "X-ClickHouse-User: default", "-H"])
+            .arg(format!("X-ClickHouse-Key: {}", t.password))
+            .arg(format!("http://127.0.0.1:{}/?query=SELECT%20count()%20FROM%20dedup_lab.c0", t.port))
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&rows.stdout).trim().parse::<u64>().is_ok_and(|n| n > 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the bulk insert never wrote a row");
+    }
+    let killed = t.pid();
+    t.sh("stop.sh", &["KILL"]);
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let mut seen = 0;
+    for l in support::journal(&results) {
+        if let dedup_lab_core::JournalLine::Cell { cell, status, reason, .. } = l {
+            if cell.system == SystemKind::Clickhouse {
+                let reason = reason.unwrap_or_default();
+                assert_eq!(status, dedup_lab_core::CellStatus::Failed, "{reason}");
+                assert!(reason.contains(&format!("127.0.0.1:{}", t.port)), "names the endpoint: {reason}");
+                assert!(
+                    ["connection lost", "unreachable", "is the server running"].iter().any(|w| reason.contains(w)),
+                    "says what happened: {reason}"
+                );
+                seen += 1;
+            } else {
+                assert_eq!(status, dedup_lab_core::CellStatus::Ok, "{cell}: {reason:?}");
+            }
+        }
+    }
+    assert_eq!(seen, 1);
+    // The server comes back with what the interrupted cell left; cleanup drops it.
+    t.sh("start.sh", &[]);
+    assert_ne!(t.pid(), killed);
+    let (code, stdout, stderr) = cli_owned(
+        &t.env(),
+        &["cleanup", "--config", &cfg, "--results", tmp.path().to_str().unwrap(), "--systems", "clickhouse"],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("dropped clickhouse"), "{stdout}");
+    assert_eq!(t.query("SELECT count() FROM system.databases WHERE name = 'dedup_lab'"), "0");
+}

@@ -61,12 +61,12 @@ pub fn ident(name: &str) -> String {
     format!("`{name}`")
 }
 
-/// A column as an argument of the content hash: `cityHash64` of 18.16 takes no `Decimal`,
-/// so a decimal is hashed as its text.
+/// A column as an argument of the content hash: `cityHash64` of 18.16 takes neither
+/// `Decimal` nor `UUID`, so every column that is not a string is hashed as its text.
 pub fn hash_expr(name: &str, ty: ColumnType) -> String {
     match ty {
-        ColumnType::Decimal { .. } => format!("toString({})", ident(name)),
-        _ => ident(name),
+        ColumnType::Text | ColumnType::Json | ColumnType::Bytes => ident(name),
+        _ => format!("toString({})", ident(name)),
     }
 }
 
