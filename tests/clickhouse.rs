@@ -252,8 +252,8 @@ fn wrong_password_unreachable_host_and_no_create_fail_their_cells_and_the_run_go
     assert!(!database_exists(&env, "dedup_t_ch_6"));
 }
 
-/// Issue point 8: a mutation that cannot finish. The admin adds a column whose DEFAULT throws,
-/// so rewriting a part (which computes it) fails on the server; the delete gives up after
+/// Issue point 8: a mutation that cannot finish. The admin adds a column whose DEFAULT throws
+/// for every stored row, so rewriting a part (which computes it) fails on the server; the delete gives up after
 /// `mutation_timeout` with an error naming the mutation and why 18.16 cannot say more, and
 /// the lab can still be torn down.
 #[test]
@@ -265,7 +265,7 @@ fn a_failing_mutation_is_a_clear_error_and_teardown_still_works() {
     b.reset(&ns).unwrap();
     let r = conformance::record(1, 0, 1024);
     assert_eq!(b.insert_one(&ns, &r).unwrap(), 1);
-    admin(&env, &format!("ALTER TABLE {lab}.c0 ADD COLUMN boom UInt8 DEFAULT throwIf(1)"));
+    admin(&env, &format!("ALTER TABLE {lab}.c0 ADD COLUMN boom UInt8 DEFAULT throwIf(length(k) > 0)"));
     let e = b.delete_one(&ns, &r.id).unwrap_err();
     let msg = e.chain();
     assert!(msg.contains(&format!("of `{lab}`.`c0` is not done after 2 s")), "{msg}");
@@ -455,7 +455,7 @@ fn the_server_killed_mid_stage_fails_the_cell_and_cleanup_runs_after() {
     let cfg = lab_config(tmp.path(), "dedup_lab", "[systems.clickhouse]\nvariants = [\"mergetree\"]\nbatch_bytes = \"16KiB\"\n");
     let results = tmp.path().join("r");
     let envs: Vec<(&str, String)> = t.env();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+    let run = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse,sqlite"])
         .args(["--stages", "bulk_insert", "--payload-types", "random_binary", "--grades", "U0"])

@@ -44,10 +44,10 @@ pub fn wrap(sys: &str, what: &str, e: BackendError, hint: impl Fn(ErrorClass) ->
     let text = e.chain();
     let code = code_in(&text);
     let class = code.and_then(code_class).or(e.class()).unwrap_or(ErrorClass::Server);
-    let code_note = code.map(|c| format!(" (ClickHouse error code {c})")).unwrap_or_default();
+    let code_note = code.map(|c| format!(", ClickHouse error code {c}")).unwrap_or_default();
     let h = hint(class);
     let h = if h.is_empty() { String::new() } else { format!("; {h}") };
-    BackendError::with_source(format!("{sys}: {what} failed{code_note}{h}"), e).classed(class)
+    BackendError::with_source(format!("{sys}: {what} failed ({}{code_note}){h}", class.name()), e).classed(class)
 }
 
 #[cfg(test)]
@@ -78,6 +78,6 @@ mod tests {
         });
         assert_eq!(w.class(), Some(ErrorClass::Permission));
         assert!(w.to_string().starts_with("clickhouse h:1/default as dedup: creating the lab database failed"), "{w}");
-        assert!(w.to_string().contains("code 291"), "{w}");
+        assert!(w.to_string().contains("failed (permission, ClickHouse error code 291); class permission"), "{w}");
     }
 }
