@@ -54,7 +54,12 @@ fn admin(env: &[String], sql: &str) -> String {
             c.wait_with_output()
         })
         .expect("curl runs (installed by scripts/services.sh)");
-    assert!(out.status.success(), "{sql}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{sql}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -108,7 +113,11 @@ fn cli(envs: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A config file holding `lab`, in `dir`.
@@ -190,7 +199,8 @@ fn ground_truth_replacing_mergetree_keeps_a_tenth_of_u90_and_mergetree_keeps_all
         let (logical, kept) = kept[&(v.to_string(), g.to_string())];
         logical as f64 / kept as f64
     };
-    let ratio = |v: &str| kept[&(v.to_string(), "U0".to_string())].1 as f64 / kept[&(v.to_string(), "U90".into())].1 as f64;
+    let ratio =
+        |v: &str| kept[&(v.to_string(), "U0".to_string())].1 as f64 / kept[&(v.to_string(), "U90".into())].1 as f64;
     for (what, value, want, tol) in [
         ("replacing U90 EDR", edr("replacing", "U90"), 10.0, 0.15),
         ("replacing U0/U90 bytes", ratio("replacing"), 10.0, 0.15),
@@ -210,8 +220,14 @@ fn ground_truth_replacing_mergetree_keeps_a_tenth_of_u90_and_mergetree_keeps_all
 fn wrong_password_unreachable_host_and_no_create_fail_their_cells_and_the_run_goes_on() {
     let Some(env) = ch() else { return };
     let wrong = "definitely-wrong-ch-pw-4711";
-    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 3] = [
-        ("wrong password", vec![("DEDUP_CLICKHOUSE_PASSWORD", wrong)], &["authentication", "password", "DEDUP_CLICKHOUSE_PASSWORD"]),
+    // (what, environment overrides, words the failed cell's reason must hold)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (
+            "wrong password",
+            vec![("DEDUP_CLICKHOUSE_PASSWORD", wrong)],
+            &["authentication", "password", "DEDUP_CLICKHOUSE_PASSWORD"],
+        ),
         ("unreachable", vec![("DEDUP_CLICKHOUSE_PORT", "1")], &["unreachable", "127.0.0.1:1", "is the server running"]),
         ("no CREATE", vec![("DEDUP_CLICKHOUSE_USER", "dedup_noddl")], &["permission", "code 392", "allow_ddl"]),
     ];
@@ -227,8 +243,7 @@ fn wrong_password_unreachable_host_and_no_create_fail_their_cells_and_the_run_go
                 .collect::<Vec<_>>(),
         );
         assert_eq!(code, Some(1), "{what}: {stdout}{stderr}");
-        let journal_text =
-            std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
+        let journal_text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
         for text in [&stdout, &stderr, &journal_text] {
             assert!(!text.contains(wrong) && !text.contains(&env[3]), "{what}: a password was printed or journaled");
         }
@@ -269,7 +284,10 @@ fn a_failing_mutation_is_a_clear_error_and_teardown_still_works() {
     let e = b.delete_one(&ns, &r.id).unwrap_err();
     let msg = e.chain();
     assert!(msg.contains(&format!("of `{lab}`.`c0` is not done after 2 s")), "{msg}");
-    assert!(msg.contains("keeps no failure reason in system.mutations") || msg.contains("failed on the server"), "{msg}");
+    assert!(
+        msg.contains("keeps no failure reason in system.mutations") || msg.contains("failed on the server"),
+        "{msg}"
+    );
     assert!(matches!(e.class(), Some(ErrorClass::Timeout | ErrorClass::Server)), "{msg}");
     b.teardown(&ns).unwrap();
     assert!(!database_exists(&env, lab));
@@ -452,7 +470,11 @@ fn a_cold_command_that_restarts_the_server_runs_before_every_stage() {
 fn the_server_killed_mid_stage_fails_the_cell_and_cleanup_runs_after() {
     let Some(t) = Throwaway::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = lab_config(tmp.path(), "dedup_lab", "[systems.clickhouse]\nvariants = [\"mergetree\"]\nbatch_bytes = \"16KiB\"\n");
+    let cfg = lab_config(
+        tmp.path(),
+        "dedup_lab",
+        "[systems.clickhouse]\nvariants = [\"mergetree\"]\nbatch_bytes = \"16KiB\"\n",
+    );
     let results = tmp.path().join("r");
     let envs: Vec<(&str, String)> = t.env();
     let run = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))

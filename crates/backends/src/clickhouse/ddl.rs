@@ -21,7 +21,12 @@ impl ChBackend {
             None => (format!("k String, v String{codec}"), "v".to_string()),
             Some(schema) => (
                 format!("k String, {}", column_defs(schema, self.variant.codec)),
-                schema.columns.iter().map(|c| super::rowbinary::hash_expr(&c.name, c.ty)).collect::<Vec<_>>().join(", "),
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| super::rowbinary::hash_expr(&c.name, c.ty))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         };
         let t = table(ns.lab(), container);
@@ -56,7 +61,8 @@ impl ChBackend {
     /// `database dedup_lab`, `table dedup_lab.c0`, … when the lab database exists.
     pub(super) fn lab_inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
         let l = quote(lab.as_str());
-        let dbs = self.c.rows("listing the lab database", &format!("SELECT name FROM system.databases WHERE name = {l}"))?;
+        let dbs =
+            self.c.rows("listing the lab database", &format!("SELECT name FROM system.databases WHERE name = {l}"))?;
         if dbs.is_empty() {
             return Ok(Vec::new());
         }

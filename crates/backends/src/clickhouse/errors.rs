@@ -73,9 +73,8 @@ mod tests {
         }
         assert_eq!(code_class(241), None, "memory limit: the status class stays");
         let e = BackendError::msg(body).classed(ErrorClass::Server);
-        let w = wrap("clickhouse h:1/default as dedup", "creating the lab database", e, |c| {
-            format!("class {}", c.name())
-        });
+        let w =
+            wrap("clickhouse h:1/default as dedup", "creating the lab database", e, |c| format!("class {}", c.name()));
         assert_eq!(w.class(), Some(ErrorClass::Permission));
         assert!(w.to_string().starts_with("clickhouse h:1/default as dedup: creating the lab database failed"), "{w}");
         assert!(w.to_string().contains("failed (permission, ClickHouse error code 291); class permission"), "{w}");

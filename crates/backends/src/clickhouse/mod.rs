@@ -51,16 +51,17 @@ use variant::{Engine, Variant};
 /// The variants to measure: the `variants` setting or [`variant::DEFAULTS`], validated
 /// offline (no connection).
 pub fn variants(_kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
-    let list = cfg
-        .string_list("variants")?
-        .unwrap_or_else(|| variant::DEFAULTS.iter().map(|s| s.to_string()).collect());
+    let list =
+        cfg.string_list("variants")?.unwrap_or_else(|| variant::DEFAULTS.iter().map(|s| s.to_string()).collect());
     if list.is_empty() {
         return Err(BackendError::msg("clickhouse: the `variants` list is empty").classed(ErrorClass::Config));
     }
     for (i, v) in list.iter().enumerate() {
         Variant::parse(v)?;
         if list[..i].contains(v) {
-            return Err(BackendError::msg(format!("clickhouse: variant {v:?} is listed twice")).classed(ErrorClass::Config));
+            return Err(
+                BackendError::msg(format!("clickhouse: variant {v:?} is listed twice")).classed(ErrorClass::Config)
+            );
         }
     }
     Ok(list)
@@ -91,7 +92,8 @@ impl ChBackend {
         let c = Client::new(&s)?;
         let mut b = ChBackend { s, variant, c, server: ServerInfo::default(), settle_note: "not run yet".into() };
         b.connect()?;
-        if b.variant.codec.is_some() && variant::major_minor(&b.server.version).is_none_or(|v| v < variant::CODECS_SINCE)
+        if b.variant.codec.is_some()
+            && variant::major_minor(&b.server.version).is_none_or(|v| v < variant::CODECS_SINCE)
         {
             let (maj, min) = variant::CODECS_SINCE;
             return Err(BackendError::msg(format!(

@@ -37,7 +37,8 @@ impl ChBackend {
             (Some(schema), Some(row)) => {
                 schema.check(row).map_err(|e| self.bad_record(r, &e.to_string()))?;
                 for (c, v) in schema.columns.iter().zip(row) {
-                    rowbinary::value(v, c.ty, out).map_err(|why| self.bad_record(r, &format!("column {}: {why}", c.name)))?;
+                    rowbinary::value(v, c.ty, out)
+                        .map_err(|why| self.bad_record(r, &format!("column {}: {why}", c.name)))?;
                 }
             }
             (Some(_), None) => return Err(self.bad_record(r, "a native namespace needs typed rows")),
@@ -74,7 +75,8 @@ impl ChBackend {
     }
 
     fn bulk_batches(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
-        let mut batcher: Batcher<Vec<u8>> = Batcher::new(usize::from(ns.container_count()), usize::MAX, self.s.batch_bytes);
+        let mut batcher: Batcher<Vec<u8>> =
+            Batcher::new(usize::from(ns.container_count()), usize::MAX, self.s.batch_bytes);
         let mut total = 0;
         for r in records {
             let r = r?;
@@ -163,7 +165,10 @@ impl ChBackend {
         loop {
             let pending = self.c.rows(
                 "waiting for the DELETE mutation",
-                &format!("SELECT mutation_id, parts_to_do{} FROM system.mutations WHERE {filter}", self.fail_reason_column()),
+                &format!(
+                    "SELECT mutation_id, parts_to_do{} FROM system.mutations WHERE {filter}",
+                    self.fail_reason_column()
+                ),
             )?;
             let Some(first) = pending.first() else { return Ok(()) };
             if let Some(reason) = first.get(2).filter(|r| !r.is_empty()) {
