@@ -535,3 +535,83 @@ fn the_server_killed_mid_stage_fails_the_cell_and_cleanup_runs_after() {
     assert!(stdout.contains("dropped clickhouse"), "{stdout}");
     assert_eq!(t.query("SELECT count() FROM system.databases WHERE name = 'dedup_lab'"), "0");
 }
+
+/// Issue points 4 and 5 through the CLI, both variants: placement `across` (two tables, each
+/// holding rows), native insertion mode (typed columns), every stage including `refill`,
+/// and a byte budget that skips a cell before anything is written.
+#[test]
+fn every_axis_across_native_refill_and_a_byte_budget() {
+    let Some(env) = ch() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = lab_config(tmp.path(), "dedup_t_ch_2", "");
+    let results = tmp.path().join("r");
+    let (code, stdout, stderr) = cli(
+        &[],
+        &["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse"]
+            .into_iter()
+            .chain(["--placements", "across", "--insertion-mode", "native", "--payload-types", "structured_json"])
+            .chain(["--stages", "bulk_insert,perfile_insert,perfile_delete,maintenance,refill"])
+            .chain(["--grades", "U50", "--records", "4", "--record-size", "2KiB"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines = support::journal(&results);
+    let stages = support::stages(&lines);
+    assert_eq!(stages.len(), 10, "five stages × two variants");
+    for m in &stages {
+        assert!(m.valid, "{} {}: {:?}", m.cell, m.stage, m.invalid_reasons);
+        if m.stage == dedup_lab_core::Stage::BulkInsert {
+            let d = &m.internal_after.details;
+            for t in ["table c0", "table c1"] {
+                assert!(d[t]["rows"].as_u64().unwrap() > 0, "across fills both tables: {d:?}");
+            }
+            let notes = m.notes.join(" | ");
+            assert!(notes.contains("`amount` Nullable(Decimal(18, 2))"), "typed columns: {notes}");
+        }
+    }
+    assert!(stages.iter().any(|m| m.stage == dedup_lab_core::Stage::Refill && m.rows_counted > Some(0)));
+    assert!(!database_exists(&env, "dedup_t_ch_2"));
+
+    // A budget below the dataset: the cells are skipped and journaled, nothing is created.
+    let cfg = lab_config(tmp.path(), "dedup_t_ch_2", "[systems.clickhouse]\nmax_bytes = \"1KiB\"\n");
+    let results = tmp.path().join("budget");
+    let (code, stdout, stderr) = cli(
+        &[],
+        &["run", "--config", &cfg, "--results", results.to_str().unwrap(), "--systems", "clickhouse"]
+            .into_iter()
+            .chain(["--payload-types", "random_binary", "--grades", "U0", "--records", "4", "--record-size", "4KiB"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let mut skipped = 0;
+    for l in support::journal(&results) {
+        if let dedup_lab_core::JournalLine::Cell { status, reason, .. } = l {
+            assert_eq!(status, dedup_lab_core::CellStatus::Skipped);
+            assert!(reason.unwrap_or_default().contains("max_bytes"));
+            skipped += 1;
+        }
+    }
+    assert_eq!(skipped, 2);
+}
+
+/// Issue point 6: the password may come from a file (`password_file`) as well as from
+/// `DEDUP_CLICKHOUSE_PASSWORD`; a wrong one in the file names the file, never the password.
+#[test]
+fn the_password_comes_from_a_file_and_is_never_shown() {
+    let Some(env) = ch() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("pw");
+    std::fs::write(&file, format!("{}\n", env[3])).unwrap();
+    let settings = serde_json::json!({"password_file": file, "password_env": "DEDUP_T_CH_NO_SUCH_VAR"});
+    let mut b = open("dedup_t_ch_8", "mergetree", settings.clone());
+    assert!(b.server_version().unwrap().starts_with("18."));
+    std::fs::write(&file, "wrong-in-file-0815\n").unwrap();
+    let e = match dedup_lab_backends::open(SystemKind::Clickhouse, "mergetree", &config("dedup_t_ch_8", settings)) {
+        Ok(_) => panic!("a wrong password must be refused"),
+        Err(e) => e,
+    };
+    let msg = e.chain();
+    assert_eq!(e.class(), Some(ErrorClass::Authentication), "{msg}");
+    assert!(msg.contains("password_file") && msg.contains(file.to_str().unwrap()), "{msg}");
+    assert!(!msg.contains("wrong-in-file-0815") && !msg.contains(&env[3]), "{msg}");
+}
