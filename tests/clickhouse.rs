@@ -551,7 +551,7 @@ fn every_axis_across_native_refill_and_a_byte_budget() {
             .into_iter()
             .chain(["--placements", "across", "--insertion-mode", "native", "--payload-types", "structured_json"])
             .chain(["--stages", "bulk_insert,perfile_insert,perfile_delete,maintenance,refill"])
-            .chain(["--grades", "U50", "--records", "4", "--record-size", "2KiB"])
+            .chain(["--grades", "U50", "--records", "4", "--record-size", "1KiB"])
             .collect::<Vec<_>>(),
     );
     assert_eq!(code, Some(0), "{stdout}{stderr}");
