@@ -407,6 +407,107 @@ PY
   row "perfile_delete (UNLINK) latency p50 / p99" "$(calc '%.3f' "$del50") / $(calc '%.3f' "$del99") ms" "best run of $REPEAT"
 }
 
+# --- section: clickhouse -------------------------------------------------------
+
+register_section clickhouse "ClickHouse bulk_insert (RowBinary over HTTP) vs curl posting the same rows as one RowBinary body; per-record latency"
+bench_clickhouse() {
+  ensure_tool python3 python3
+  ensure_tool curl curl
+  local mib="${DEDUP_LAB_BENCH_CH_MIB:-256}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_CH_MIB must be a whole number of MiB"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  bash "$REPO/scripts/services.sh" up clickhouse >&2
+  eval "$(bash "$REPO/scripts/services.sh" env clickhouse)"
+  local dir cfg lab=dedup_t_ch_9
+  dir="$(scratch)/ch"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  # One of the test user's labs on the shared test server; plain MergeTree.
+  printf 'lab = "%s"\n[systems.clickhouse]\nvariants = ["mergetree"]\n' "$lab" >"$cfg"
+
+  # The reference: the same records as one RowBinary body (key, payload), posted by curl.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  python3 - "$dir/data/random_binary/U0" "$dir/rows.bin" <<'PY2'
+import json, sys
+ds, out = sys.argv[1], sys.argv[2]
+def varint(n):
+    b = bytearray()
+    while True:
+        x = n & 0x7F
+        n >>= 7
+        b.append(x | (0x80 if n else 0))
+        if not n:
+            return bytes(b)
+with open(out, "wb") as f:
+    for line in open(ds + "/manifest.jsonl"):
+        r = json.loads(line)
+        if r["type"] != "record":
+            continue
+        data = open(ds + "/" + r["file"], "rb").read()
+        key = r["key"].encode()
+        f.write(varint(len(key)) + key + varint(len(data)) + data)
+PY2
+  rm -rf -- "$dir/data"
+  # The password goes in a header read from a file (curl -H @file), never on the command line.
+  (umask 077 && printf 'X-ClickHouse-User: %s\nX-ClickHouse-Key: %s\n' "$DEDUP_CLICKHOUSE_USER" \
+    "$DEDUP_CLICKHOUSE_PASSWORD" >"$dir/headers")
+  local url="http://$DEDUP_CLICKHOUSE_HOST:$DEDUP_CLICKHOUSE_PORT/"
+  chq() { curl -sS --fail-with-body -H @"$dir/headers" --data-binary "$1" "$url" >/dev/null; }
+  local best="" i t0 t1 s
+  for ((i = 0; i < REPEAT; i++)); do
+    chq "DROP DATABASE IF EXISTS $lab"
+    chq "CREATE DATABASE $lab"
+    chq "CREATE TABLE $lab.c0 (k String, v String) ENGINE = MergeTree ORDER BY k"
+    t0="$(now)"
+    curl -sS --fail-with-body -H @"$dir/headers" --data-binary @"$dir/rows.bin" \
+      "${url}?query=INSERT%20INTO%20$lab.c0%20FORMAT%20RowBinary" >/dev/null
+    t1="$(now)"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  chq "DROP DATABASE IF EXISTS $lab"
+  local curl_s="$best"
+  rm -f -- "$dir/rows.bin" "$dir/headers"
+
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems clickhouse --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against ClickHouse failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY2'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY2
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "curl: one RowBinary INSERT body, ${mib} MiB of random_binary (${records} × 512 KiB), MergeTree" \
+    "$(mbps "$bytes" "$curl_s") MB/s" "${curl_s} s, fastest of $REPEAT"
+  row "dedup-lab bulk_insert (RowBinary batches of 16 MiB, each verified by count()), the same rows" \
+    "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
+  row "**ratio dedup-lab / curl** (target ≥ 1.0)" "**$(calc '%.2f' "$curl_s / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (512 KiB records; key look-up + single-row INSERT)" \
+    "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" "best run of $REPEAT"
+  row "perfile_delete latency p50 / p99 (ALTER TABLE … DELETE mutation, waited for)" \
+    "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
+}
+
 # --- section: realworld ---------------------------------------------------------
 
 register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"

@@ -30,6 +30,7 @@
 #   DEDUP_LAB_START_TIMEOUT    seconds to wait for readiness (default 60)
 #   DEDUP_LAB_PG_PORT          PostgreSQL TCP port     (default 54329)
 #   DEDUP_LAB_MARIADB_PORT     MariaDB TCP port        (default 33069)
+#   DEDUP_LAB_CLICKHOUSE_HTTP_PORT / _TCP_PORT  ClickHouse ports (default 18123 / 19009)
 #   DEDUP_LAB_REDIS_PORT       Redis standalone port   (default 46379; the cluster uses +1…+3, all ≤ 55535 for the cluster bus)
 #   DEDUP_LAB_PG_BIN_DIR       force a PostgreSQL bin dir (default: /usr/lib/postgresql/15/bin,
 #                              else the newest /usr/lib/postgresql/*/bin)
@@ -889,6 +890,250 @@ redis_status() {
 }
 
 register_system redis redis
+
+# ===========================================================================
+# ClickHouse
+# ===========================================================================
+# Debian's clickhouse-server (18.16 on these machines) under
+# $SERVICES_DIR/clickhouse, run as the `clickhouse` OS user with its own
+# config.xml/users.xml in the state dir (never the Debian service or
+# /etc/clickhouse-server), on 127.0.0.1 only, non-default HTTP and TCP ports.
+# Users (passwords in files, sha256 in users.xml):
+#   default      the admin, for tests that need one (foreign databases, faults);
+#   dedup        the measuring user, allowed only the lab database `dedup_lab`
+#                and the tests' labs `dedup_t_ch_0` … `dedup_t_ch_9`;
+#   dedup_noddl  same databases, but `allow_ddl = 0` (a user without CREATE).
+# Replaced parts leave the disk within seconds (old_parts_lifetime = 1).
+
+CH_OS_USER="clickhouse"
+CH_HOST="127.0.0.1"
+CH_DIR="$SERVICES_DIR/clickhouse"
+CH_DATA="$CH_DIR/data"
+CH_LOG_DIR="$CH_DIR/log"
+CH_RUN="$CH_DIR/run"
+CH_PID="$CH_RUN/clickhouse.pid"
+CH_ADMIN_PWFILE="$CH_DIR/default.password"
+CH_TEST_PWFILE="$CH_DIR/dedup.password"
+CH_PORT_FILE="$CH_DIR/ports"
+CH_MARKER="$CH_DIR/$MARKER_NAME"
+CH_BIN=/usr/sbin/clickhouse-server
+
+# "<http> <tcp>": the recorded ports win over the environment.
+ch_ports() {
+  if [[ -r "$CH_PORT_FILE" ]]; then
+    head -n1 -- "$CH_PORT_FILE"
+  else
+    printf '%s %s' "${DEDUP_LAB_CLICKHOUSE_HTTP_PORT:-18123}" "${DEDUP_LAB_CLICKHOUSE_TCP_PORT:-19009}"
+  fi
+}
+
+ch_install() {
+  local pkgs=()
+  [[ -x "$CH_BIN" ]] || pkgs+=(clickhouse-server)
+  command -v clickhouse-client >/dev/null 2>&1 || pkgs+=(clickhouse-client)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+  if ((${#pkgs[@]} > 0)); then
+    # The package may start its own service on 8123/9000 on systemd machines; we leave it alone.
+    apt_install "${pkgs[@]}"
+  fi
+  [[ -x "$CH_BIN" ]] || die "clickhouse: $CH_BIN missing after install"
+  ensure_system_user "$CH_OS_USER" /var/lib/clickhouse
+}
+
+ch_running() {
+  [[ -s "$CH_PID" ]] && kill -0 "$(head -n1 -- "$CH_PID")" 2>/dev/null
+}
+
+ch_ping() {
+  local http
+  read -r http _ <<<"$(ch_ports)"
+  [[ "$(curl -s --max-time 2 "http://$CH_HOST:$http/ping" 2>/dev/null)" == "Ok." ]]
+}
+
+ch_show_log() {
+  local f
+  for f in "$CH_LOG_DIR/clickhouse-server.err.log" "$CH_LOG_DIR/stderr.log"; do
+    if [[ -r "$f" ]]; then
+      log "last 30 lines of $f:"
+      tail -n 30 -- "$f" >&2
+    fi
+  done
+}
+
+sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+# config.xml and users.xml, rewritten on every start.
+ch_write_conf() {
+  local http="$1" tcp="$2" admin_sha test_sha dbs="" i
+  admin_sha="$(sha256_hex "$(read_password_file "$CH_ADMIN_PWFILE")")"
+  test_sha="$(sha256_hex "$(read_password_file "$CH_TEST_PWFILE")")"
+  dbs="<database>dedup_lab</database>"
+  for i in 0 1 2 3 4 5 6 7 8 9; do dbs+="<database>dedup_t_ch_$i</database>"; done
+  cat >"$CH_DIR/config.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Written by dedup-lab scripts/services.sh on every start; edits are lost. -->
+<yandex>
+  <logger>
+    <level>warning</level>
+    <log>$CH_LOG_DIR/clickhouse-server.log</log>
+    <errorlog>$CH_LOG_DIR/clickhouse-server.err.log</errorlog>
+    <size>10M</size>
+    <count>2</count>
+  </logger>
+  <listen_host>$CH_HOST</listen_host>
+  <http_port>$http</http_port>
+  <tcp_port>$tcp</tcp_port>
+  <path>$CH_DATA/</path>
+  <tmp_path>$CH_DIR/tmp/</tmp_path>
+  <user_files_path>$CH_DIR/user_files/</user_files_path>
+  <format_schema_path>$CH_DIR/format_schemas/</format_schema_path>
+  <users_config>$CH_DIR/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <!-- Parts replaced by a merge or mutation leave the disk after 1 s, not 8 min. -->
+  <merge_tree>
+    <old_parts_lifetime>1</old_parts_lifetime>
+    <cleanup_delay_period>1</cleanup_delay_period>
+  </merge_tree>
+</yandex>
+EOF
+  cat >"$CH_DIR/users.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Written by dedup-lab scripts/services.sh on every start; edits are lost. -->
+<yandex>
+  <profiles>
+    <default><max_memory_usage>4000000000</max_memory_usage></default>
+    <noddl><max_memory_usage>4000000000</max_memory_usage><allow_ddl>0</allow_ddl></noddl>
+  </profiles>
+  <users>
+    <default>
+      <password_sha256_hex>$admin_sha</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile><quota>default</quota>
+    </default>
+    <dedup>
+      <password_sha256_hex>$test_sha</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile><quota>default</quota>
+      <allow_databases>$dbs</allow_databases>
+    </dedup>
+    <dedup_noddl>
+      <password_sha256_hex>$test_sha</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>noddl</profile><quota>default</quota>
+      <allow_databases>$dbs</allow_databases>
+    </dedup_noddl>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+EOF
+  chown "$CH_OS_USER:" -- "$CH_DIR/config.xml" "$CH_DIR/users.xml"
+  chmod 600 -- "$CH_DIR/config.xml" "$CH_DIR/users.xml"
+}
+
+ch_up() {
+  local http tcp waited=0
+  read -r http tcp <<<"$(ch_ports)"
+  if ch_running; then
+    if [[ ! -f "$CH_MARKER" ]]; then
+      log "clickhouse: a server already runs from $CH_DIR but was not started by $PROG; leaving it alone"
+    else
+      log "clickhouse: already running on $CH_HOST:$http; nothing to do"
+    fi
+    return 0
+  fi
+  [[ "$http" =~ ^[0-9]+$ && "$tcp" =~ ^[0-9]+$ ]] || die "clickhouse: bad ports '$http $tcp'"
+  for p in "$http" "$tcp"; do
+    tcp_port_busy "$p" &&
+      die "clickhouse: port $p on $CH_HOST is taken (set DEDUP_LAB_CLICKHOUSE_HTTP_PORT / _TCP_PORT)"
+  done
+  mkdir -p -- "$CH_DIR" "$CH_DATA" "$CH_RUN" "$CH_LOG_DIR" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas"
+  [[ -s "$CH_ADMIN_PWFILE" ]] || write_secret_file "$CH_ADMIN_PWFILE" "$(gen_password)"
+  [[ -s "$CH_TEST_PWFILE" ]] || write_secret_file "$CH_TEST_PWFILE" "$(gen_password)"
+  printf '%s %s\n' "$http" "$tcp" >"$CH_PORT_FILE"
+  ch_write_conf "$http" "$tcp"
+  chown -R "$CH_OS_USER:" -- "$CH_DATA" "$CH_RUN" "$CH_LOG_DIR" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas"
+  chmod 755 -- "$CH_DIR"
+  log "clickhouse: starting $CH_BIN on $CH_HOST:$http (HTTP) / $tcp (TCP)"
+  # Detached (setsid), stdin closed, our lock fd closed. 18.16 writes no pid file of its
+  # own: setsid and setpriv exec into the server, so $! is the server's pid.
+  (cd / && exec setsid setpriv --reuid="$CH_OS_USER" --regid="$CH_OS_USER" --init-groups -- \
+    "$CH_BIN" --config-file="$CH_DIR/config.xml") </dev/null >>"$CH_LOG_DIR/stderr.log" 2>&1 9>&- &
+  printf '%s\n' "$!" >"$CH_PID"
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$CH_MARKER"
+  until ch_ping; do
+    if ((waited >= START_TIMEOUT)); then
+      ch_show_log
+      die "clickhouse: not ready after ${START_TIMEOUT}s (state kept; '$PROG down clickhouse' cleans up)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  log "clickhouse: up after ~${waited}s (HTTP $http, data $CH_DATA, logs $CH_LOG_DIR)"
+}
+
+ch_down() {
+  local pid waited=0
+  if [[ ! -f "$CH_MARKER" ]]; then
+    log "clickhouse: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  if ch_running; then
+    pid="$(head -n1 -- "$CH_PID")"
+    log "clickhouse: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((waited >= START_TIMEOUT)); then
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 1
+      waited=$((waited + 1))
+    done
+  fi
+  rm -rf -- "$CH_DIR"
+  log "clickhouse: removed $CH_DIR"
+}
+
+ch_is_up() {
+  [[ -f "$CH_MARKER" ]] && ch_running
+}
+
+ch_env() {
+  local http test_pw admin_pw
+  read -r http _ <<<"$(ch_ports)"
+  test_pw="$(read_password_file "$CH_TEST_PWFILE")"
+  admin_pw="$(read_password_file "$CH_ADMIN_PWFILE")"
+  print_export DEDUP_CLICKHOUSE_HOST "$CH_HOST"
+  print_export DEDUP_CLICKHOUSE_PORT "$http"
+  print_export DEDUP_CLICKHOUSE_USER dedup
+  print_export DEDUP_CLICKHOUSE_PASSWORD "$test_pw"
+  print_export DEDUP_CLICKHOUSE_SSLMODE disable
+  print_export DEDUP_CLICKHOUSE_DATA_DIR "$CH_DATA"
+  print_export DEDUP_CLICKHOUSE_ADMIN_PASSWORD "$admin_pw"
+  print_export DEDUP_CLICKHOUSE_PID_FILE "$CH_PID"
+}
+
+ch_status() {
+  local http
+  read -r http _ <<<"$(ch_ports)"
+  if ch_is_up; then
+    printf 'clickhouse: running (pid %s) on %s:%s (HTTP), data %s\n' "$(head -n1 -- "$CH_PID")" "$CH_HOST" \
+      "$http" "$CH_DATA"
+  elif [[ -f "$CH_MARKER" ]]; then
+    printf 'clickhouse: started by %s but not running (state in %s)\n' "$PROG" "$CH_DIR"
+  else
+    printf 'clickhouse: not running\n'
+  fi
+}
+
+register_system clickhouse ch
 
 # ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —

@@ -246,3 +246,63 @@ fn cleanup_unlinks_only_the_redis_lab_keys() {
         assert!(again.contains("clean   redis"), "{again}");
     }
 }
+
+const CH: &[&str] = &["DEDUP_CLICKHOUSE_HOST", "DEDUP_CLICKHOUSE_PORT", "DEDUP_CLICKHOUSE_ADMIN_PASSWORD"];
+
+/// Runs SQL on the ClickHouse test server as its admin user (curl; the password in a
+/// header); returns the TabSeparated answer.
+fn clickhouse_admin(env: &[String], sql: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--data-binary", sql, "-H", "X-ClickHouse-User: default", "-H"])
+        .arg(format!("X-ClickHouse-Key: {}", env[2]))
+        .arg(format!("http://{}:{}/", env[0], env[1]))
+        .output()
+        .expect("curl runs (installed by scripts/services.sh)");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// ClickHouse: `cleanup` lists the lab database and its tables and drops only that
+/// database; a database of another name survives.
+#[test]
+fn cleanup_drops_the_clickhouse_lab_database_and_leaves_other_databases_alone() {
+    let Some(env) = crate::support::server_env("clickhouse", CH) else { return };
+    let (lab, other) = ("dedup_t_ch_3", "dedup_t_ch_3x");
+    for db in [lab, other] {
+        clickhouse_admin(&env, &format!("DROP DATABASE IF EXISTS {db}"));
+        clickhouse_admin(&env, &format!("CREATE DATABASE {db}"));
+    }
+    for t in ["c0", "c1", "c7"] {
+        clickhouse_admin(&env, &format!("CREATE TABLE {lab}.{t} (k String) ENGINE = MergeTree ORDER BY k"));
+    }
+    clickhouse_admin(&env, &format!("INSERT INTO {lab}.c0 VALUES ('left behind')"));
+    clickhouse_admin(&env, &format!("CREATE TABLE {other}.c0 (k String) ENGINE = TinyLog"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n")).unwrap();
+    let args = [
+        "cleanup",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        tmp.path().to_str().unwrap(),
+        "--systems",
+        "clickhouse",
+    ];
+    let listed = ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("found   clickhouse") && listed.contains(&format!("database {lab}")), "{listed}");
+    for t in ["c0", "c1", "c7"] {
+        assert!(listed.contains(&format!("table {lab}.{t}")), "{t} is listed: {listed}");
+    }
+    assert!(!listed.contains(other), "only the lab is listed: {listed}");
+    let count = |db: &str| clickhouse_admin(&env, &format!("SELECT count() FROM system.databases WHERE name = '{db}'"));
+    assert_eq!(count(lab), "1", "--dry-run drops nothing");
+
+    let dropped = ok(&args);
+    assert!(dropped.contains("dropped clickhouse"), "{dropped}");
+    assert_eq!(count(lab), "0", "the lab database is gone");
+    assert_eq!(clickhouse_admin(&env, &format!("SELECT count() FROM system.tables WHERE database = '{other}'")), "1");
+    let again = ok(&args);
+    assert!(again.contains("clean   clickhouse"), "{again}");
+    clickhouse_admin(&env, &format!("DROP DATABASE {other}"));
+}

@@ -14,6 +14,7 @@ mod support;
 
 mod axes;
 mod cleanup;
+mod clickhouse;
 mod conformance_postgresql;
 mod generate_cli;
 mod native;

@@ -193,17 +193,36 @@ fn the_example_config_is_valid_with_every_commented_key_switched_on() {
     let out = output(bin().args(["run", "--dry-run", "--caches", "cold", "--config", cfg.to_str().unwrap()]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The commented settings of the embedded sections, switched on, must parse too.
+    // Only inside the embedded sections: a commented server section (`# [systems.redis]`)
+    // ends the switching, so its keys do not land in the section above it.
+    let mut embedded = false;
     let on: String = example
         .lines()
-        .map(|l| match l.strip_prefix("# ") {
-            Some(k)
-                if ["max_bytes", "cold_command", "cold_timeout", "memtable_size", "cache_size", "batch_bytes"]
-                    .iter()
-                    .any(|p| k.starts_with(p)) =>
-            {
-                k
+        .map(|l| {
+            if l.starts_with("[systems.") {
+                embedded = ["[systems.sqlite]", "[systems.lsm]", "[systems.files]"].contains(&l.trim());
+            } else if l.starts_with("# [systems.") || (l.starts_with('[') && !l.starts_with("[systems.")) {
+                embedded = false;
             }
-            _ => l,
+            match l.strip_prefix("# ") {
+                Some(k)
+                    if embedded
+                        && [
+                            "max_bytes",
+                            "cold_command",
+                            "cold_timeout",
+                            "cold_pass_env",
+                            "memtable_size",
+                            "cache_size",
+                            "batch_bytes",
+                        ]
+                        .iter()
+                        .any(|p| k.starts_with(p)) =>
+                {
+                    k
+                }
+                _ => l,
+            }
         })
         .map(|l| format!("{l}\n"))
         .collect();

@@ -2,6 +2,8 @@
 //! table describing them all ([`registry`]). Each backend is behind a cargo feature; a
 //! backend left out of the build fails with a sentence naming the feature that enables it.
 
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -81,6 +81,14 @@ const PG_KEYS: &[SettingKey] = &[
 /// What the Redis backend reads on top of [`SERVER_KEYS`]; see `redis::settings`.
 const REDIS_KEYS: &[SettingKey] =
     &[plain("mode"), plain("batch_rows"), plain("batch_bytes"), plain("warmup_bytes"), plain("preflight_connections")];
+/// What the ClickHouse backend reads on top of [`SERVER_KEYS`]; see `clickhouse::settings`.
+const CLICKHOUSE_KEYS: &[SettingKey] = &[
+    plain("data_dir"),
+    plain("batch_bytes"),
+    plain("mutation_timeout"),
+    plain("settle_timeout"),
+    plain("preflight_connections"),
+];
 
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
@@ -177,7 +185,6 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             build: built!("postgresql", crate::postgresql::PgBackend::open),
         },
         K::Mariadb => not_written("DEDUP_MARIADB"),
-        K::Clickhouse => not_written("DEDUP_CLICKHOUSE"),
         K::Redis => SystemEntry {
             kind,
             feature: "redis",
@@ -186,6 +193,15 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             keys: &[SERVER_KEYS, REDIS_KEYS],
             variants: default_variant,
             build: built!("redis", crate::redis::RedisBackend::open),
+        },
+        K::Clickhouse => SystemEntry {
+            kind,
+            feature: "clickhouse",
+            env_prefix: "DEDUP_CLICKHOUSE",
+            embedded: false,
+            keys: &[SERVER_KEYS, CLICKHOUSE_KEYS],
+            variants: clickhouse_variants,
+            build: built!("clickhouse", |_, cfg, v| Ok(Box::new(crate::clickhouse::ChBackend::open(cfg, v)?))),
         },
         K::Kafka => not_written("DEDUP_KAFKA"),
         K::S3 => not_written("DEDUP_MINIO"),
@@ -216,6 +232,14 @@ fn pg_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Bac
     #[cfg(feature = "postgresql")]
     return crate::postgresql::variants(kind, cfg);
     #[cfg(not(feature = "postgresql"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn clickhouse_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "clickhouse")]
+    return crate::clickhouse::variants(kind, cfg);
+    #[cfg(not(feature = "clickhouse"))]
     return default_variant(kind, cfg);
 }
 

@@ -310,7 +310,20 @@ impl<'a> Engine<'a> {
             } else {
                 None
             };
+            // A deduplicating variant's per-record delete finds the records it collapsed gone.
+            let reported_low = (stage == Stage::PerfileDelete).then_some(distinct).flatten();
+            if deduplicates.is_some()
+                && let (Some(_), Some(reported)) = (reported_low, m.rows_reported)
+                && reported < m.rows_sent
+            {
+                m.notes.push(format!(
+                    "per-record delete: {} of {} deletes found their record already collapsed by the variant (0 rows)",
+                    m.rows_sent - reported,
+                    m.rows_sent
+                ));
+            }
             m.invalid_reasons = validity::invalid_reasons(&StageFacts {
+                reported_low,
                 readback_collapsed: collapsed,
                 first_native_rows,
                 ..StageFacts::of(&m, expected)
