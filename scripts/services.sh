@@ -6,6 +6,7 @@
 #   scripts/services.sh down   [system…]   stop what THIS script started, remove its state
 #   scripts/services.sh env    [system…]   print `export …` lines (for eval) for running systems
 #   scripts/services.sh status [system…]   one line per system
+#   scripts/services.sh list               the known systems, one per line
 #
 # With no system named, every known system is meant (see `register_system`
 # calls below). Unknown names are an error (exit 2).
@@ -325,6 +326,9 @@ SELECT format('CREATE ROLE %I LOGIN CREATEDB NOSUPERUSER', '$PG_TEST_USER')
 ALTER ROLE "$PG_TEST_USER" WITH LOGIN CREATEDB NOSUPERUSER PASSWORD '$test_pw';
 SELECT format('CREATE DATABASE %I OWNER %I', '$PG_TEST_DB', '$PG_TEST_USER')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_TEST_DB') \gexec
+-- settle() runs CHECKPOINT before every size reading; PostgreSQL 15+ lets a non-superuser do it.
+SELECT format('GRANT pg_checkpoint TO %I', '$PG_TEST_USER')
+ WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint') \gexec
 SQL
   : >"$PG_PROVISIONED"
 }
@@ -902,12 +906,13 @@ print_export() {
 
 usage() {
   cat >&2 <<EOF
-usage: $PROG {up|down|env|status} [system…]
+usage: $PROG {up|down|env|status|list} [system…]
 systems: ${SYSTEMS[*]} (default: all)
   up      install missing packages, start, wait until ready (idempotent)
   down    stop servers this script started and delete their state
   env     print 'export …' lines for running systems: eval "\$($PROG env)"
   status  show what is running
+  list    print the known systems, one per line
 state dir: $SERVICES_DIR
 EOF
 }
@@ -935,6 +940,10 @@ main() {
   if (($# > 0)); then shift; fi
   case "$cmd" in
     up | down | env | status) ;;
+    list)
+      printf '%s\n' "${SYSTEMS[@]}"
+      exit 0
+      ;;
     -h | --help | help)
       usage
       exit 0

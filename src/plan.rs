@@ -319,15 +319,26 @@ fn cold_command(
         Some(toml::Value::Integer(n)) if *n > 0 => *n as u64,
         Some(v) => bail!("config [systems.{kind}] cold_timeout = {v:?}: expected whole seconds above 0, e.g. 120"),
     };
+    // Secret-holding variables the command may see after all, by name.
+    let pass_env: Vec<String> = match table.get("cold_pass_env") {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) if a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())) => {
+            a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
+        Some(v) => bail!(
+            "config [systems.{kind}] cold_pass_env = {v:?}: expected a list of environment variable names, \
+             e.g. [\"DEDUP_PG_PASSWORD\"]"
+        ),
+    };
     match table.get("cold_command") {
         None => {
-            if table.contains_key("cold_timeout") {
-                bail!("config [systems.{kind}] has cold_timeout but no cold_command: set the command it limits");
+            if let Some(key) = ["cold_timeout", "cold_pass_env"].into_iter().find(|k| table.contains_key(*k)) {
+                bail!("config [systems.{kind}] has {key} but no cold_command: set the command it applies to");
             }
             Ok(None)
         }
         Some(toml::Value::String(c)) if !c.trim().is_empty() => {
-            Ok(Some(dedup_lab_runner::cold::ColdCommand { command: c.clone(), timeout_secs }))
+            Ok(Some(dedup_lab_runner::cold::ColdCommand { command: c.clone(), timeout_secs, pass_env }))
         }
         Some(v) => bail!(
             "config [systems.{kind}] cold_command = {v:?}: expected a shell command, \

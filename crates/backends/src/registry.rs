@@ -41,6 +41,7 @@ pub const ENGINE_KEYS: &[SettingKey] = &[
     plain("max_bytes"),
     plain("cold_command"),
     plain("cold_timeout"),
+    plain("cold_pass_env"),
 ];
 
 /// Where an embedded store lives (`dir`, default `<run>/lab`).
@@ -357,7 +358,12 @@ mod tests {
         let e = pg.check_keys("pg", ["password"]).unwrap_err().to_string();
         assert!(e.contains("[systems.pg] has `password`") && e.contains("$DEDUP_PG_PASSWORD"), "{e}");
         let e = entry(SystemKind::Sqlite).check_keys("sqlite", ["host"]).unwrap_err().to_string();
-        assert!(e.contains("valid keys: variants, replicas, probe, max_bytes, cold_command, cold_timeout, dir"), "{e}");
+        assert!(
+            e.contains(
+                "valid keys: variants, replicas, probe, max_bytes, cold_command, cold_timeout, cold_pass_env, dir"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -86,12 +86,20 @@ pub fn median(values: &[f64]) -> f64 {
 /// The modified z-score threshold of Iglewicz and Hoaglin.
 pub const OUTLIER_SCORE: f64 = 3.5;
 
+/// The fewest repetitions the outlier rule judges. With three values the MAD is the smaller
+/// of the two deviations from the median, so two values that happen to lie close together
+/// make any ordinary spread of the third score far beyond 3.5 (a clean 3-run matrix had 32
+/// "outliers"); with four, the MAD is half the middle gap. From five on the MAD rests on
+/// at least two deviations that are not the median's own, which is what the rule needs.
+pub const OUTLIER_MIN_N: usize = 5;
+
 /// Outliers by the median/MAD rule: the modified z-score `0.6745 · (x − median) / MAD`
 /// beyond ±3.5. When the MAD is zero (more than half of the values equal), the mean
 /// absolute deviation scaled by 1.2533 stands in for it; when that is zero too, nothing
-/// is an outlier. Needs at least three values. Returns `(index, score)` of each outlier.
+/// is an outlier. Below [`OUTLIER_MIN_N`] values nothing is flagged. Returns
+/// `(index, score)` of each outlier.
 pub fn mad_outliers(values: &[f64]) -> Vec<(usize, f64)> {
-    if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
+    if values.len() < OUTLIER_MIN_N || values.iter().any(|v| !v.is_finite()) {
         return Vec::new();
     }
     let med = median(values);
@@ -358,6 +366,12 @@ mod tests {
         assert!(mad_outliers(&[1.0, 1.1, 0.9, 1.05]).is_empty());
         assert!(mad_outliers(&[1.0, 100.0]).is_empty(), "two values cannot tell which one is off");
         assert!(mad_outliers(&[3.0, 3.0, 3.0]).is_empty());
+        // Ordinary noise of three or four runs is never flagged (it scored 33 and 3.9 before).
+        assert!(mad_outliers(&[10.0, 10.01, 10.5]).is_empty());
+        assert!(mad_outliers(&[10.0, 10.01, 10.02, 10.2]).is_empty());
+        // One genuine outlier among enough runs is.
+        let out = mad_outliers(&[100.0, 101.0, 99.5, 100.4, 100.8, 99.9, 180.0]);
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![6]);
         // MAD zero (most values equal): the mean absolute deviation stands in.
         let out = mad_outliers(&[5.0, 5.0, 5.0, 5.0, 5.0, 9.0]);
         assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![5]);

@@ -3,6 +3,11 @@
 //! evict its files from the page cache. Its exit status and output go into the stage's
 //! notes; a command that fails or outlives its timeout fails the stage, since the stage
 //! would otherwise be measured warm while the journal says cold.
+//!
+//! The command's output is journaled, so it runs without the variables that may hold a
+//! secret (`DEDUP_*` names with PASSWORD, SECRET, TOKEN, KEY or CREDENTIAL in them, and every
+//! variable a `*_env` setting names), unless `cold_pass_env` passes one through by name: an
+//! `env` in a cold command would otherwise write a password into the results.
 
 use crate::RunError;
 use std::io::Read;
@@ -21,6 +26,20 @@ pub struct ColdCommand {
     pub command: String,
     /// Seconds.
     pub timeout_secs: u64,
+    /// Secret-holding variables the config passes through by name (`cold_pass_env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
+}
+
+/// Whether the environment variable `name` may hold a secret: a `DEDUP_*` name with a
+/// secret word in it, or one of `named` (the variables `*_env` settings point at).
+pub fn holds_secret(name: &str, named: &[String]) -> bool {
+    if named.iter().any(|n| n == name) {
+        return true;
+    }
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("DEDUP_")
+        && ["PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"].iter().any(|w| upper.contains(w))
 }
 
 /// What the command is told about the stage it prepares, as environment variables.
@@ -31,6 +50,8 @@ pub struct ColdContext<'a> {
     pub lab: &'a str,
     /// Directories holding the lab's data on this machine (may be empty for a remote server).
     pub data_paths: &'a [std::path::PathBuf],
+    /// Variables named by `*_env` settings (they hold secrets), withheld from the command.
+    pub secret_vars: &'a [String],
 }
 
 impl ColdCommand {
@@ -50,6 +71,14 @@ impl ColdCommand {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             // Its own process group, so a timeout kills everything the shell started.
+            for (name, _) in std::env::vars_os() {
+                if let Some(name) = name.to_str()
+                    && holds_secret(name, ctx.secret_vars)
+                    && !self.pass_env.iter().any(|p| p == name)
+                {
+                    c.env_remove(name);
+                }
+            }
             std::os::unix::process::CommandExt::process_group(&mut c, 0);
             c.spawn().map_err(|e| fail(format!("could not start: {e}")))?
         };
@@ -122,11 +151,28 @@ mod tests {
     use super::*;
 
     fn ctx() -> ColdContext<'static> {
-        ColdContext { system: "sqlite/default", stage: "bulk_insert", lab: "dedup_lab", data_paths: &[] }
+        ColdContext {
+            system: "sqlite/default",
+            stage: "bulk_insert",
+            lab: "dedup_lab",
+            data_paths: &[],
+            secret_vars: &[],
+        }
     }
 
     fn cmd(c: &str, timeout_secs: u64) -> ColdCommand {
-        ColdCommand { command: c.into(), timeout_secs }
+        ColdCommand { command: c.into(), timeout_secs, pass_env: Vec::new() }
+    }
+
+    #[test]
+    fn secret_variables_are_recognised() {
+        let named = ["MY_PG_PW".to_string()];
+        for secret in ["DEDUP_PG_PASSWORD", "DEDUP_S3_SECRET_KEY", "DEDUP_MINIO_ACCESS_KEY", "MY_PG_PW"] {
+            assert!(holds_secret(secret, &named), "{secret}");
+        }
+        for plain in ["DEDUP_PG_HOST", "DEDUP_LAB_STAGE", "PATH", "PGPASSWORD_NOT_OURS_X"] {
+            assert!(!holds_secret(plain, &named), "{plain}");
+        }
     }
 
     #[test]

@@ -144,4 +144,19 @@ impl RunSpec {
     pub fn system(&self, kind: SystemKind) -> Option<&SystemSpec> {
         self.systems.iter().find(|s| s.kind == kind)
     }
+
+    /// The environment variables that `*_env` settings name: they hold secrets.
+    pub fn secret_env_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sys in &self.systems {
+            if let Some(map) = sys.settings.as_object() {
+                for (k, v) in map {
+                    if let (true, Some(name)) = (k.ends_with("_env"), v.as_str()) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
 }

@@ -783,14 +783,21 @@ fn warnings_section(report: &Report, o: &mut String) {
         .flat_map(|g| g.stages.iter().flat_map(move |s| s.outliers.iter().map(move |o| (g, s.stage, o))))
         .collect();
     if rows.is_empty() {
-        o.push_str("<p>No value is flagged by the median/MAD rule.</p>\n");
+        o.push_str(&format!(
+            "<p>No value is flagged by the median/MAD rule (modified z-score beyond ±{}, judged only for cells with \
+             {} repetitions or more: with fewer, ordinary noise would be flagged).</p>\n",
+            crate::stats::OUTLIER_SCORE,
+            crate::stats::OUTLIER_MIN_N
+        ));
     } else {
         o.push_str(&format!(
             "<p class=\"note\">{} value(s) have a modified z-score 0.6745·(x − median)/MAD beyond ±{} among the \
-             repetitions of their cell (three repetitions or more). They are kept in every mean and interval; look at \
-             what happened in that repetition.</p>\n<details><summary>Show the flagged values</summary><table>",
+             repetitions of their cell (judged only for cells with {} repetitions or more: with fewer, ordinary noise \
+             would be flagged). They are kept in every mean and interval; look at what happened in that \
+             repetition.</p>\n<details><summary>Show the flagged values</summary><table>",
             rows.len(),
-            crate::stats::OUTLIER_SCORE
+            crate::stats::OUTLIER_SCORE,
+            crate::stats::OUTLIER_MIN_N
         ));
         let mut cols = key_cols_head(report);
         cols.extend([

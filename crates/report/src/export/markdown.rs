@@ -244,10 +244,11 @@ pub fn render(report: &Report) -> String {
     }
     if !outliers.is_empty() {
         o.push_str(&format!(
-            "### Outliers\n\n{} value(s) flagged by the median/MAD rule (modified z-score beyond ±{}); they stay in every \
-             figure.\n\n",
+            "### Outliers\n\n{} value(s) flagged by the median/MAD rule (modified z-score beyond ±{}, judged only for \
+             cells with {} repetitions or more); they stay in every figure.\n\n",
             outliers.len(),
-            crate::stats::OUTLIER_SCORE
+            crate::stats::OUTLIER_SCORE,
+            crate::stats::OUTLIER_MIN_N
         ));
         for w in outliers {
             o.push_str(&format!("- {}\n", cell(&w.message)));

@@ -149,7 +149,7 @@ pub fn stage(cell: &CellKey, stage: Stage) -> Measurement {
     }
 }
 
-fn end(cell: &CellKey, status: CellStatus, reason: Option<&str>) -> JournalLine {
+pub fn end(cell: &CellKey, status: CellStatus, reason: Option<&str>) -> JournalLine {
     JournalLine::Cell {
         cell: cell.clone(),
         status,
@@ -262,6 +262,13 @@ pub fn intrinsic(seed: u64) -> Vec<(DatasetSpec, Analysis)> {
 pub fn assert_snapshot(name: &str, actual: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        // Under the test command a snapshot is checked, never rewritten: a CI run with
+        // UPDATE_SNAPSHOTS set would otherwise pass whatever the exporters print.
+        assert!(
+            std::env::var_os("DEDUP_LAB_REQUIRE_SERVERS").is_none_or(|v| v != "1"),
+            "UPDATE_SNAPSHOTS=1 is refused under the test command (DEDUP_LAB_REQUIRE_SERVERS=1); \
+             rewrite snapshots with a plain `UPDATE_SNAPSHOTS=1 cargo test -p dedup-lab-report`"
+        );
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
@@ -281,4 +288,52 @@ pub fn assert_snapshot(name: &str, actual: &[u8]) {
             a.lines().nth(line).unwrap_or("<end of file>")
         );
     }
+}
+
+/// Compiles the LaTeX tables (and, when pgfplots is installed, the chart) of `report` in a
+/// wrapper document. Runs only where pdflatex is installed (Debian: texlive-latex-base,
+/// texlive-latex-recommended; texlive-pictures for pgfplots); under the test command
+/// (`DEDUP_LAB_REQUIRE_SERVERS=1`, which installs them) a missing one fails.
+pub fn latex_compiles(report: &dedup_lab_report::Report) {
+    use std::process::Command;
+    let required = std::env::var("DEDUP_LAB_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+    if Command::new("pdflatex").arg("--version").output().is_err() {
+        assert!(
+            !required,
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but pdflatex is missing: apt-get install texlive-latex-base \
+             texlive-latex-recommended texlive-pictures"
+        );
+        eprintln!("skipped: pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = dedup_lab_report::Format::Latex.exporter().export(report);
+    dedup_lab_report::write_artifacts(dir.path(), &files).unwrap();
+    let pgfplots = Command::new("kpsewhich").arg("pgfplots.sty").output().is_ok_and(|o| o.status.success());
+    assert!(
+        pgfplots || !required,
+        "DEDUP_LAB_REQUIRE_SERVERS=1 but pgfplots is missing: apt-get install texlive-pictures"
+    );
+    let mut doc = String::from("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n");
+    if pgfplots {
+        doc.push_str("\\usepackage{pgfplots}\n\\pgfplotsset{compat=1.16}\n");
+    }
+    doc.push_str("\\begin{document}\n");
+    for f in files.iter().filter(|f| f.path.ends_with(".tex")) {
+        if f.path.ends_with("edr_plot.tex") && !pgfplots {
+            continue;
+        }
+        doc.push_str(&format!("\\input{{{}}}\n\\clearpage\n", f.path));
+    }
+    doc.push_str("\\end{document}\n");
+    std::fs::write(dir.path().join("main.tex"), doc).unwrap();
+    let out = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "main.tex"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("main.log")).unwrap_or_default();
+    assert!(out.status.success(), "pdflatex failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), log);
+    assert!(dir.path().join("main.pdf").is_file());
+    assert!(!log.contains("Missing character"), "a character the font lacks:\n{log}");
 }

@@ -59,11 +59,13 @@ impl Engine<'_> {
             CacheState::Cold => {
                 if let Some(cmd) = self.spec.system(cell.key.system).and_then(|s| s.cold_command.clone()) {
                     let paths = b.data_paths(ns).unwrap_or_default();
+                    let secret_vars = self.spec.secret_env_names();
                     let ctx = crate::cold::ColdContext {
                         system: &cell.key.system_label(),
                         stage: stage.name(),
                         lab: self.spec.lab.as_str(),
                         data_paths: &paths,
+                        secret_vars: &secret_vars,
                     };
                     notes.push(cmd.run(&ctx)?);
                 }

@@ -3,9 +3,6 @@
 //! file; bad sources fail only their own datasets and cells, with messages naming the file
 //! (and entry); a resumed run whose source changed refuses; Ctrl-C removes scratch files.
 
-#[path = "../crates/datagen/tests/support/corpus.rs"]
-mod corpus;
-
 use dedup_lab_core::{CellStatus, JournalLine};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -91,6 +88,11 @@ impl ReadOnly {
             let undo = vec![vec!["chattr".into(), "-R".into(), "-i".into(), s.into()]];
             return ReadOnly { path: src.into(), how: "chattr +i", undo };
         }
+        // Under the test command the protection is part of what is proven: no silent downgrade.
+        assert!(
+            std::env::var("DEDUP_LAB_REQUIRE_SERVERS").map_or(true, |v| v != "1"),
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but neither a read-only bind mount nor chattr +i works here"
+        );
         eprintln!(
             "note: neither a read-only bind mount nor chattr +i works here; the source is only checked unchanged"
         );
@@ -143,7 +145,7 @@ fn only_dir(dir: &Path) -> PathBuf {
 #[test]
 fn a_full_run_never_changes_the_source_and_leaves_no_scratch() {
     let t = tempfile::tempdir().unwrap();
-    let c = corpus::build(t.path());
+    let c = crate::corpus::build(t.path());
     std::os::unix::fs::symlink("a_text.txt", c.root.join("link_to_a.txt")).unwrap();
     let ro = ReadOnly::new(&c.root, &t.path().join("ro"));
     eprintln!("source protected by: {}", ro.how);
@@ -234,12 +236,13 @@ fn bad_sources_fail_only_their_own_datasets_and_cells() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     fs::create_dir_all(d.join("good")).unwrap();
-    fs::write(d.join("good/a.txt"), corpus::content(1, 30_000, true)).unwrap();
+    fs::write(d.join("good/a.txt"), crate::corpus::content(1, 30_000, true)).unwrap();
     fs::write(d.join("broken.zip"), b"PK\x03\x04 not a zip").unwrap();
     fs::create_dir_all(d.join("empty")).unwrap();
     fs::create_dir_all(d.join("loop")).unwrap();
     std::os::unix::fs::symlink(d.join("loop"), d.join("loop/again")).unwrap();
-    let tgz = corpus::gz(&corpus::tar_bytes(&[("inner/big.bin", &corpus::content(2, 100_000, false))]));
+    let tgz =
+        crate::corpus::gz(&crate::corpus::tar_bytes(&[("inner/big.bin", &crate::corpus::content(2, 100_000, false))]));
     fs::write(d.join("cut.tar.gz"), &tgz[..tgz.len() / 2]).unwrap();
     let defs = [
         format!("good={}", d.join("good").display()),
@@ -304,6 +307,10 @@ fn an_unreadable_file_is_named_when_run_unprivileged() {
     let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups"];
     let can = Command::new("setpriv").args(setpriv).arg(env!("CARGO_BIN_EXE_dedup-lab")).arg("--version").output();
     if !can.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("DEDUP_LAB_REQUIRE_SERVERS").map_or(true, |v| v != "1"),
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but the binary cannot run as an unprivileged user here (setpriv)"
+        );
         eprintln!("skipping: cannot run the binary as an unprivileged user here (setpriv)");
         return;
     }
@@ -336,7 +343,7 @@ fn a_resumed_run_refuses_a_changed_source() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("data");
     fs::create_dir_all(&d).unwrap();
-    fs::write(d.join("a.bin"), corpus::content(1, 40_000, false)).unwrap();
+    fs::write(d.join("a.bin"), crate::corpus::content(1, 40_000, false)).unwrap();
     let res = t.path().join("res");
     let def = format!("data={}", d.display());
     let base = ["run", "--systems", "files", "--results", res.to_str().unwrap(), "--grades", "U50"];
@@ -350,14 +357,14 @@ fn a_resumed_run_refuses_a_changed_source() {
 
     // Same size and mtime, other bytes: only the SHA-256 (--verify-sources) tells.
     let meta = fs::metadata(d.join("a.bin")).unwrap();
-    fs::write(d.join("a.bin"), corpus::content(2, 40_000, false)).unwrap();
+    fs::write(d.join("a.bin"), crate::corpus::content(2, 40_000, false)).unwrap();
     fs::File::options().write(true).open(d.join("a.bin")).unwrap().set_modified(meta.modified().unwrap()).unwrap();
     let o = run(&resume);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains(&format!("cannot resume run {id}: real-world source data")), "{}", o.stderr);
     assert!(o.stderr.contains("a.bin: its content (SHA-256) differs"), "{}", o.stderr);
 
-    fs::write(d.join("a.bin"), corpus::content(1, 50_000, false)).unwrap();
+    fs::write(d.join("a.bin"), crate::corpus::content(1, 50_000, false)).unwrap();
     let o = run(&resume);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("a.bin: now 50000 B"), "{}", o.stderr);
@@ -396,7 +403,7 @@ fn ctrl_c_removes_the_scratch_files() {
         let mut b = tar::Builder::new(gz);
         for i in 0..48u64 {
             let mut h = tar::Header::new_gnu();
-            let data = corpus::content(i + 1, 2 << 20, false);
+            let data = crate::corpus::content(i + 1, 2 << 20, false);
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             b.append_data(&mut h, format!("part{i:02}.bin"), &data[..]).unwrap();

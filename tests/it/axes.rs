@@ -1,12 +1,10 @@
 //! The study's further axes on the embedded backends: placement, cache state, refill,
 //! EDR_cluster / EDR_replica, byte budgets, dataset sizes and presets.
 
-mod support;
-
+use crate::support::{journal, ok, run, run_dir, stages};
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
 use std::path::Path;
 use std::process::Output;
-use support::{journal, ok, run, run_dir, stages};
 
 const SMALL: &[&str] =
     &["--payload-types", "random_binary", "--grades", "U50", "--records", "8", "--record-size", "16KiB"];
@@ -26,7 +24,7 @@ fn run_configured(cfg: &Path, results: &Path, extra: &[&str]) -> Output {
 
 /// [`run_configured`], asserting success; returns stdout.
 fn ok_configured(cfg: &Path, results: &Path, extra: &[&str]) -> String {
-    support::succeeded(extra, run_configured(cfg, results, extra))
+    crate::support::succeeded(extra, run_configured(cfg, results, extra))
 }
 
 #[test]
@@ -60,7 +58,9 @@ fn across_placement_puts_every_copy_in_the_other_container() {
         assert_eq!(c0.iter().filter(|o| *o == original).count(), 1, "c0 holds no copies");
     }
     let lines = journal(&results);
-    assert!(stages(&lines).iter().all(|m| m.cell.placement.to_string() == "across" && m.valid));
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 1, "one cell, one stage");
+    assert!(ms.iter().all(|m| m.cell.placement.to_string() == "across" && m.valid));
 }
 
 #[test]
@@ -144,7 +144,10 @@ fn a_configured_cold_command_runs_before_each_stage_of_cold_cells_only() {
         ran.lines().collect::<Vec<_>>(),
         ["bulk_insert files", "perfile_insert files", "perfile_delete files", "maintenance files"]
     );
-    for m in stages(&journal(&results)) {
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 8, "two cells of four stages");
+    for m in ms {
         let notes = m.notes.join(" | ");
         let cold = m.cell.cache.to_string() == "cold";
         assert_eq!(notes.contains("exit status 0") && notes.contains("evicted"), cold, "{notes}");
@@ -199,6 +202,8 @@ fn cold_command_settings_are_checked_before_anything_runs() {
         ("[systems.sqlite]\ncold_timeout = 30\n", "cold_timeout but no cold_command"),
         ("[systems.sqlite]\ncold_command = 3\n", "expected a shell command"),
         ("[systems.sqlite]\ncold_command = \"true\"\ncold_timeout = \"soon\"\n", "expected whole seconds"),
+        ("[systems.sqlite]\ncold_pass_env = [\"X\"]\n", "cold_pass_env but no cold_command"),
+        ("[systems.sqlite]\ncold_command = \"true\"\ncold_pass_env = \"X\"\n", "list of environment variable"),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let out = run(&["run", "--config", cfg.to_str().unwrap(), "--systems", "sqlite", "--dry-run"]);
@@ -261,16 +266,25 @@ fn byte_budgets_skip_the_cells_that_do_not_fit() {
     assert!(plan.contains("budget max_bytes 100.0 KiB") && plan.contains("1 of 1 cells would be skipped"), "{plan}");
     ok_configured(&cfg, &results, &["--systems", "sqlite,files"]);
     let lines = journal(&results);
+    let (mut skipped, mut ok_cells, mut files_stages) = (0, 0, 0);
     for l in &lines {
         match l {
             JournalLine::Cell { cell, status, reason, .. } if cell.system.to_string() == "sqlite" => {
                 assert_eq!(*status, CellStatus::Skipped);
                 assert!(reason.as_deref().unwrap().contains("max_bytes"), "{reason:?}");
+                skipped += 1;
             }
-            JournalLine::Cell { status, .. } => assert_eq!(*status, CellStatus::Ok),
-            JournalLine::Stage(m) => assert_eq!(m.cell.system.to_string(), "files", "a skipped cell wrote nothing"),
+            JournalLine::Cell { status, .. } => {
+                assert_eq!(*status, CellStatus::Ok);
+                ok_cells += 1;
+            }
+            JournalLine::Stage(m) => {
+                assert_eq!(m.cell.system.to_string(), "files", "a skipped cell wrote nothing");
+                files_stages += 1;
+            }
         }
     }
+    assert_eq!((skipped, ok_cells, files_stages), (1, 1, 4), "the sqlite cell skipped, the files cell measured");
 }
 
 #[test]
@@ -288,4 +302,38 @@ fn dataset_size_and_presets_shape_the_plan() {
     let out = run(&["run", "--dry-run", "--preset", "bogus"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("original"));
+}
+
+/// A cold command's output is journaled, so it never sees a variable that holds a secret
+/// (an `env` in it would write the password into the results), unless the config passes
+/// that one through by name.
+#[test]
+fn cold_commands_run_without_secret_variables_unless_passed_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    let secret = "pw-cold-7f3e9a1c";
+    let passed = "pass-me-5b2d";
+    std::fs::write(
+        &cfg,
+        "[systems.files]\ncold_command = \"env | grep ^DEDUP_; echo done\"\ncold_pass_env = [\"DEDUP_FILES_TOKEN\"]\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .env("DEDUP_PG_PASSWORD", secret)
+        .env("DEDUP_S3_SECRET_KEY", secret)
+        .env("DEDUP_FILES_TOKEN", passed)
+        .args(with_small(&["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()]))
+        .args(["--systems", "files", "--caches", "cold", "--stages", "bulk_insert"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = journal(&results);
+    let ms = stages(&lines);
+    assert_eq!(ms.len(), 1);
+    let notes = ms[0].notes.join(" | ");
+    assert!(notes.contains("done") && notes.contains("DEDUP_LAB_STAGE=bulk_insert"), "the command ran env: {notes}");
+    assert!(notes.contains(&format!("DEDUP_FILES_TOKEN={passed}")), "passed through by name: {notes}");
+    let text = std::fs::read_to_string(run_dir(&results).join("measurements.jsonl")).unwrap();
+    assert!(!text.contains(secret), "a secret variable reached the cold command's journaled output");
 }

@@ -3,7 +3,6 @@
 //! its variant deduplicates (row counts are then checked against a range). The backend
 //! underneath is the real SQLite one; a wrapper only adds the declarations.
 
-use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{
     Backend, BackendError, CacheState, CellStatus, Grade, InsertionMode, InternalSizes, JournalLine, MaintenanceReport,
     Measurement, Namespace, Operation, PayloadType, Placement, PreflightReport, Record, RecordId, RecordStream, Schema,
@@ -14,11 +13,13 @@ use dedup_lab_runner::journal::{Journal, RunDir, read_journal};
 use dedup_lab_runner::probe::ProbeKind;
 use dedup_lab_runner::{Engine, RunOutcome, RunSpec, SystemSpec};
 
-/// Real SQLite underneath, with declared capabilities.
+/// A real backend underneath, with declared capabilities (and, for one test, a step the
+/// test's superuser takes after every reset).
 struct Declaring {
     inner: Box<dyn Backend>,
     unsupported: Vec<(Operation, &'static str)>,
     deduplicates: Option<&'static str>,
+    after_reset: Option<fn(&Namespace)>,
 }
 
 impl Backend for Declaring {
@@ -38,7 +39,11 @@ impl Backend for Declaring {
         self.inner.server_version()
     }
     fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
-        self.inner.reset(ns)
+        self.inner.reset(ns)?;
+        if let Some(step) = self.after_reset {
+            step(ns);
+        }
+        Ok(())
     }
     fn bulk_insert(&mut self, ns: &Namespace, r: RecordStream<'_>) -> Result<u64, BackendError> {
         self.inner.bulk_insert(ns, r)
@@ -116,16 +121,33 @@ const RECORDS: u64 = 6;
 /// Runs one U50 random-binary cell of `RECORDS` records through `stages` on the wrapped
 /// SQLite backend.
 fn run(stages: &[Stage], mode: InsertionMode, wrap: impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend>) -> Run {
+    run_on(SystemKind::Sqlite, "dedup_lab", stages, mode, wrap)
+}
+
+/// The same on `kind` (its settings from the environment), in lab `lab`.
+fn run_on(
+    kind: SystemKind,
+    lab: &str,
+    stages: &[Stage],
+    mode: InsertionMode,
+    wrap: impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend>,
+) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let payload = match mode {
         InsertionMode::Native => PayloadType::StructuredJson,
         _ => PayloadType::RandomBinary,
     };
+    let variant = dedup_lab_backends::variants(
+        kind,
+        &dedup_lab_runner::engine::backend_config_for(&lab.parse().unwrap(), kind, &serde_json::json!({})),
+    )
+    .unwrap()
+    .remove(0);
     let spec = RunSpec {
-        lab: "dedup_lab".parse().unwrap(),
+        lab: lab.parse().unwrap(),
         systems: vec![SystemSpec {
-            kind: SystemKind::Sqlite,
-            variants: vec!["default".into()],
+            kind,
+            variants: vec![variant.clone()],
             replicas: 1,
             probe: ProbeKind::Auto,
             max_bytes: None,
@@ -153,18 +175,18 @@ fn run(stages: &[Stage], mode: InsertionMode, wrap: impl FnOnce(Box<dyn Backend>
     let info = RunDir::new_info("r1", spec.clone(), "test");
     dir.create(&info).unwrap();
     let journal = Journal::create(&dir).unwrap();
-    let cfg = BackendConfig::new(spec.lab.clone(), "sqlite", "X", serde_json::json!({}), dir.lab_dir());
-    let inner = dedup_lab_backends::open(SystemKind::Sqlite, "default", &cfg).unwrap();
+    let cfg = dedup_lab_runner::engine::backend_config(&spec, kind, &dir.lab_dir());
+    let inner = dedup_lab_backends::open(kind, &variant, &cfg).unwrap_or_else(|e| panic!("{kind}: {}", e.chain()));
     let mut observer = |_e: dedup_lab_runner::Event| {};
     let outcome = Engine::new(spec, dir.clone(), info, journal, 1, &mut observer)
-        .with_backend(SystemKind::Sqlite, "default", wrap(inner))
+        .with_backend(kind, &variant, wrap(inner))
         .run()
         .unwrap();
     Run { outcome, lines: read_journal(&dir.journal_path()).unwrap().0 }
 }
 
 fn declaring(unsupported: Vec<(Operation, &'static str)>) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
-    move |inner| Box::new(Declaring { inner, unsupported, deduplicates: None })
+    move |inner| Box::new(Declaring { inner, unsupported, deduplicates: None, after_reset: None })
 }
 
 /// The line of a stage that was not run.
@@ -229,7 +251,7 @@ fn an_unsupported_maintenance_is_journaled_not_run_and_the_cell_is_ok() {
 }
 
 fn deduplicating(how: &'static str) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
-    move |inner| Box::new(Declaring { inner, unsupported: vec![], deduplicates: Some(how) })
+    move |inner| Box::new(Declaring { inner, unsupported: vec![], deduplicates: Some(how), after_reset: None })
 }
 
 #[test]
@@ -329,7 +351,7 @@ impl Backend for Collapsing {
 
 fn collapsing(deduplicates: Option<&'static str>) -> impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend> {
     move |inner| {
-        let inner = Declaring { inner, unsupported: vec![], deduplicates };
+        let inner = Declaring { inner, unsupported: vec![], deduplicates, after_reset: None };
         Box::new(Collapsing { inner, seen: Default::default() })
     }
 }
@@ -368,4 +390,51 @@ fn a_deduplicating_variant_that_collapses_copies_is_valid_only_when_it_says_so()
             "bulk_insert: 3 of 6 records read back differ from what was written"
         ]
     );
+}
+
+/// Runs SQL as the PostgreSQL test server's superuser (through psql).
+fn pg_superuser(sql: &str) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set (scripts/services.sh env)"));
+    let out = std::process::Command::new("psql")
+        .env("PGPASSWORD", var("DEDUP_PG_SUPERUSER_PASSWORD"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &var("DEDUP_PG_HOST"), "-p", &var("DEDUP_PG_PORT")])
+        .args(["-U", &var("DEDUP_PG_SUPERUSER"), "-d", &var("DEDUP_PG_DATABASE"), "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// After reset, a trigger the test's superuser adds makes the server skip two of the six
+/// records (keys ending in 1 and 4): the bulk path must report the server's own COPY count
+/// (4), not the number sent (6), and the engine must mark the cell invalid.
+#[test]
+fn postgresql_reports_its_own_count_and_fewer_rows_stored_make_the_cell_invalid() {
+    let vars = ["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD", "DEDUP_PG_SUPERUSER"];
+    if let Some(missing) = vars.iter().find(|v| std::env::var(v).map_or(true, |x| x.is_empty())) {
+        assert!(
+            std::env::var("DEDUP_LAB_REQUIRE_SERVERS").map_or(true, |v| v != "1"),
+            "DEDUP_LAB_REQUIRE_SERVERS=1 but {missing} is unset (scripts/services.sh env)"
+        );
+        eprintln!("skipping: no PostgreSQL test server ({missing} unset)");
+        return;
+    }
+    pg_superuser(
+        "CREATE OR REPLACE FUNCTION public.dedup_t_drop_some() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF right(NEW.k, 1) IN ('1', '4') THEN RETURN NULL; END IF; RETURN NEW; END $$",
+    );
+    fn add_trigger(ns: &Namespace) {
+        pg_superuser(&format!(
+            "CREATE TRIGGER drop_some BEFORE INSERT ON {}.c0 FOR EACH ROW EXECUTE FUNCTION public.dedup_t_drop_some()",
+            ns.lab()
+        ));
+    }
+    let r = run_on(SystemKind::Postgresql, "dedup_t_trigger", &[Stage::BulkInsert], InsertionMode::Blob, |inner| {
+        Box::new(Declaring { inner, unsupported: vec![], deduplicates: None, after_reset: Some(add_trigger) })
+    });
+    let bulk = r.stage(Stage::BulkInsert);
+    assert_eq!((bulk.rows_sent, bulk.rows_reported, bulk.rows_counted), (RECORDS, Some(4), Some(4)));
+    assert!(!bulk.valid, "fewer rows stored than sent");
+    assert!(bulk.invalid_reasons.iter().any(|r| r.contains("system reported 4 rows, 6 were sent")), "{bulk:?}");
+    assert_eq!(r.cell_status(), CellStatus::Invalid);
+    assert_eq!(r.outcome.invalid.len(), 1);
 }

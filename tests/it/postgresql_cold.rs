@@ -7,19 +7,14 @@
 //! Without PostgreSQL server binaries this prints why and passes; under `scripts/test.sh`
 //! (`DEDUP_LAB_REQUIRE_SERVERS=1`) it fails.
 
-#[path = "../crates/backends/tests/support/pgcluster.rs"]
-#[allow(dead_code)] // shared with the backend tests, which use all of it
-mod pgcluster;
-mod support;
-
+use crate::pgcluster::{ClusterOptions, PgCluster};
 use dedup_lab_core::{CellStatus, JournalLine};
-use pgcluster::{ClusterOptions, PgCluster};
 use std::process::{Command, Stdio};
 
 #[test]
 fn a_cold_command_that_restarts_the_server_is_run_before_every_stage() {
     if let Some(why) = PgCluster::unavailable() {
-        if support::servers_required() {
+        if crate::support::servers_required() {
             panic!("DEDUP_LAB_REQUIRE_SERVERS=1 but a throwaway PostgreSQL cluster cannot start: {why}");
         }
         eprintln!("skipping: {why}");
@@ -63,7 +58,7 @@ fn a_cold_command_that_restarts_the_server_is_run_before_every_stage() {
     assert_eq!(pids.len(), 2, "one restart per stage: {pids:?}");
     assert_ne!(pids[0], pids[1], "the server was restarted between the stages");
     let mut stages = 0;
-    for line in support::journal(&results) {
+    for line in crate::support::journal(&results) {
         match line {
             JournalLine::Stage(m) => {
                 stages += 1;

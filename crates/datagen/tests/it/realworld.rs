@@ -2,9 +2,6 @@
 //! origin, grades work exactly as for synthetic data, bad input fails with a clear message
 //! naming the file (and entry), a changed source is detected, scratch files are removed.
 
-#[path = "support/corpus.rs"]
-mod corpus;
-
 use dedup_lab_core::Grade;
 use dedup_lab_datagen::par::HashedRecord;
 use dedup_lab_datagen::realworld::{self, Session, SessionOptions, SourceDef};
@@ -48,9 +45,9 @@ fn read_err(path: &Path) -> String {
 fn u0_yields_every_leaf_in_order_with_its_origin() {
     let _s = serial();
     let t = tempfile::tempdir().unwrap();
-    let c = corpus::build(t.path());
+    let c = crate::corpus::build(t.path());
     let rs = 4096;
-    let want = corpus::expected_records(&c, rs);
+    let want = crate::corpus::expected_records(&c, rs);
     let spec = spec(&c.root, 0, rs as u64);
     assert_eq!(spec.records, want.len() as u64);
     let rw = spec.real_world.as_ref().unwrap();
@@ -77,9 +74,9 @@ fn u0_yields_every_leaf_in_order_with_its_origin() {
 fn grades_copy_earlier_originals_exactly_like_the_synthetic_plan() {
     let _s = serial();
     let t = tempfile::tempdir().unwrap();
-    let c = corpus::build(t.path());
+    let c = crate::corpus::build(t.path());
     let rs = 4096;
-    let source: Vec<Vec<u8>> = corpus::expected_records(&c, rs).into_iter().map(|r| r.3).collect();
+    let source: Vec<Vec<u8>> = crate::corpus::expected_records(&c, rs).into_iter().map(|r| r.3).collect();
     for grade in [50, 90, 99] {
         let spec = spec(&c.root, grade, rs as u64);
         let n = source.len() as u64;
@@ -116,12 +113,12 @@ fn copies_re_read_in_place_from_stored_zip_entries_and_plain_tars() {
     let _s = serial();
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let a = corpus::content(21, 41_000, false);
-    let b = corpus::content(22, 17_000, false);
-    fs::write(d.join("stored.zip"), corpus::zip_bytes(&[("a.bin", &a, false), ("b.bin", &b, false)])).unwrap();
-    let inner = corpus::tar_bytes(&[("t/b.bin", &b)]);
-    fs::write(d.join("plain.tar"), corpus::tar_bytes(&[("t/a.bin", &a), ("t/inner.tar", &inner)])).unwrap();
-    let stored_in_zip = corpus::zip_bytes(&[("nested.tar", &corpus::tar_bytes(&[("x.bin", &a)]), false)]);
+    let a = crate::corpus::content(21, 41_000, false);
+    let b = crate::corpus::content(22, 17_000, false);
+    fs::write(d.join("stored.zip"), crate::corpus::zip_bytes(&[("a.bin", &a, false), ("b.bin", &b, false)])).unwrap();
+    let inner = crate::corpus::tar_bytes(&[("t/b.bin", &b)]);
+    fs::write(d.join("plain.tar"), crate::corpus::tar_bytes(&[("t/a.bin", &a), ("t/inner.tar", &inner)])).unwrap();
+    let stored_in_zip = crate::corpus::zip_bytes(&[("nested.tar", &crate::corpus::tar_bytes(&[("x.bin", &a)]), false)]);
     fs::write(d.join("tar_in_stored_zip.zip"), stored_in_zip).unwrap();
     for name in ["stored.zip", "plain.tar", "tar_in_stored_zip.zip"] {
         let path = d.join(name);
@@ -156,24 +153,24 @@ fn bad_sources_fail_with_a_clear_error_naming_the_file_and_entry() {
     let e = scan_err(&d.join("broken.zip"));
     assert!(e.contains("broken.zip: not a readable zip archive"), "{e}");
 
-    let tgz = corpus::gz(&corpus::tar_bytes(&[("big.bin", &corpus::content(1, 200_000, false))]));
+    let tgz = crate::corpus::gz(&crate::corpus::tar_bytes(&[("big.bin", &crate::corpus::content(1, 200_000, false))]));
     fs::write(d.join("cut.tar.gz"), &tgz[..tgz.len() / 2]).unwrap();
     let e = scan_err(&d.join("cut.tar.gz"));
     assert!(e.contains("cut.tar.gz") && e.contains("big.bin") && e.contains("truncated"), "{e}");
 
-    let tbz = corpus::bz2(&corpus::tar_bytes(&[("a.txt", &corpus::content(2, 300_000, true))]));
+    let tbz = crate::corpus::bz2(&crate::corpus::tar_bytes(&[("a.txt", &crate::corpus::content(2, 300_000, true))]));
     fs::write(d.join("cut.tar.bz2"), &tbz[..tbz.len() - 40]).unwrap();
     let e = scan_err(&d.join("cut.tar.bz2"));
     assert!(e.contains("cut.tar.bz2") && (e.contains("truncated") || e.contains("corrupt")), "{e}");
 
-    let g = corpus::gz(&corpus::content(3, 100_000, false));
+    let g = crate::corpus::gz(&crate::corpus::content(3, 100_000, false));
     fs::write(d.join("cut.bin.gz"), &g[..g.len() - 100]).unwrap();
     let e = scan_err(&d.join("cut.bin.gz"));
     assert!(e.contains("cut.bin.gz: entry cut.bin: cannot be read"), "{e}");
 
     // Damaged deflate data inside a zip whose directory is intact: found when read, named.
-    let data = corpus::content(4, 50_000, false);
-    let mut z = corpus::zip_bytes(&[("ok.txt", b"fine", true), ("damaged.bin", &data, true)]);
+    let data = crate::corpus::content(4, 50_000, false);
+    let mut z = crate::corpus::zip_bytes(&[("ok.txt", b"fine", true), ("damaged.bin", &data, true)]);
     let pos = z.windows(11).position(|w| w == b"damaged.bin").unwrap() + 11 + 200;
     for b in &mut z[pos..pos + 64] {
         *b ^= 0x5a;
@@ -213,12 +210,15 @@ fn entries_with_absolute_or_parent_paths_are_skipped_with_a_warning() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let mut b = tar::Builder::new(Vec::new());
-    corpus::tar_raw_entry(&mut b, "../../evil.txt", b"never read");
-    corpus::tar_raw_entry(&mut b, "/etc/abs.txt", b"never read either");
-    corpus::tar_raw_entry(&mut b, "good.txt", b"good data");
+    crate::corpus::tar_raw_entry(&mut b, "../../evil.txt", b"never read");
+    crate::corpus::tar_raw_entry(&mut b, "/etc/abs.txt", b"never read either");
+    crate::corpus::tar_raw_entry(&mut b, "good.txt", b"good data");
     fs::write(d.join("e.tar"), b.into_inner().unwrap()).unwrap();
-    fs::write(d.join("z.zip"), corpus::zip_bytes(&[("../up.txt", b"no", true), ("fine.txt", b"fine data", true)]))
-        .unwrap();
+    fs::write(
+        d.join("z.zip"),
+        crate::corpus::zip_bytes(&[("../up.txt", b"no", true), ("fine.txt", b"fine data", true)]),
+    )
+    .unwrap();
     let scan = realworld::scan(&def("x", d), RecordSize::Fixed(4096), false).unwrap();
     let w = scan.warnings.join("\n");
     assert!(w.contains("e.tar: entry \"../../evil.txt\" skipped: its path has a `..` component"), "{w}");
@@ -238,8 +238,8 @@ fn a_changed_source_is_detected_not_mixed() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("data");
     fs::create_dir_all(&d).unwrap();
-    fs::write(d.join("a.bin"), corpus::content(1, 20_000, false)).unwrap();
-    fs::write(d.join("b.bin"), corpus::content(2, 20_000, false)).unwrap();
+    fs::write(d.join("a.bin"), crate::corpus::content(1, 20_000, false)).unwrap();
+    fs::write(d.join("b.bin"), crate::corpus::content(2, 20_000, false)).unwrap();
     let scan = realworld::scan(&def("x", &d), RecordSize::Fixed(4096), true).unwrap();
     let spec = scan.dataset(Grade::U50, RecordSize::Fixed(4096), 1).unwrap();
     let rw = spec.real_world.clone().unwrap();
@@ -249,18 +249,18 @@ fn a_changed_source_is_detected_not_mixed() {
 
     // Same size, same mtime, other bytes: only the SHA-256 tells.
     let meta = fs::metadata(d.join("b.bin")).unwrap();
-    fs::write(d.join("b.bin"), corpus::content(3, 20_000, false)).unwrap();
+    fs::write(d.join("b.bin"), crate::corpus::content(3, 20_000, false)).unwrap();
     fs::File::options().write(true).open(d.join("b.bin")).unwrap().set_modified(meta.modified().unwrap()).unwrap();
     let e = realworld::check_unchanged(&rw).unwrap_err();
     assert!(e.contains("b.bin: its content (SHA-256) differs"), "{e}");
 
-    fs::write(d.join("b.bin"), corpus::content(2, 20_001, false)).unwrap();
+    fs::write(d.join("b.bin"), crate::corpus::content(2, 20_001, false)).unwrap();
     let e = realworld::check_unchanged(&rw).unwrap_err();
     assert!(e.contains("changed since the run started") && e.contains("b.bin: now 20001 B"), "{e}");
     let e = read(&spec, 2).unwrap_err().to_string();
     assert!(e.contains("changed since the dataset was planned") && e.contains("b.bin"), "{e}");
 
-    fs::write(d.join("b.bin"), corpus::content(2, 20_000, false)).unwrap();
+    fs::write(d.join("b.bin"), crate::corpus::content(2, 20_000, false)).unwrap();
     fs::write(d.join("c.bin"), b"new").unwrap();
     let e = realworld::check_unchanged(&rw).unwrap_err();
     assert!(e.contains("c.bin is new"), "{e}");
@@ -278,7 +278,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 fn scratch_and_staged_copies_live_in_the_session_directories_and_are_removed() {
     let _s = serial();
     let t = tempfile::tempdir().unwrap();
-    let c = corpus::build(t.path());
+    let c = crate::corpus::build(t.path());
     let scratch = t.path().join("scratch");
     let stage = t.path().join("stage");
     fs::create_dir_all(&scratch).unwrap();

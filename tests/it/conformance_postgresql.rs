@@ -4,8 +4,6 @@
 //! lab is left behind is asked of the server's catalog through psql, not of the backend.
 //! Skips without `DEDUP_PG_*` unless `DEDUP_LAB_REQUIRE_SERVERS=1`.
 
-mod support;
-
 use dedup_lab_backends::{BackendConfig, conformance};
 use dedup_lab_core::SystemKind;
 use std::process::Command;
@@ -30,7 +28,7 @@ fn schema_exists(env: &[String], schema: &str) -> bool {
 
 #[test]
 fn postgresql_conforms_in_every_variant() {
-    let Some(env) = support::server_env("postgresql", VARS) else { return };
+    let Some(env) = crate::support::server_env("postgresql", VARS) else { return };
     let lab = "dedup_t_conformance";
     let cfg = config(lab);
     let variants = dedup_lab_backends::variants(SystemKind::Postgresql, &cfg).unwrap();

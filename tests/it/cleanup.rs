@@ -4,11 +4,9 @@
 //! outside the lab (a file next to a store, a table in another schema, a schema of another
 //! lab) survives. Each new backend joins this file.
 
-mod support;
-
+use crate::support::{ok, run, run_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{ok, run, run_dir};
 
 /// Every file below `dir` (not directories).
 fn files_below(dir: &Path) -> Vec<PathBuf> {
@@ -119,7 +117,7 @@ fn tables_of(env: &[String], schema: &str) -> Vec<String> {
 /// and drops only those.
 #[test]
 fn cleanup_drops_the_postgresql_lab_schema_and_leaves_other_schemas_alone() {
-    let Some(env) = support::server_env("postgresql", PG) else { return };
+    let Some(env) = crate::support::server_env("postgresql", PG) else { return };
     let lab = "dedup_t_cleanup";
     psql(
         &env,
@@ -208,7 +206,7 @@ fn redis_admin(env: &[String], port: &str, args: &[&str]) -> String {
 /// keys of another lab whose name starts with this one's, survive.
 #[test]
 fn cleanup_unlinks_only_the_redis_lab_keys() {
-    let Some(env) = support::server_env("redis", REDIS) else { return };
+    let Some(env) = crate::support::server_env("redis", REDIS) else { return };
     let lab = "dedup_t_cleanup_redis";
     for (port, cluster) in [(env[1].clone(), false), (env[2].clone(), true)] {
         let ours = [format!("dedup:{lab}:c0:r1"), format!("dedup:{lab}:c1:r2"), format!("dedup:{lab}:c7:r3")];

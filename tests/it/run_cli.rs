@@ -1,11 +1,11 @@
 //! End-to-end tests of `dedup-lab run` on the embedded backends: journal, resume after
 //! SIGKILL, cleanup on SIGTERM, dry run, failures, bad input.
 
+use crate::support::{signal, wait_for_lines};
 use dedup_lab_core::{CellStatus, JournalLine, Stage};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
@@ -48,10 +48,6 @@ fn journal(run: &Path) -> Vec<JournalLine> {
         .collect()
 }
 
-fn journal_lines(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("measurements.jsonl")).map(|t| t.matches('\n').count()).unwrap_or(0)
-}
-
 /// The identity of every journal line: (cell, stage or "cell").
 fn keys(lines: &[JournalLine]) -> Vec<String> {
     lines
@@ -61,33 +57,6 @@ fn keys(lines: &[JournalLine]) -> Vec<String> {
             JournalLine::Cell { cell, status, .. } => format!("{cell} cell {status:?}"),
         })
         .collect()
-}
-
-/// Waits (bounded) until the run directory exists and its journal has at least `n` lines.
-fn wait_for_lines(results: &Path, child: &mut Child, n: usize) -> Option<PathBuf> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return None; // finished before reaching the kill point
-        }
-        // The run directory appears (renamed into place) with its run.json already written.
-        if let Some(run) = std::fs::read_dir(results)
-            .ok()
-            .and_then(|d| d.flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.')))
-            .map(|e| e.path())
-            && run.join("run.json").is_file()
-            && journal_lines(&run) >= n
-        {
-            return Some(run);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the run did not reach {n} journal lines in 60 s");
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
-    assert!(ok, "kill {sig} failed");
 }
 
 fn files_under(p: &Path) -> Vec<PathBuf> {
@@ -152,31 +121,11 @@ fn resume_after_sigkill_gives_the_same_cells_exactly_once() {
     let mut want = keys(&journal(&only_run_dir(&reference)));
     want.sort();
 
-    // Killed at several points (before the first line, mid-cell, later), resumed each time.
+    // Killed at several points (before the first line, mid-cell, later), resumed each time;
+    // every finished line before a kill survives byte for byte, partial cells are discarded.
     let results = tmp.path().join("killed");
-    let mut child = bin().args(run_args(&results)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let run = wait_for_lines(&results, &mut child, 0).expect("run started");
-    signal(&child, "-KILL");
-    child.wait().unwrap();
-    let run_id = run.file_name().unwrap().to_string_lossy().into_owned();
-    let mut kills = 1;
-    for extra in [3, 7, 12] {
-        let before = journal_lines(&run);
-        let mut child = bin()
-            .args(["run", "--results", &results.display().to_string(), "--resume", &run_id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if wait_for_lines(&results, &mut child, before + extra).is_some() {
-            signal(&child, "-KILL");
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
+    let (run, kills) = crate::support::kill_and_resume(&results, &run_args(&results), &[3, 7, 12]);
     assert!(kills >= 3, "the run must have been killed mid-way several times (was {kills})");
-    let out = output(bin().args(["run", "--results", &results.display().to_string(), "--resume", &run_id]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let lines = journal(&run); // panics on a corrupt line
     let mut got = keys(&lines);

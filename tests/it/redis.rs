@@ -5,8 +5,7 @@
 //! Fault tests that kill a node start a throwaway cluster of their own in a temp dir.
 //! Skips without `DEDUP_REDIS_*` unless `DEDUP_LAB_REQUIRE_SERVERS=1`.
 
-mod support;
-
+use crate::support::journal;
 use dedup_lab_backends::{BackendConfig, conformance};
 use dedup_lab_core::{
     BackendError, CellStatus, ErrorClass, JournalLine, LabName, Namespace, Operation, Stage, SystemKind,
@@ -14,7 +13,6 @@ use dedup_lab_core::{
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::journal;
 
 const VARS: &[&str] = &[
     "DEDUP_REDIS_HOST",
@@ -33,7 +31,7 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    let v = support::server_env("redis", VARS)?;
+    let v = crate::support::server_env("redis", VARS)?;
     Some(Env {
         host: v[0].clone(),
         port: v[1].parse().unwrap(),
@@ -275,7 +273,7 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("WRONGPASS") && all.contains("$DEDUP_REDIS_PASSWORD"), "{all}");
     assert!(!all.contains(&wrong), "the password was printed");
-    let text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
+    let text = std::fs::read_to_string(crate::support::run_dir(&results).join("measurements.jsonl")).unwrap();
     assert!(!text.contains(&wrong), "the password was journaled");
     for l in journal(&results) {
         if let JournalLine::Cell { cell, status, .. } = l {
@@ -294,7 +292,7 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
 fn a_command_the_acl_denies_is_named_with_the_rule_that_allows_it() {
     let Some(env) = env() else { return };
     let Ok(limited) = std::env::var("DEDUP_REDIS_LIMITED_USER") else {
-        assert!(!support::servers_required(), "DEDUP_REDIS_LIMITED_USER unset");
+        assert!(!crate::support::servers_required(), "DEDUP_REDIS_LIMITED_USER unset");
         return;
     };
     let lab = "dedup_t_redis_acl";
@@ -403,7 +401,7 @@ fn free_port() -> u16 {
 impl Throwaway {
     fn start() -> Option<Throwaway> {
         if Command::new("redis-server").arg("--version").output().is_err() {
-            assert!(!support::servers_required(), "redis-server is not installed");
+            assert!(!crate::support::servers_required(), "redis-server is not installed");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -608,7 +606,7 @@ impl Drop for Standalone {
 
 fn redis_installed() -> bool {
     let ok = Command::new("redis-server").arg("--version").output().is_ok();
-    assert!(ok || !support::servers_required(), "redis-server is not installed");
+    assert!(ok || !crate::support::servers_required(), "redis-server is not installed");
     ok
 }
 

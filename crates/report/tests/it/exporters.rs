@@ -1,11 +1,8 @@
 //! Every exporter against committed snapshots (`UPDATE_SNAPSHOTS=1` rewrites them), and the
 //! LaTeX output through pdflatex when it is installed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dedup_lab_report::{Format, Options, aggregate};
-use std::process::Command;
 
 fn report() -> dedup_lab_report::Report {
     aggregate(&[source()], &intrinsic(42), &Options::default()).unwrap()
@@ -89,43 +86,8 @@ fn html_is_self_contained() {
     assert!(!html.contains("s3cr3t"));
 }
 
-/// Compiles the LaTeX tables (and, when pgfplots is installed, the chart) in a wrapper
-/// document. Runs only where pdflatex is installed (Debian: texlive-latex-base,
-/// texlive-latex-recommended; texlive-pictures for pgfplots).
+/// The LaTeX tables and the pgfplots chart of the fixture compile (see `crate::common::latex_compiles`).
 #[test]
 fn latex_compiles_with_pdflatex() {
-    if Command::new("pdflatex").arg("--version").output().is_err() {
-        eprintln!("skipped: pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let r = report();
-    let files = Format::Latex.exporter().export(&r);
-    dedup_lab_report::write_artifacts(dir.path(), &files).unwrap();
-    let pgfplots = Command::new("kpsewhich").arg("pgfplots.sty").output().is_ok_and(|o| o.status.success());
-    let mut doc = String::from("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n");
-    if pgfplots {
-        doc.push_str("\\usepackage{pgfplots}\n\\pgfplotsset{compat=1.16}\n");
-    }
-    doc.push_str("\\begin{document}\n");
-    for f in files.iter().filter(|f| f.path.ends_with(".tex")) {
-        if f.path.ends_with("edr_plot.tex") && !pgfplots {
-            continue;
-        }
-        doc.push_str(&format!("\\input{{{}}}\n\\clearpage\n", f.path));
-    }
-    doc.push_str("\\end{document}\n");
-    std::fs::write(dir.path().join("main.tex"), doc).unwrap();
-    let out = Command::new("pdflatex")
-        .args(["-interaction=nonstopmode", "-halt-on-error", "main.tex"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("main.log")).unwrap_or_default();
-    assert!(out.status.success(), "pdflatex failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), log);
-    assert!(dir.path().join("main.pdf").is_file());
-    assert!(!log.contains("Missing character"), "a character the font lacks:\n{log}");
-    if !pgfplots {
-        eprintln!("note: pgfplots is not installed; the chart was not compiled");
-    }
+    latex_compiles(&report());
 }

@@ -2,12 +2,10 @@
 //! the embedded backends and on the real PostgreSQL test server (skipped without
 //! `DEDUP_PG_*` unless `DEDUP_LAB_REQUIRE_SERVERS=1`).
 
-mod support;
-
+use crate::support::{journal, ok, run, run_dir, stages};
 use dedup_lab_core::{CellStatus, InsertionMode, JournalLine, Measurement, Stage};
 use std::collections::BTreeMap;
 use std::path::Path;
-use support::{journal, ok, run, run_dir, stages};
 
 const TYPES: &str = "random_binary,structured_json,text_document,uuid_keys,jsonb_documents";
 
@@ -197,9 +195,10 @@ fn insertion_modes_come_from_the_flag_or_the_config_and_are_validated() {
 
 #[test]
 fn both_modes_on_postgresql() {
-    let Some(_) =
-        support::server_env("postgresql", &["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD"])
-    else {
+    let Some(_) = crate::support::server_env(
+        "postgresql",
+        &["DEDUP_PG_HOST", "DEDUP_PG_PORT", "DEDUP_PG_USER", "DEDUP_PG_PASSWORD"],
+    ) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,9 +1,6 @@
 //! End-to-end tests of `dedup-lab report` and of the exports at the end of `dedup-lab run`,
 //! on real runs of the embedded backends.
 
-#[path = "../crates/report/tests/support/chromium.rs"]
-mod chromium;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -196,9 +193,9 @@ fn export_formats_are_checked_before_the_run_starts() {
 fn html_report_of_a_real_run_renders_in_chromium() {
     let s = shared();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-cli-browser");
-    let Some(r) = chromium::render(&s.run.join("report.html"), &work, "run.png") else { return };
+    let Some(r) = crate::chromium::render(&s.run.join("report.html"), &work, "run.png") else { return };
     // EDR 2 stages × 2 payloads, physical 2, reclaim 2 × 2, throughput 3 × 2, latency 2 × 2.
-    chromium::assert_renders_well(&r, 20);
+    crate::chromium::assert_renders_well(&r, 20);
     assert!(r.dom.contains("sqlite/default (SQLite"), "server versions are shown");
     eprintln!("screenshot: {}", r.screenshot.display());
 }

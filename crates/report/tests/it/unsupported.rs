@@ -4,9 +4,7 @@
 //! `perfile_delete` unsupported on lsm in every repetition, and `maintenance` unsupported
 //! in one repetition of one sqlite cell. Snapshots: `tests/snapshots/unsupported/`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dedup_lab_core::{Grade, JournalLine, Measurement, Stage, SystemKind};
 use dedup_lab_report::{Format, Options, Report, Source, aggregate, summarize, summary_rows, summary_table};
 
@@ -142,4 +140,9 @@ fn the_run_summary_shows_unsupported_stages_with_their_reasons() {
     // The same from an aggregated report (`dedup-lab report`).
     let from_report = summary_table(&summary_rows(&report()), &Default::default());
     assert!(from_report.contains(" unsupported ") && from_report.contains(NO_DELETE), "{from_report}");
+}
+
+#[test]
+fn the_latex_export_with_unsupported_stages_compiles() {
+    latex_compiles(&report());
 }

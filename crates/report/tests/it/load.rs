@@ -1,21 +1,19 @@
 //! Reading result directories: torn, empty and corrupt journal lines; directories that are
 //! not results.
 
-mod common;
-
 use dedup_lab_core::JournalLine;
 use dedup_lab_report::load::{load, read_journal, run_dirs};
 use std::path::Path;
 
 fn write_run(dir: &Path, journal: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    let info = common::run_info(&dir.file_name().unwrap().to_string_lossy(), "0.1.0", 42, "running");
+    let info = crate::common::run_info(&dir.file_name().unwrap().to_string_lossy(), "0.1.0", 42, "running");
     std::fs::write(dir.join("run.json"), serde_json::to_vec_pretty(&info).unwrap()).unwrap();
     std::fs::write(dir.join("measurements.jsonl"), journal).unwrap();
 }
 
 fn lines(n: usize) -> Vec<String> {
-    common::journal().iter().take(n).map(|l| serde_json::to_string(l).unwrap()).collect()
+    crate::common::journal().iter().take(n).map(|l| serde_json::to_string(l).unwrap()).collect()
 }
 
 #[test]

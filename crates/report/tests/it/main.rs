@@ -1,0 +1,13 @@
+//! The report crate's integration tests: statistics, merging, exporters and their snapshots, loading, the browser check.
+//! One test binary for the whole crate: each file of this folder is a module (link time).
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod aggregate;
+mod browser;
+mod exporters;
+mod load;
+mod unsupported;
