@@ -207,24 +207,86 @@ impl RedisBackend {
         let replies = self.r.pipeline(cmds, why)?;
         let mut ok = 0;
         for (c, r) in cmds.iter().zip(&replies) {
-            match r {
-                Reply::Status(s) if s == "OK" => ok += 1,
-                Reply::Int(_) => ok += 1,
-                Reply::Error(msg) => {
-                    let node = self.r.node_for(&c[1])?;
-                    return Err(self.r.fail(&node, c, msg, why));
-                }
-                other => {
-                    return Err(BackendError::msg(format!(
-                        "{}: unexpected reply {other:?} to {}",
-                        self.sys(),
-                        String::from_utf8_lossy(&c[0])
-                    ))
-                    .classed(ErrorClass::Server));
-                }
-            }
+            ok += self.success(c, r, why)?;
         }
         Ok(ok)
+    }
+}
+
+impl RedisBackend {
+    /// The bulk path: batches of `batch_rows` / `batch_bytes`, each sent as one pipeline per
+    /// master while the previous batch's replies are still on their way (one batch in
+    /// flight), so the server never waits for the client to prepare the next batch. The
+    /// count is the number of `OK` (or `HSET` integer) replies.
+    fn bulk(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
+        const WHY: &str = "load the records";
+        let mut batcher: Batcher<Vec<Vec<u8>>> =
+            Batcher::new(usize::from(ns.container_count()), self.s.batch_rows, self.s.batch_bytes);
+        let mut inflight: Option<(router::InFlight, Vec<Vec<Vec<u8>>>)> = None;
+        let mut redirected: Vec<(Vec<Vec<u8>>, Reply)> = Vec::new();
+        let mut ok = 0;
+        let settle = |b: &mut RedisBackend,
+                      prev: Option<(router::InFlight, Vec<Vec<Vec<u8>>>)>,
+                      redirected: &mut Vec<(Vec<Vec<u8>>, Reply)>|
+         -> Result<u64, BackendError> {
+            let Some((sent, cmds)) = prev else { return Ok(0) };
+            let replies = b.r.receive(sent)?;
+            let mut n = 0;
+            for (c, r) in cmds.into_iter().zip(replies) {
+                if Router::is_redirect(&r) {
+                    redirected.push((c, r));
+                } else {
+                    n += b.success(&c, &r, WHY)?;
+                }
+            }
+            Ok(n)
+        };
+        let dispatch = |b: &mut RedisBackend,
+                        items: Vec<Vec<Vec<u8>>>,
+                        inflight: &mut Option<(router::InFlight, Vec<Vec<Vec<u8>>>)>,
+                        redirected: &mut Vec<(Vec<Vec<u8>>, Reply)>|
+         -> Result<u64, BackendError> {
+            let sent = b.r.send(&items)?;
+            let prev = inflight.replace((sent, items));
+            settle(b, prev, redirected)
+        };
+        for r in records {
+            let r = r?;
+            let key = keys::record_key(ns, &r.id)?;
+            let (bytes, container) = (r.data.len(), usize::from(r.id.container));
+            let c = typed::write_command(ns.schema(), key, r)?;
+            if let Some(batch) = batcher.push(container, c, bytes) {
+                ok += dispatch(self, batch.items, &mut inflight, &mut redirected)?;
+            }
+        }
+        for batch in batcher.finish() {
+            ok += dispatch(self, batch.items, &mut inflight, &mut redirected)?;
+        }
+        ok += settle(self, inflight.take(), &mut redirected)?;
+        // Nothing is in flight now: redirected commands are sent again one by one.
+        for (c, r) in redirected {
+            let r = self.r.follow(&c, r, WHY)?;
+            ok += self.success(&c, &r, WHY)?;
+        }
+        Ok(ok)
+    }
+
+    /// 1 for a successful write reply, an error for an error reply.
+    fn success(&self, c: &[Vec<u8>], r: &Reply, why: &str) -> Result<u64, BackendError> {
+        match r {
+            Reply::Status(s) if s == "OK" => Ok(1),
+            Reply::Int(_) => Ok(1),
+            Reply::Error(msg) => {
+                let node = self.r.node_for(&c[1])?;
+                Err(self.r.fail(&node, c, msg, why))
+            }
+            other => Err(BackendError::msg(format!(
+                "{}: unexpected reply {other:?} to {}",
+                self.sys(),
+                String::from_utf8_lossy(&c[0])
+            ))
+            .classed(ErrorClass::Server)),
+        }
     }
 }
 
@@ -259,22 +321,12 @@ impl Backend for RedisBackend {
     }
 
     fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
-        let mut batcher: Batcher<Vec<Vec<u8>>> =
-            Batcher::new(usize::from(ns.container_count()), self.s.batch_rows, self.s.batch_bytes);
-        let mut ok = 0;
-        for r in records {
-            let r = r?;
-            let key = keys::record_key(ns, &r.id)?;
-            let (bytes, container) = (r.data.len(), usize::from(r.id.container));
-            let c = typed::write_command(ns.schema(), key, r)?;
-            if let Some(batch) = batcher.push(container, c, bytes) {
-                ok += self.check_ok(&batch.items, "load the records")?;
-            }
+        let r = self.bulk(ns, records);
+        if r.is_err() {
+            // A batch may still be in flight: its replies must never be read as another's.
+            self.r.disconnect();
         }
-        for batch in batcher.finish() {
-            ok += self.check_ok(&batch.items, "load the records")?;
-        }
-        Ok(ok)
+        r
     }
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {

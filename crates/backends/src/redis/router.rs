@@ -17,6 +17,13 @@ use std::collections::HashMap;
 const SLOTS: usize = 16384;
 const NO_OWNER: u16 = u16::MAX;
 
+/// A pipeline sent and not yet read: which commands went to which master.
+#[derive(Debug)]
+pub struct InFlight {
+    by_node: Vec<(String, Vec<usize>)>,
+    len: usize,
+}
+
 /// The slot map of a cluster: which master owns each slot.
 #[derive(Debug, Clone, Default)]
 pub struct SlotMap {
@@ -298,6 +305,20 @@ impl Router {
     /// in order. Redirected commands are sent again one by one; other error replies are
     /// returned as they are, for the caller to judge.
     pub fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>], why: &str) -> Result<Vec<Reply>, BackendError> {
+        let sent = self.send(cmds)?;
+        let replies = self.receive(sent)?;
+        let mut out = Vec::with_capacity(cmds.len());
+        for (c, r) in cmds.iter().zip(replies) {
+            out.push(self.follow(c, r, why)?);
+        }
+        Ok(out)
+    }
+
+    /// Sends commands (keys in `args[1]`) as one pipeline per master, without reading the
+    /// replies: every master gets its part before any reply is read, so the masters work
+    /// at the same time, and the caller may prepare (and send) the next batch meanwhile.
+    /// The replies must be read with [`receive`](Self::receive), in the order sent.
+    pub fn send(&mut self, cmds: &[Vec<Vec<u8>>]) -> Result<InFlight, BackendError> {
         let mut by_node: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
             let node = self.node_for(&c[1])?;
@@ -306,47 +327,59 @@ impl Router {
                 None => by_node.push((node, vec![i])),
             }
         }
-        let mut replies: Vec<Option<Reply>> = vec![None; cmds.len()];
-        // Every master gets its part before any reply is read, so the masters work at the
-        // same time; the replies (a few bytes each) wait in the sockets meanwhile.
         for (node, idx) in &by_node {
             let sys = self.sys.clone();
             let c = self.conn(node)?;
             let sent = idx.iter().try_for_each(|&i| c.queue(&cmds[i])).and_then(|_| c.flush());
-            sent.map_err(|e| {
-                // The other masters may hold unread replies: their connections go too.
-                for (n, _) in &by_node {
-                    self.conns.remove(n);
-                }
-                io_error(&sys, node, &format!("sending a pipeline of {} commands failed", idx.len()), e)
-            })?;
+            if let Err(e) = sent {
+                // Other connections may hold unread replies: they all go.
+                self.disconnect();
+                return Err(io_error(&sys, node, &format!("sending a pipeline of {} commands failed", idx.len()), e));
+            }
         }
-        for (node, idx) in &by_node {
+        Ok(InFlight { by_node, len: cmds.len() })
+    }
+
+    /// The replies of a pipeline [`send`](Self::send) sent, in the order of its commands;
+    /// redirections are not followed (see [`follow`](Self::follow)).
+    pub fn receive(&mut self, sent: InFlight) -> Result<Vec<Reply>, BackendError> {
+        let mut replies: Vec<Option<Reply>> = vec![None; sent.len];
+        for (node, idx) in &sent.by_node {
             let sys = self.sys.clone();
-            let c = self.conn(node)?;
+            let Some(c) = self.conns.get_mut(node) else {
+                return Err(BackendError::msg(format!("{sys} (node {node}): the connection of a pipeline was closed"))
+                    .classed(ErrorClass::ConnectionLost));
+            };
             let got: std::io::Result<Vec<Reply>> = idx.iter().map(|_| c.read()).collect();
-            let got = got.map_err(|e| {
-                for (n, _) in &by_node {
-                    self.conns.remove(n);
+            let got = match got {
+                Ok(g) => g,
+                Err(e) => {
+                    self.disconnect();
+                    let what = format!("reading the replies of a pipeline of {} commands failed", idx.len());
+                    return Err(io_error(&sys, node, &what, e));
                 }
-                io_error(&sys, node, &format!("reading the replies of a pipeline of {} commands failed", idx.len()), e)
-            })?;
+            };
             for (&i, r) in idx.iter().zip(got) {
                 replies[i] = Some(r);
             }
         }
-        let mut out = Vec::with_capacity(cmds.len());
-        for (i, r) in replies.into_iter().enumerate() {
-            let r = r.expect("every command was sent");
-            let moved = matches!(&r, Reply::Error(m) if m.starts_with("MOVED ") || m.starts_with("ASK "));
-            out.push(if moved {
-                let node = self.node_for(&cmds[i][1])?;
-                self.redirected(node, &cmds[i], r, why)?
-            } else {
-                r
-            });
+        Ok(replies.into_iter().map(|r| r.expect("every command was sent")).collect())
+    }
+
+    /// `reply` to `cmd`, with a `MOVED` / `ASK` redirection followed (nothing may be in
+    /// flight then).
+    pub fn follow(&mut self, cmd: &[Vec<u8>], reply: Reply, why: &str) -> Result<Reply, BackendError> {
+        if matches!(&reply, Reply::Error(m) if m.starts_with("MOVED ") || m.starts_with("ASK ")) {
+            let node = self.node_for(&cmd[1])?;
+            self.redirected(node, cmd, reply, why)
+        } else {
+            Ok(reply)
         }
-        Ok(out)
+    }
+
+    /// Whether a reply is a redirection that [`follow`](Self::follow) resolves.
+    pub fn is_redirect(reply: &Reply) -> bool {
+        matches!(reply, Reply::Error(m) if m.starts_with("MOVED ") || m.starts_with("ASK "))
     }
 
     /// Every key matching `pattern` on `node` (`SCAN … MATCH … COUNT 1000`).
