@@ -73,6 +73,8 @@ struct ServerInfo {
     version: String,
     /// `system.mutations` has `latest_fail_reason`.
     fail_reason: bool,
+    /// Lightweight `DELETE FROM` without experimental settings (23.3+).
+    lightweight_delete: bool,
 }
 
 pub struct ChBackend {
@@ -113,8 +115,10 @@ impl ChBackend {
              AND name = 'latest_fail_reason')",
         )?;
         let row = rows.into_iter().next().unwrap_or_default();
+        let version = row.first().cloned().unwrap_or_default();
         self.server = ServerInfo {
-            version: row.first().cloned().unwrap_or_default(),
+            lightweight_delete: variant::major_minor(&version).is_some_and(|v| v >= variant::LIGHTWEIGHT_DELETE_SINCE),
+            version,
             fail_reason: row.get(1).is_some_and(|n| n != "0"),
         };
         Ok(())

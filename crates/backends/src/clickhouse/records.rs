@@ -9,9 +9,10 @@
 //!   (`SYSTEM STOP MERGES`) for the duration of the bulk insert and started again after it.
 //! - `insert_one`: one single-row RowBinary INSERT, after a look-up of the key (a MergeTree
 //!   has no unique key, and a key is stored once): a key that exists is refused.
-//! - `delete_one`: an `ALTER TABLE … DELETE WHERE k = …` mutation (18.16 has no lightweight
-//!   DELETE), waited for until `system.mutations` says `is_done` for every mutation of the
-//!   table (18.16 has no `mutations_sync`), then checked by counting the key. A key that is
+//! - `delete_one`: an `ALTER TABLE … DELETE WHERE k = …` mutation, waited for until
+//!   `system.mutations` says `is_done` for every mutation of the table (18.16 has no
+//!   `mutations_sync`), then checked by counting the key. On servers with lightweight
+//!   `DELETE FROM` (23.3+, untested here) that is used instead. A key that is
 //!   not there (a deduplicating variant merged it away) deletes 0 rows without a mutation.
 //!   The per-record delete path is named in `sizes().details["delete_path"]`.
 
@@ -138,11 +139,14 @@ impl ChBackend {
         if n == 0 {
             return Ok(0);
         }
-        self.c.execute(
-            &format!("deleting record {} from {t}", id.key),
-            &format!("ALTER TABLE {t} DELETE WHERE k = {}", quote(&id.key)),
-        )?;
-        self.wait_mutations(ns, c)?;
+        let what = format!("deleting record {} from {t}", id.key);
+        if self.server.lightweight_delete {
+            // Synchronous on the servers that have it: the rows are marked deleted when it returns.
+            self.c.execute(&what, &format!("DELETE FROM {t} WHERE k = {}", quote(&id.key)))?;
+        } else {
+            self.c.execute(&what, &format!("ALTER TABLE {t} DELETE WHERE k = {}", quote(&id.key)))?;
+            self.wait_mutations(ns, c)?;
+        }
         let left = self.count_key(&t, &id.key)?;
         if left != 0 {
             return Err(BackendError::msg(format!(

@@ -110,10 +110,12 @@ impl ChBackend {
         }
         details.insert("engine".into(), json!(self.engine_name()));
         details.insert("settle".into(), json!(self.settle_note));
-        details.insert(
-            "delete_path".into(),
-            json!("ALTER TABLE … DELETE mutation, waited for until system.mutations says is_done"),
-        );
+        let delete_path = if self.server.lightweight_delete {
+            "lightweight DELETE FROM (synchronous)"
+        } else {
+            "ALTER TABLE … DELETE mutation, waited for until system.mutations says is_done"
+        };
+        details.insert("delete_path".into(), json!(delete_path));
         details.insert("server_version".into(), json!(self.server.version));
         Ok(InternalSizes { total_bytes: Some(total), details })
     }

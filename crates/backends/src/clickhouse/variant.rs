@@ -36,6 +36,9 @@ pub const ALL: &[&str] = &["mergetree", "replacing", "mergetree-zstd"];
 /// The first server version with column codecs.
 pub const CODECS_SINCE: (u32, u32) = (19, 1);
 
+/// The first server version whose lightweight `DELETE FROM` needs no experimental setting.
+pub const LIGHTWEIGHT_DELETE_SINCE: (u32, u32) = (23, 3);
+
 impl Variant {
     pub fn parse(name: &str) -> Result<Variant, BackendError> {
         let (engine, codec) = match name {
@@ -74,5 +77,7 @@ mod tests {
         assert!(major_minor("18.16.1").unwrap() < CODECS_SINCE);
         assert!(major_minor("24.3.2.23").unwrap() >= CODECS_SINCE);
         assert_eq!(major_minor("x"), None);
+        assert!(major_minor("18.16.1").unwrap() < LIGHTWEIGHT_DELETE_SINCE);
+        assert!(major_minor("23.3.1").unwrap() >= LIGHTWEIGHT_DELETE_SINCE);
     }
 }
