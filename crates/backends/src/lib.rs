@@ -15,6 +15,8 @@ pub mod net;
 #[cfg(feature = "postgresql")]
 pub mod postgresql;
 pub mod registry;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -77,6 +77,28 @@ const PG_KEYS: &[SettingKey] = &[
     plain("batch_bytes"),
 ];
 
+/// What the S3 backend reads (`s3::settings` says what each means); the access and secret
+/// keys are secrets.
+pub const S3_KEYS: &[SettingKey] = &[
+    plain("endpoint"),
+    plain("region"),
+    SettingKey::secret("access_key"),
+    SettingKey::secret("secret_key"),
+    plain("flavour"),
+    plain("master_url"),
+    plain("maintenance_command"),
+    plain("data_dir"),
+    plain("concurrency"),
+    plain("multipart_threshold"),
+    plain("part_size"),
+    plain("content_type"),
+    plain("sslmode"),
+    plain("sslrootcert"),
+    plain("tls_server_name"),
+    plain("connect_timeout"),
+    plain("statement_timeout"),
+];
+
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -175,7 +197,17 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
         K::Clickhouse => not_written("DEDUP_CLICKHOUSE"),
         K::Redis => not_written("DEDUP_REDIS"),
         K::Kafka => not_written("DEDUP_KAFKA"),
-        K::S3 => not_written("DEDUP_MINIO"),
+        // S3 / MinIO: prefix DEDUP_S3; the backend also reads every DEDUP_MINIO_<KEY> as a
+        // fallback (see s3::settings), so the study's MinIO variable names keep working.
+        K::S3 => SystemEntry {
+            kind,
+            feature: "s3",
+            env_prefix: "DEDUP_S3",
+            embedded: false,
+            keys: &[S3_KEYS],
+            variants: s3_variants,
+            build: built!("s3", |_, cfg, v| Ok(Box::new(crate::s3::S3Backend::open(cfg, v)?))),
+        },
     }
 }
 
@@ -203,6 +235,14 @@ fn pg_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Bac
     #[cfg(feature = "postgresql")]
     return crate::postgresql::variants(kind, cfg);
     #[cfg(not(feature = "postgresql"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn s3_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "s3")]
+    return crate::s3::variants(cfg);
+    #[cfg(not(feature = "s3"))]
     return default_variant(kind, cfg);
 }
 
