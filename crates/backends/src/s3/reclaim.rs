@@ -47,30 +47,49 @@ impl S3Backend {
             });
         }
         let master = self.s.master_url.clone().expect("checked by the settings");
-        for b in self.buckets(ns) {
-            let url = format!("{master}/vol/vacuum?garbageThreshold=0.000001&collection={b}");
-            self.master.get(&url).call()?.text(1 << 20)?;
-        }
-        // The vacuum call returns when compaction is done; confirm from the master's view.
         let start = Instant::now();
+        let timeout = || {
+            (start.elapsed() > VACUUM_WAIT).then(|| {
+                BackendError::msg(format!(
+                    "{}: maintenance did not finish in {} s",
+                    self.api.sys(),
+                    VACUUM_WAIT.as_secs()
+                ))
+                .classed(ErrorClass::Timeout)
+            })
+        };
+        // The filer hands deletes to the volume servers asynchronously: when the buckets are
+        // empty, wait until the volumes hold no live needle either, so the vacuum sees them.
+        if self.count_objects(ns)? == 0 {
+            while self.volumes(ns)?.iter().any(|v| v.files > v.deletes) {
+                if let Some(e) = timeout() {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // The vacuum call returns when the volumes are compacted; confirm it from the volume
+        // servers' own figures, and vacuum again while deleted bytes remain.
+        let mut rounds = 0;
         loop {
+            for b in self.buckets(ns) {
+                let url = format!("{master}/vol/vacuum?garbageThreshold=0.000001&collection={b}");
+                self.master.get(&url).call()?.text(16 << 20)?;
+            }
+            rounds += 1;
             let garbage: u64 = self.volumes(ns)?.iter().map(|v| v.deleted_bytes).sum();
             if garbage == 0 {
                 break;
             }
-            if start.elapsed() > VACUUM_WAIT {
-                return Err(BackendError::msg(format!(
-                    "{}: the lab's volumes still hold {garbage} deleted bytes {} s after the vacuum",
-                    self.api.sys(),
-                    VACUUM_WAIT.as_secs()
-                ))
-                .classed(ErrorClass::Server));
+            if let Some(e) = timeout() {
+                return Err(e);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         Ok(MaintenanceReport {
             action: format!(
-                "SeaweedFS volume vacuum of collections {} via {master}/vol/vacuum, waited for",
+                "SeaweedFS volume vacuum of collections {} via {master}/vol/vacuum ({rounds} round(s)), waited until \
+                 the volume servers showed no deleted bytes",
                 self.buckets(ns).join(", ")
             ),
         })
@@ -105,38 +124,47 @@ impl S3Backend {
         Ok(MaintenanceReport { action: format!("maintenance_command `{cmd}`") })
     }
 
-    /// The SeaweedFS volumes of the lab's collections, from the master's `/vol/status`.
+    /// The SeaweedFS volumes of the lab's collections, as the volume servers see them now
+    /// (`/status` of each data node the master lists; the master's own view lags by a
+    /// heartbeat).
     fn volumes(&self, ns: &Namespace) -> Result<Vec<Volume>, BackendError> {
         let Some(master) = &self.s.master_url else { return Ok(Vec::new()) };
-        let text = self.master.get(&format!("{master}/vol/status")).call()?.text(64 << 20)?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            BackendError::with_source(format!("{}: {master}/vol/status is not JSON", self.api.sys()), e)
-                .classed(ErrorClass::Server)
-        })?;
+        let nodes = self.json(&format!("{master}/dir/status"))?;
+        let mut urls = Vec::new();
+        walk(&nodes, &mut |o| {
+            if let Some(u) = o.get("Url").and_then(|u| u.as_str())
+                && o.contains_key("VolumeIds")
+            {
+                urls.push(u.to_string());
+            }
+        });
         let buckets = self.buckets(ns);
         let mut out = Vec::new();
-        // Volumes → DataCenters → Racks → DataNodes → [volume]; walk every array of objects
-        // that have a Collection.
-        let mut stack = vec![&v];
-        while let Some(x) = stack.pop() {
-            match x {
-                serde_json::Value::Object(o) if o.contains_key("Collection") && o.contains_key("Id") => {
-                    let c = o["Collection"].as_str().unwrap_or_default();
-                    if buckets.iter().any(|b| b == c) {
-                        let n = |k: &str| o.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-                        out.push(Volume {
-                            size: n("Size"),
-                            files: n("FileCount"),
-                            deleted_bytes: n("DeletedByteCount"),
-                        });
-                    }
+        for url in urls {
+            let base = if url.contains("://") { url } else { format!("http://{url}") };
+            let status = self.json(&format!("{base}/status"))?;
+            for v in status.get("Volumes").and_then(|v| v.as_array()).into_iter().flatten() {
+                let c = v.get("Collection").and_then(|c| c.as_str()).unwrap_or_default();
+                if buckets.iter().any(|b| b == c) {
+                    let n = |k: &str| v.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                    out.push(Volume {
+                        size: n("Size"),
+                        files: n("FileCount"),
+                        deletes: n("DeleteCount"),
+                        deleted_bytes: n("DeletedByteCount"),
+                    });
                 }
-                serde_json::Value::Object(o) => stack.extend(o.values()),
-                serde_json::Value::Array(a) => stack.extend(a.iter()),
-                _ => {}
             }
         }
         Ok(out)
+    }
+
+    fn json(&self, url: &str) -> Result<serde_json::Value, BackendError> {
+        let text = self.master.get(url).call()?.text(64 << 20)?;
+        serde_json::from_str(&text).map_err(|e| {
+            BackendError::with_source(format!("{}: {url} did not answer JSON", self.api.sys()), e)
+                .classed(ErrorClass::Server)
+        })
     }
 
     pub(super) fn read_sizes(&self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
@@ -156,7 +184,7 @@ impl S3Backend {
             let sum = |f: fn(&Volume) -> u64| vols.iter().map(f).sum::<u64>();
             sizes.details.insert("seaweedfs.volumes".into(), vols.len().into());
             sizes.details.insert("seaweedfs.volume_bytes".into(), sum(|v| v.size).into());
-            sizes.details.insert("seaweedfs.files".into(), sum(|v| v.files).into());
+            sizes.details.insert("seaweedfs.live_needles".into(), sum(|v| v.files.saturating_sub(v.deletes)).into());
             sizes.details.insert("seaweedfs.deleted_bytes".into(), sum(|v| v.deleted_bytes).into());
         }
         Ok(sizes)
@@ -226,6 +254,21 @@ impl S3Backend {
 #[derive(Debug)]
 struct Volume {
     size: u64,
+    /// Needles written (an object is one or more needles: chunks, parts).
     files: u64,
+    /// Needles deleted, not yet vacuumed away.
+    deletes: u64,
     deleted_bytes: u64,
+}
+
+/// Calls `f` on every JSON object inside `v`.
+fn walk(v: &serde_json::Value, f: &mut dyn FnMut(&serde_json::Map<String, serde_json::Value>)) {
+    match v {
+        serde_json::Value::Object(o) => {
+            f(o);
+            o.values().for_each(|x| walk(x, f));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
+        _ => {}
+    }
 }
