@@ -63,13 +63,12 @@ impl Api {
         &self.sys
     }
 
-    /// Sends a signed request. A status in `absent` (e.g. 404 for "no such key") comes back
+    /// Sends a signed request to `/bucket/key` (either may be absent). A status in `absent` (e.g. 404 for "no such key") comes back
     /// as `Ok(None)`; any other error status as a classed error.
     pub fn send(
         &self,
         method: &str,
-        bucket: Option<&str>,
-        key: Option<&str>,
+        (bucket, key): (Option<&str>, Option<&str>),
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
         body: Body<'_>,
@@ -174,7 +173,7 @@ impl Api {
     /// The server's `Server` header (its name and version, when it sends one) and every
     /// bucket the key can list (ListBuckets).
     pub fn server_and_buckets(&self) -> Result<(Option<String>, Vec<String>), BackendError> {
-        let r = self.send("GET", None, None, &[], &[], Body::Empty, &[])?.expect("no absent codes");
+        let r = self.send("GET", (None, None), &[], &[], Body::Empty, &[])?.expect("no absent codes");
         let server = r.header("server").map(str::to_string);
         let text = self.xml(r)?;
         Ok((server, blocks(&text, "Bucket").filter_map(|b| tag(b, "Name")).collect()))
@@ -190,13 +189,13 @@ impl Api {
                  <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
             )
         };
-        self.send("PUT", Some(bucket), None, &[], &[], Body::Bytes(body.as_bytes()), &["BucketAlreadyOwnedByYou"])?;
+        self.send("PUT", (Some(bucket), None), &[], &[], Body::Bytes(body.as_bytes()), &["BucketAlreadyOwnedByYou"])?;
         Ok(())
     }
 
     /// Deletes an empty bucket; a missing one is not an error.
     pub fn delete_bucket(&self, bucket: &str) -> Result<(), BackendError> {
-        self.send("DELETE", Some(bucket), None, &[], &[], Body::Empty, &["NoSuchBucket"])?;
+        self.send("DELETE", (Some(bucket), None), &[], &[], Body::Empty, &["NoSuchBucket"])?;
         Ok(())
     }
 
@@ -211,7 +210,7 @@ impl Api {
             if let Some(t) = &token {
                 q.push(("continuation-token", t.as_str()));
             }
-            let Some(r) = self.send("GET", Some(bucket), None, &q, &[], Body::Empty, &["NoSuchBucket"])? else {
+            let Some(r) = self.send("GET", (Some(bucket), None), &q, &[], Body::Empty, &["NoSuchBucket"])? else {
                 return Ok(None);
             };
             let text = self.xml(r)?;
@@ -243,13 +242,13 @@ impl Api {
         content_type: Option<&str>,
     ) -> Result<(), BackendError> {
         let headers: Vec<(&str, &str)> = content_type.map(|c| ("content-type", c)).into_iter().collect();
-        self.send("PUT", Some(bucket), Some(key), &[], &headers, Body::Bytes(data), &[])?;
+        self.send("PUT", (Some(bucket), Some(key)), &[], &headers, Body::Bytes(data), &[])?;
         Ok(())
     }
 
     /// The object's bytes, `None` when there is no such key.
     pub fn get_object(&self, bucket: &str, key: &str, limit: u64) -> Result<Option<Vec<u8>>, BackendError> {
-        match self.send("GET", Some(bucket), Some(key), &[], &[], Body::Empty, &["NoSuchKey"])? {
+        match self.send("GET", (Some(bucket), Some(key)), &[], &[], Body::Empty, &["NoSuchKey"])? {
             None => Ok(None),
             Some(r) => r.bytes(limit).map(Some),
         }
@@ -257,12 +256,12 @@ impl Api {
 
     /// The object's content type as stored, `None` when there is no such key.
     pub fn head_object(&self, bucket: &str, key: &str) -> Result<Option<String>, BackendError> {
-        let r = self.send("HEAD", Some(bucket), Some(key), &[], &[], Body::Empty, &["NoSuchKey"])?;
+        let r = self.send("HEAD", (Some(bucket), Some(key)), &[], &[], Body::Empty, &["NoSuchKey"])?;
         Ok(r.map(|r| r.header("content-type").unwrap_or_default().to_string()))
     }
 
     pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), BackendError> {
-        self.send("DELETE", Some(bucket), Some(key), &[], &[], Body::Empty, &["NoSuchKey"])?;
+        self.send("DELETE", (Some(bucket), Some(key)), &[], &[], Body::Empty, &["NoSuchKey"])?;
         Ok(())
     }
 
@@ -275,7 +274,7 @@ impl Api {
         content_type: Option<&str>,
     ) -> Result<String, BackendError> {
         let headers: Vec<(&str, &str)> = content_type.map(|c| ("content-type", c)).into_iter().collect();
-        let r = self.send("POST", Some(bucket), Some(key), &[("uploads", "")], &headers, Body::Empty, &[])?;
+        let r = self.send("POST", (Some(bucket), Some(key)), &[("uploads", "")], &headers, Body::Empty, &[])?;
         let text = self.xml(r.expect("no absent codes"))?;
         tag(&text, "UploadId").ok_or_else(|| {
             BackendError::msg(format!("{}: CreateMultipartUpload of {bucket}/{key} gave no UploadId", self.sys))
@@ -287,7 +286,7 @@ impl Api {
     pub fn upload_part(&self, bucket: &str, key: &str, id: &str, n: u32, data: &[u8]) -> Result<String, BackendError> {
         let n = n.to_string();
         let q = [("partNumber", n.as_str()), ("uploadId", id)];
-        let r = self.send("PUT", Some(bucket), Some(key), &q, &[], Body::Bytes(data), &[])?.expect("no absent codes");
+        let r = self.send("PUT", (Some(bucket), Some(key)), &q, &[], Body::Bytes(data), &[])?.expect("no absent codes");
         let etag = r.header("etag").map(str::to_string);
         // Read the (empty) body so the connection goes back to the pool.
         let _ = r.into_reader().read_to_end(&mut Vec::new());
@@ -304,7 +303,7 @@ impl Api {
         }
         body.push_str("</CompleteMultipartUpload>");
         let r =
-            self.send("POST", Some(bucket), Some(key), &[("uploadId", id)], &[], Body::Bytes(body.as_bytes()), &[])?;
+            self.send("POST", (Some(bucket), Some(key)), &[("uploadId", id)], &[], Body::Bytes(body.as_bytes()), &[])?;
         // S3 may answer 200 with an error document inside.
         let text = self.xml(r.expect("no absent codes"))?;
         if text.contains("<Error>") {
@@ -315,14 +314,15 @@ impl Api {
     }
 
     pub fn abort_multipart(&self, bucket: &str, key: &str, id: &str) -> Result<(), BackendError> {
-        self.send("DELETE", Some(bucket), Some(key), &[("uploadId", id)], &[], Body::Empty, &["NoSuchUpload"])?;
+        self.send("DELETE", (Some(bucket), Some(key)), &[("uploadId", id)], &[], Body::Empty, &["NoSuchUpload"])?;
         Ok(())
     }
 
     /// Unfinished multipart uploads of `bucket`: (key, upload id); first page only, which
     /// is enough for a lab bucket (emptying runs it again until nothing is left).
     pub fn list_multipart(&self, bucket: &str) -> Result<Vec<(String, String)>, BackendError> {
-        let Some(r) = self.send("GET", Some(bucket), None, &[("uploads", "")], &[], Body::Empty, &["NoSuchBucket"])?
+        let Some(r) =
+            self.send("GET", (Some(bucket), None), &[("uploads", "")], &[], Body::Empty, &["NoSuchBucket"])?
         else {
             return Ok(Vec::new());
         };
