@@ -508,6 +508,106 @@ PY2
     "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
 }
 
+# --- section: s3 -----------------------------------------------------------------
+
+register_section s3 "S3 bulk_insert (concurrent PUTs) vs boto3 uploading the same objects at the same concurrency into the local SeaweedFS; per-object latency"
+bench_s3() {
+  local mib="${DEDUP_LAB_BENCH_S3_MIB:-256}" conc="${DEDUP_LAB_BENCH_S3_CONCURRENCY:-8}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_S3_MIB must be a whole number of MiB"
+  [[ "$conc" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_S3_CONCURRENCY must be a whole number"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  bash "$REPO/scripts/services.sh" up s3 >&2
+  eval "$(bash "$REPO/scripts/services.sh" env s3)"
+  local dir cfg
+  dir="$(scratch)/s3"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  printf 'lab = "dedup_lab_bench"\n[systems.s3]\nvariants = ["default"]\nconcurrency = %s\n' "$conc" >"$cfg"
+
+  # The reference: boto3 (in the services venv) PUTs the same records, read from the
+  # generated files, with the same content type, through a pool of the same size, into a
+  # bucket of the bench lab; the fastest of REPEAT runs counts (bucket emptied between).
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  local ref
+  ref="$("$DEDUP_S3_PYTHON" - "$dir/data/random_binary/U0" "$conc" "$REPEAT" <<'PY'
+import concurrent.futures as cf, json, os, sys, time
+import boto3
+from botocore.config import Config
+ds, conc, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s3 = boto3.client("s3", endpoint_url=os.environ["DEDUP_S3_ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id=os.environ["DEDUP_S3_ACCESS_KEY"],
+                  aws_secret_access_key=os.environ["DEDUP_S3_SECRET_KEY"],
+                  config=Config(s3={"addressing_style": "path"}, max_pool_connections=conc,
+                                retries={"max_attempts": 1}))
+recs = [json.loads(l) for l in open(ds + "/manifest.jsonl")]
+recs = [(r["key"], ds + "/" + r["file"]) for r in recs if r["type"] == "record"]
+bucket = "dedup-lab-bench-c0"
+def put(r):
+    with open(r[1], "rb") as f:
+        data = f.read()
+    t = time.perf_counter()
+    s3.put_object(Bucket=bucket, Key=r[0], Body=data, ContentType="application/octet-stream")
+    return time.perf_counter() - t
+best, lat = None, None
+for _ in range(repeat):
+    s3.create_bucket(Bucket=bucket)
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(conc) as ex:
+        ls = list(ex.map(put, recs))
+    t = time.perf_counter() - t0
+    if best is None or t < best:
+        best, lat = t, sorted(ls)
+    for k, _ in recs:
+        s3.delete_object(Bucket=bucket, Key=k)
+    s3.delete_bucket(Bucket=bucket)
+print(best, lat[len(lat) // 2] * 1e3, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3)
+PY
+)" || die "the boto3 reference run failed"
+  local ref_s ref50 ref99
+  read -r ref_s ref50 ref99 <<<"$ref"
+  rm -rf -- "$dir/data"
+
+  # dedup-lab: the same records (same seed, spec and keys), REPEAT runs; the fastest bulk
+  # stage counts. Its duration includes generating the records on the fly and the
+  # ListObjectsV2 verification of the count.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems s3 --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against S3 failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "boto3 put_object, ${conc} threads, ${mib} MiB of random_binary (${records} × 512 KiB), SeaweedFS $("$DEDUP_S3_WEED" version 2>/dev/null | awk '{ print $3 }')" \
+    "$(mbps "$bytes" "$ref_s") MB/s" "$(calc %.3f "$ref_s") s, fastest of $REPEAT; records read from files; per-object p50 / p99 $(calc %.2f "$ref50") / $(calc %.2f "$ref99") ms"
+  row "dedup-lab bulk_insert, concurrency ${conc}, the same objects" "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records and the ListObjectsV2 check"
+  row "**ratio dedup-lab / boto3** (target ≥ 1.0)" "**$(calc '%.2f' "$ref_s / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (one PUT of 512 KiB)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
+    "best run of $REPEAT"
+  row "perfile_delete latency p50 / p99 (HEAD + DELETE)" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" \
+    "best run of $REPEAT"
+}
+
 # --- section: realworld ---------------------------------------------------------
 
 register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"

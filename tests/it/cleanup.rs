@@ -306,3 +306,84 @@ fn cleanup_drops_the_clickhouse_lab_database_and_leaves_other_databases_alone() 
     assert!(again.contains("clean   clickhouse"), "{again}");
     clickhouse_admin(&env, &format!("DROP DATABASE {other}"));
 }
+
+// ----- S3 (the real local SeaweedFS of `scripts/services.sh up s3`) -----
+
+const S3: &[&str] = &["DEDUP_S3_ENDPOINT", "DEDUP_S3_ACCESS_KEY", "DEDUP_S3_SECRET_KEY"];
+
+/// An S3 request signed by curl itself (credentials on stdin); returns (status, body).
+fn s3_curl(env: &[String], method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(["-s", "-K", "-", "-X", method, "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+        .args(["--data-binary", "@/dev/null"].iter().filter(|_| body.is_empty() && method == "PUT"))
+        .arg(format!("{}{path}", env[0]))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "user = \"{}:{}\"", env[1], env[2]).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn s3_buckets(env: &[String]) -> Vec<String> {
+    let (status, body) = s3_curl(env, "GET", "/", b"");
+    assert_eq!(status, 200, "ListBuckets: {body}");
+    let mut b: Vec<String> =
+        body.split("<Name>").skip(1).filter_map(|s| s.split("</Name>").next()).map(str::to_string).collect();
+    b.sort();
+    b
+}
+
+/// `cleanup --systems minio` (the alias) lists the lab's buckets with their objects, drops
+/// them (emptied first), and leaves buckets outside the lab alone: another lab's, and one
+/// whose name merely starts like the lab's.
+#[test]
+fn cleanup_drops_the_s3_lab_buckets_and_leaves_other_buckets_alone() {
+    let Some(env) = crate::support::server_env("s3", S3) else { return };
+    let lab = "dedup_t_s3_cleanup";
+    let ours = ["dedup-t-s3-cleanup-c0", "dedup-t-s3-cleanup-c7"];
+    let foreign = ["dedup-t-s3-cleanup-c0-c0", "dedup-t-s3-cleanupx-c0", "photos-dedup-t-s3-cleanup-c1"];
+    for b in ours.iter().chain(&foreign) {
+        let (status, body) = s3_curl(&env, "PUT", &format!("/{b}"), b"");
+        assert!(status == 200 || body.contains("BucketAlreadyOwnedByYou"), "create {b}: {status} {body}");
+        let (status, body) = s3_curl(&env, "PUT", &format!("/{b}/left-behind"), b"");
+        assert_eq!(status, 200, "put into {b}: {body}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n")).unwrap();
+    let args =
+        ["cleanup", "--config", cfg.to_str().unwrap(), "--results", tmp.path().to_str().unwrap(), "--systems", "minio"];
+
+    let listed = ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("found   s3"), "{listed}");
+    for b in ours {
+        assert!(listed.contains(&format!("bucket {b} (1 objects")), "{b} is listed: {listed}");
+    }
+    for b in foreign {
+        assert!(!listed.contains(&format!("bucket {b} ")), "only the lab is listed: {listed}");
+    }
+    let all = s3_buckets(&env);
+    assert!(ours.iter().chain(&foreign).all(|b| all.contains(&b.to_string())), "--dry-run drops nothing: {all:?}");
+
+    let dropped = ok(&args);
+    assert!(dropped.contains("dropped s3"), "{dropped}");
+    let all = s3_buckets(&env);
+    assert!(ours.iter().all(|b| !all.contains(&b.to_string())), "the lab's buckets are gone: {all:?}");
+    for b in foreign {
+        assert!(all.contains(&b.to_string()), "{b} survives: {all:?}");
+        assert_eq!(s3_curl(&env, "GET", &format!("/{b}/left-behind"), b"").0, 200, "{b} keeps its object");
+    }
+    let again = ok(&args);
+    assert!(again.contains("clean   s3"), "{again}");
+    for b in foreign {
+        s3_curl(&env, "DELETE", &format!("/{b}/left-behind"), b"");
+        s3_curl(&env, "DELETE", &format!("/{b}"), b"");
+    }
+}

@@ -24,3 +24,4 @@ mod realworld_cli;
 mod redis;
 mod report_cli;
 mod run_cli;
+mod s3;

@@ -90,6 +90,28 @@ const CLICKHOUSE_KEYS: &[SettingKey] = &[
     plain("preflight_connections"),
 ];
 
+/// What the S3 backend reads (`s3::settings` says what each means); the access and secret
+/// keys are secrets.
+pub const S3_KEYS: &[SettingKey] = &[
+    plain("endpoint"),
+    plain("region"),
+    SettingKey::secret("access_key"),
+    SettingKey::secret("secret_key"),
+    plain("flavour"),
+    plain("master_url"),
+    plain("maintenance_command"),
+    plain("data_dir"),
+    plain("concurrency"),
+    plain("multipart_threshold"),
+    plain("part_size"),
+    plain("content_type"),
+    plain("sslmode"),
+    plain("sslrootcert"),
+    plain("tls_server_name"),
+    plain("connect_timeout"),
+    plain("statement_timeout"),
+];
+
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -204,7 +226,17 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             build: built!("clickhouse", |_, cfg, v| Ok(Box::new(crate::clickhouse::ChBackend::open(cfg, v)?))),
         },
         K::Kafka => not_written("DEDUP_KAFKA"),
-        K::S3 => not_written("DEDUP_MINIO"),
+        // S3 / MinIO: prefix DEDUP_S3; the backend also reads every DEDUP_MINIO_<KEY> as a
+        // fallback (see s3::settings), so the study's MinIO variable names keep working.
+        K::S3 => SystemEntry {
+            kind,
+            feature: "s3",
+            env_prefix: "DEDUP_S3",
+            embedded: false,
+            keys: &[S3_KEYS],
+            variants: s3_variants,
+            build: built!("s3", |_, cfg, v| Ok(Box::new(crate::s3::S3Backend::open(cfg, v)?))),
+        },
     }
 }
 
@@ -240,6 +272,14 @@ fn clickhouse_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<Stri
     #[cfg(feature = "clickhouse")]
     return crate::clickhouse::variants(kind, cfg);
     #[cfg(not(feature = "clickhouse"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn s3_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "s3")]
+    return crate::s3::variants(cfg);
+    #[cfg(not(feature = "s3"))]
     return default_variant(kind, cfg);
 }
 
