@@ -77,6 +77,17 @@ const PG_KEYS: &[SettingKey] = &[
     plain("batch_bytes"),
 ];
 
+/// What the MariaDB backend reads on top of [`SERVER_KEYS`]; see `mariadb::settings`.
+const MARIADB_KEYS: &[SettingKey] = &[
+    plain("data_dir"),
+    plain("preflight_connections"),
+    plain("bulk"),
+    plain("batch_rows"),
+    plain("batch_bytes"),
+    plain("key_block_size"),
+    plain("page_compression_level"),
+];
+
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -171,7 +182,15 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             variants: pg_variants,
             build: built!("postgresql", crate::postgresql::PgBackend::open),
         },
-        K::Mariadb => not_written("DEDUP_MARIADB"),
+        K::Mariadb => SystemEntry {
+            kind,
+            feature: "mariadb",
+            env_prefix: "DEDUP_MARIADB",
+            embedded: false,
+            keys: &[SERVER_KEYS, MARIADB_KEYS],
+            variants: mariadb_variants,
+            build: built!("mariadb", |_, cfg, v| Ok(Box::new(crate::mariadb::MariaBackend::open(cfg, v)?))),
+        },
         K::Clickhouse => not_written("DEDUP_CLICKHOUSE"),
         K::Redis => not_written("DEDUP_REDIS"),
         K::Kafka => not_written("DEDUP_KAFKA"),
@@ -203,6 +222,14 @@ fn pg_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Bac
     #[cfg(feature = "postgresql")]
     return crate::postgresql::variants(kind, cfg);
     #[cfg(not(feature = "postgresql"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn mariadb_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "mariadb")]
+    return crate::mariadb::variants(cfg);
+    #[cfg(not(feature = "mariadb"))]
     return default_variant(kind, cfg);
 }
 

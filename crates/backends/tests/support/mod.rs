@@ -1,6 +1,7 @@
 //! Shared helpers of the PostgreSQL test binaries: skip-or-fail, configs, records, SQL.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mariadb;
 pub mod pgcluster;
 
 use dedup_lab_backends::BackendConfig;
