@@ -133,6 +133,25 @@ impl Encoder<'_> {
     }
 }
 
+/// The column list (and `SET` clause) of a `LOAD DATA`. The data is read as `binary`, so
+/// that any bytes pass unchanged; a `UUID` column would take a binary string for the
+/// 16-byte form, so its text goes through a variable and `CONVERT(… USING ascii)`.
+fn load_columns(schema: Option<&Schema>, uuid_native: bool) -> String {
+    let Some(schema) = schema else { return "(k, v)".into() };
+    let mut cols = vec!["k".to_string()];
+    let mut set = Vec::new();
+    for (j, c) in schema.columns.iter().enumerate() {
+        if c.ty == dedup_lab_core::ColumnType::Uuid && uuid_native {
+            cols.push(format!("@u{j}"));
+            set.push(format!("{} = CONVERT(@u{j} USING ascii)", typed::ident(&c.name)));
+        } else {
+            cols.push(typed::ident(&c.name));
+        }
+    }
+    let set = if set.is_empty() { String::new() } else { format!(" SET {}", set.join(", ")) };
+    format!("({}){set}", cols.join(", "))
+}
+
 impl MariaBackend {
     pub(super) fn bulk(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         if self.s.bulk == BulkPath::Insert {
@@ -152,7 +171,7 @@ impl MariaBackend {
     fn bulk_load(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
         self.ensure_conn()?;
         let n = usize::from(ns.container_count());
-        let cols = ns.schema().map_or_else(|| "k, v".to_string(), typed::column_names);
+        let cols = load_columns(ns.schema(), self.server.uuid_native);
         let tables: Vec<String> = (0..n).map(|i| self.table(ns, i as u8)).collect();
         let stmts: Vec<String> = tables
             .iter()
@@ -160,7 +179,7 @@ impl MariaBackend {
             .map(|(i, t)| {
                 format!(
                     "LOAD DATA LOCAL INFILE 'dedup-lab-stream-{i}' INTO TABLE {t} CHARACTER SET binary FIELDS \
-                     TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({cols})"
+                     TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' {cols}"
                 )
             })
             .collect();
