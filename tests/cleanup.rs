@@ -1,9 +1,12 @@
 //! `dedup-lab cleanup` against every backend that exists: the embedded stores (real SQLite,
-//! fjall, files) and the REAL local PostgreSQL server. It lists what is in the lab
+//! fjall, files) and the REAL local PostgreSQL and MariaDB servers. It lists what is in the lab
 //! namespace, `--dry-run` drops nothing, a real cleanup drops exactly that, and what lies
 //! outside the lab (a file next to a store, a table in another schema, a schema of another
 //! lab) survives. Each new backend joins this file.
 
+#[path = "../crates/backends/tests/support/mariadb.rs"]
+#[allow(dead_code)] // shared with the backend tests, which use all of it
+mod mariadb;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -153,6 +156,51 @@ fn cleanup_drops_the_postgresql_lab_schema_and_leaves_other_schemas_alone() {
     let again = ok(&args);
     assert!(again.contains("clean   postgresql"), "{again}");
     psql(&env, &format!("DROP SCHEMA {lab}x CASCADE; DROP TABLE public.{lab}_c0"));
+}
+
+const MARIADB: &[&str] = &["DEDUP_MARIADB_HOST", "DEDUP_MARIADB_SOCKET", "DEDUP_MARIADB_ROOT_PASSWORD"];
+
+/// MariaDB: the lab database and everything in it is listed and dropped; a database of
+/// another lab (whose name starts with the lab's) survives.
+#[test]
+fn cleanup_drops_the_mariadb_lab_database_and_leaves_other_databases_alone() {
+    if support::server_env("mariadb", MARIADB).is_none() {
+        return;
+    }
+    let srv = mariadb::shared_env().expect("checked above");
+    let lab = "dedup_t_m_cleanup";
+    srv.root_sql(&format!(
+        "DROP DATABASE IF EXISTS {lab}; DROP DATABASE IF EXISTS {lab}x; CREATE DATABASE {lab}; \
+         CREATE TABLE {lab}.c0 (k TEXT); CREATE TABLE {lab}.c1 (k TEXT); CREATE TABLE {lab}.c7 (k TEXT); \
+         INSERT INTO {lab}.c0 VALUES ('left behind'); CREATE DATABASE {lab}x; CREATE TABLE {lab}x.c0 (k TEXT)"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n")).unwrap();
+    let args = [
+        "cleanup",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        tmp.path().to_str().unwrap(),
+        "--systems",
+        "mariadb",
+    ];
+    let listed = ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("found   mariadb") && listed.contains(&format!("database {lab}")), "{listed}");
+    for t in ["c0", "c1", "c7"] {
+        assert!(listed.contains(&format!("{lab}.{t}")), "{t} is listed: {listed}");
+    }
+    assert!(!listed.contains(&format!("{lab}x")), "only the lab is listed: {listed}");
+    assert!(srv.database_exists(lab), "--dry-run drops nothing");
+
+    let dropped = ok(&args);
+    assert!(dropped.contains("dropped mariadb"), "{dropped}");
+    assert!(!srv.database_exists(lab), "the lab database is gone");
+    assert!(srv.database_exists(&format!("{lab}x")), "another lab's database survives");
+    let again = ok(&args);
+    assert!(again.contains("clean   mariadb"), "{again}");
+    srv.root_sql(&format!("DROP DATABASE {lab}x"));
 }
 
 /// A system that cannot be reached fails its own line and the exit code, and the others are

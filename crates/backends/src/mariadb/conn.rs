@@ -33,16 +33,18 @@ fn session_init(s: &Settings) -> Vec<String> {
 /// handshake signatures are still checked), `verify-full` checks the chain against
 /// `sslrootcert` and the name against `tls_server_name` or `host`.
 fn ssl_opts(s: &Settings, mode: SslMode) -> Option<SslOpts> {
-    let mut o = SslOpts::default().with_disable_built_in_roots(true);
+    let mut o = SslOpts::default();
     if let Some(name) = &s.tls.server_name {
         o = o.with_danger_tls_hostname_override(Some(name.clone()));
     }
     match mode {
         SslMode::Disable => None,
+        // The driver builds its verifier from some root even when it accepts any
+        // certificate: its built-in roots serve that purpose and nothing else.
         SslMode::Prefer | SslMode::Require => Some(o.with_danger_accept_invalid_certs(true)),
         SslMode::VerifyFull => {
             let ca = s.tls.ca_file.clone().map(Into::into).into_iter().collect();
-            Some(o.with_root_certs(ca))
+            Some(o.with_root_certs(ca).with_disable_built_in_roots(true))
         }
     }
 }
