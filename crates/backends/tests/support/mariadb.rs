@@ -277,15 +277,17 @@ impl MariaServer {
     pub fn restart_command(&self) -> String {
         let pid_file = self.dir.path().join("m.pid");
         let args: Vec<String> = self.args.iter().map(|a| format!("'{a}'")).collect();
+        // The server removes its pid file when it has shut down (a first server that is
+        // the test's child stays a zombie until reaped, so `kill -0` cannot tell).
         format!(
-            "pid=$(cat '{pid}'); kill -TERM \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 0.1; done; \
+            "(kill -TERM \"$(cat '{pid}')\"; for i in $(seq 1 600); do [ -e '{pid}' ] || break; sleep 0.1; done; \
              (setsid /usr/sbin/mariadbd {args} --port={port} </dev/null >/dev/null 2>&1 &); \
-             for i in $(seq 1 300); do MYSQL_PWD='{pw}' mariadb --no-defaults -h 127.0.0.1 -P {port} -utester --ssl=0 \
-             -e 'SELECT 1' >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1",
+             for i in $(seq 1 300); do MYSQL_PWD=$(cat '{pw}') mariadb --no-defaults -h 127.0.0.1 -P {port} -utester \
+             --ssl=0 -e 'SELECT 1' >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1)",
             pid = pid_file.display(),
             args = args.join(" "),
             port = self.port,
-            pw = self.password
+            pw = self.password_file.display()
         )
     }
 }
