@@ -184,8 +184,11 @@ fn every_axis_runs() {
 
     // A byte budget below the dataset: every mariadb cell is skipped, nothing is written.
     let cfg2 = tmp.path().join("budget.toml");
-    std::fs::write(&cfg2, format!("lab = \"{lab}\"\n[systems.mariadb]\nvariants = [\"dynamic\"]\nmax_bytes = \"64KiB\"\n"))
-        .unwrap();
+    std::fs::write(
+        &cfg2,
+        format!("lab = \"{lab}\"\n[systems.mariadb]\nvariants = [\"dynamic\"]\nmax_bytes = \"64KiB\"\n"),
+    )
+    .unwrap();
     let results2 = tmp.path().join("r2");
     run_ok(
         &cfg2,
@@ -219,7 +222,10 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("authentication failed") && stderr.contains(&format!("{}:{}", srv.host, srv.port)), "{stderr}");
+    assert!(
+        stderr.contains("authentication failed") && stderr.contains(&format!("{}:{}", srv.host, srv.port)),
+        "{stderr}"
+    );
     let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
     assert!(!all.contains("definitely-wrong-pw-4712"), "the password was printed");
     let text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();

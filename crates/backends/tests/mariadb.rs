@@ -452,7 +452,10 @@ fn a_user_without_create_gets_a_clear_permission_error() {
     let err = b.reset(&ns(lab, 1)).unwrap_err();
     let e = err.chain();
     eprintln!("{e}");
-    assert!(e.starts_with(&format!("mariadb {}:{} as dedup_nocreate: resetting database {lab}", srv.host, srv.port)), "{e}");
+    assert!(
+        e.starts_with(&format!("mariadb {}:{} as dedup_nocreate: resetting database {lab}", srv.host, srv.port)),
+        "{e}"
+    );
     assert!(e.contains("may not create or drop the lab database") && e.contains("GRANT ALL PRIVILEGES ON"), "{e}");
     assert!(!e.contains(&pw));
     assert_eq!(err.class(), Some(ErrorClass::Permission));

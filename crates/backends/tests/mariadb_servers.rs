@@ -74,7 +74,8 @@ fn tls_verify_full_require_prefer_and_clear_failures() {
     let ca_path = ca_file.to_str().unwrap();
     let lab = "dedup_t_m_tls";
     let ns = ns(lab, 2);
-    let tls_line = |b: &mut Box<dyn Backend>| b.preflight(&ns).unwrap_or_else(|e| panic!("{}", e.chain())).checks[0].clone();
+    let tls_line =
+        |b: &mut Box<dyn Backend>| b.preflight(&ns).unwrap_or_else(|e| panic!("{}", e.chain())).checks[0].clone();
 
     // verify-full with the right CA, by IP and by name; the session is really encrypted.
     for host in ["127.0.0.1", "localhost"] {
@@ -154,7 +155,11 @@ fn a_server_without_local_infile_gets_batched_inserts_and_the_notes_say_so() {
     let ns = ns(lab, 2);
     let mut b = open_mdb(&config(lab, s.settings(json!({"batch_rows": 16})))).unwrap();
     let report = b.preflight(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
-    assert!(report.checks.iter().any(|c| c.contains("the server forbids LOAD DATA LOCAL INFILE")), "{:?}", report.checks);
+    assert!(
+        report.checks.iter().any(|c| c.contains("the server forbids LOAD DATA LOCAL INFILE")),
+        "{:?}",
+        report.checks
+    );
     b.reset(&ns).unwrap();
     let recs: Vec<_> = (0..100).map(|i| record(i, (i % 2) as u8, random_bytes(i, 3000 + i as usize))).collect();
     assert_eq!(b.bulk_insert(&ns, &mut stream(recs.clone())).unwrap(), 100);

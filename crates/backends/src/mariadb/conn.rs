@@ -166,7 +166,12 @@ impl MariaBackend {
     }
 
     /// Runs one or more statements (text protocol), discarding results.
-    pub(super) fn exec_sql(&mut self, kind: OpKind, op: impl FnOnce() -> String, sql: &str) -> Result<(), BackendError> {
+    pub(super) fn exec_sql(
+        &mut self,
+        kind: OpKind,
+        op: impl FnOnce() -> String,
+        sql: &str,
+    ) -> Result<(), BackendError> {
         self.run(kind, op, async |c| c.query_drop(sql).await)
     }
 }

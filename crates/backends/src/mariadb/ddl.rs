@@ -80,9 +80,11 @@ impl MariaBackend {
         if !matches!(self.variant.format, Format::PageCompressed(_)) {
             return None;
         }
-        self.run(OpKind::Admin, || "reading innodb_compression_algorithm".into(), async |c| {
-            c.query_first::<String, _>("SELECT @@GLOBAL.innodb_compression_algorithm").await
-        })
+        self.run(
+            OpKind::Admin,
+            || "reading innodb_compression_algorithm".into(),
+            async |c| c.query_first::<String, _>("SELECT @@GLOBAL.innodb_compression_algorithm").await,
+        )
         .ok()
         .flatten()
     }
@@ -141,7 +143,9 @@ impl MariaBackend {
         let exists: Option<String> = self.run(
             OpKind::Admin,
             || format!("looking for database {lab}"),
-            async |c| c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (name,)).await,
+            async |c| {
+                c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (name,)).await
+            },
         )?;
         if exists.is_none() {
             return Ok(Vec::new());

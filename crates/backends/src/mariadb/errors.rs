@@ -41,9 +41,7 @@ pub const ER_CLIENT_LOCAL_FILES_DISABLED: u16 = 3948;
 pub fn server_class(code: u16, state: &str) -> ErrorClass {
     match code {
         ER_ACCESS_DENIED | 1698 | 1862 => ErrorClass::Authentication,
-        ER_DBACCESS_DENIED | ER_TABLEACCESS_DENIED | ER_SPECIFIC_ACCESS_DENIED | 1143 | 1370 => {
-            ErrorClass::Permission
-        }
+        ER_DBACCESS_DENIED | ER_TABLEACCESS_DENIED | ER_SPECIFIC_ACCESS_DENIED | 1143 | 1370 => ErrorClass::Permission,
         ER_SERVER_SHUTDOWN | ER_CONNECTION_KILLED | 1152 | 1184 | 1317 => ErrorClass::ConnectionLost,
         // Lock wait timeout, max_statement_time exceeded (MariaDB, MySQL).
         1205 | ER_STATEMENT_TIMEOUT | 3024 => ErrorClass::Timeout,
@@ -83,7 +81,11 @@ pub fn class_of(e: &MyError) -> ErrorClass {
         MyError::Driver(DriverError::UnknownAuthPlugin { .. } | DriverError::CleartextPluginDisabled) => {
             ErrorClass::Authentication
         }
-        _ => class::classify_chain(e).unwrap_or(if is_lost(e) { ErrorClass::ConnectionLost } else { ErrorClass::BadRequest }),
+        _ => class::classify_chain(e).unwrap_or(if is_lost(e) {
+            ErrorClass::ConnectionLost
+        } else {
+            ErrorClass::BadRequest
+        }),
     }
 }
 
@@ -163,7 +165,10 @@ pub fn connect_error(s: &Settings, e: MyError) -> BackendError {
     } else if code == Some(ER_BAD_DB) {
         (format!("database {:?} does not exist; check {}", s.database, s.env("database")), ErrorClass::Config)
     } else if code == Some(ER_DBACCESS_DENIED) {
-        (format!("user {} may not use database {:?}; check {}", s.user, s.database, s.env("database")), ErrorClass::Permission)
+        (
+            format!("user {} may not use database {:?}; check {}", s.user, s.database, s.env("database")),
+            ErrorClass::Permission,
+        )
     } else if code == Some(1040) {
         ("the server has no free connection slots (max_connections)".to_string(), ErrorClass::Server)
     } else if code == Some(1130) {

@@ -66,7 +66,13 @@ struct Loaded {
 type LaneOutput = (Option<Conn>, Result<Loaded, LaneError>);
 
 /// One container's `LOAD DATA`: connect if needed, start a transaction, load from `rx`.
-async fn load_lane(conn: Option<Conn>, opts: Opts, timeout: Duration, sql: String, rx: mpsc::Receiver<Bytes>) -> LaneOutput {
+async fn load_lane(
+    conn: Option<Conn>,
+    opts: Opts,
+    timeout: Duration,
+    sql: String,
+    rx: mpsc::Receiver<Bytes>,
+) -> LaneOutput {
     let mut conn = match conn {
         Some(c) => c,
         None => match tokio::time::timeout(timeout, Conn::new(opts)).await {
@@ -77,9 +83,7 @@ async fn load_lane(conn: Option<Conn>, opts: Opts, timeout: Duration, sql: Strin
     };
     let result = async {
         conn.query_drop("START TRANSACTION").await?;
-        conn.set_infile_handler(async move {
-            Ok(Box::pin(Infile(rx)) as mysql_async::InfileData)
-        });
+        conn.set_infile_handler(async move { Ok(Box::pin(Infile(rx)) as mysql_async::InfileData) });
         conn.query_drop(sql).await?;
         let rows = conn.affected_rows();
         let warnings = if conn.get_warnings() > 0 {
@@ -298,7 +302,9 @@ impl MariaBackend {
                     failure = Some(match e {
                         LaneError::Connect(e) => connect_error(&self.s, e),
                         LaneError::ConnectTimeout => connect_timeout_error(&self.s),
-                        LaneError::Query(e) => op_error(&self.s, &format!("LOAD DATA LOCAL INFILE into {}", tables[i]), OpKind::Dml, e),
+                        LaneError::Query(e) => {
+                            op_error(&self.s, &format!("LOAD DATA LOCAL INFILE into {}", tables[i]), OpKind::Dml, e)
+                        }
                     });
                 }
                 Err(_) => {}
@@ -404,7 +410,12 @@ impl MariaBackend {
         let uuid_native = self.server.uuid_native;
         for (j, r) in items.iter().enumerate() {
             sql.extend_from_slice(if j == 0 { b"(" } else { b",(" });
-            typed::push_literal(&mut sql, Some(r.id.key.as_bytes()), Some(dedup_lab_core::ColumnType::Text), uuid_native);
+            typed::push_literal(
+                &mut sql,
+                Some(r.id.key.as_bytes()),
+                Some(dedup_lab_core::ColumnType::Text),
+                uuid_native,
+            );
             match ns.schema() {
                 None => {
                     sql.push(b',');

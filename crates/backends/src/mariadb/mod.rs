@@ -64,7 +64,9 @@ pub fn variants(cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
     for v in &list {
         Variant::parse(v, s.key_block_size, s.page_compression_level).map_err(|e| e.classed(ErrorClass::Config))?;
         if !seen.insert(v.as_str()) {
-            return Err(BackendError::msg(format!("{SYSTEM}: variant {v:?} is listed twice")).classed(ErrorClass::Config));
+            return Err(
+                BackendError::msg(format!("{SYSTEM}: variant {v:?} is listed twice")).classed(ErrorClass::Config)
+            );
         }
     }
     Ok(list)

@@ -19,8 +19,8 @@
 //! | `page_compression_level` | server's | 1–9, for variant `page-compressed` |
 
 use crate::BackendConfig;
-use crate::net::settings::{Defaults, NameOverride, ServerSettings, bad};
 pub use crate::net::settings::SslMode;
+use crate::net::settings::{Defaults, NameOverride, ServerSettings, bad};
 use dedup_lab_core::{BackendError, ErrorClass, LabName};
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -154,8 +154,9 @@ mod tests {
         assert_eq!((s.host.as_str(), s.port, s.connect_db.as_deref()), ("localhost", 3306, None));
         assert_eq!((s.tls.mode, s.bulk, s.key_block_size), (SslMode::Prefer, BulkPath::Load, 8));
         assert_eq!(s.endpoint(), "localhost:3306 as dedup");
-        let s = Settings::from_config(&cfg(json!({"user": "u", "database": "app", "bulk": "insert", "key_block_size": 4})))
-            .unwrap();
+        let s =
+            Settings::from_config(&cfg(json!({"user": "u", "database": "app", "bulk": "insert", "key_block_size": 4})))
+                .unwrap();
         assert_eq!((s.endpoint().as_str(), s.bulk, s.key_block_size), ("localhost:3306/app as u", BulkPath::Insert, 4));
     }
 

@@ -149,7 +149,8 @@ impl MariaBackend {
                 sizes.details.insert(format!("{name}.absent"), true.into());
                 continue;
             };
-            for (k, v) in [("data_bytes", data), ("index_bytes", index), ("free_bytes", free), ("rows_estimate", rows)] {
+            for (k, v) in [("data_bytes", data), ("index_bytes", index), ("free_bytes", free), ("rows_estimate", rows)]
+            {
                 sizes.details.insert(format!("{name}.{k}"), (*v).into());
             }
             reading.data += data;
@@ -216,7 +217,9 @@ impl MariaBackend {
         let mut notes = std::mem::take(&mut self.notes);
         let Some(r) = self.last_sizes.clone() else { return notes };
         let files = match (r.file, r.allocated) {
-            (Some(f), Some(a)) => format!("the .ibd files are {} long with {} allocated", format_bytes(f), format_bytes(a)),
+            (Some(f), Some(a)) => {
+                format!("the .ibd files are {} long with {} allocated", format_bytes(f), format_bytes(a))
+            }
             _ => "the .ibd files' sizes were not readable (PROCESS privilege)".into(),
         };
         let mut note = format!(

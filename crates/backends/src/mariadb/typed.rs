@@ -236,8 +236,9 @@ mod tests {
         let d = decode(ColumnType::Decimal { scale: 2 }, My::Bytes(b"-0.05".to_vec())).unwrap();
         assert_eq!(d, Value::Decimal(-5));
         let u = [7u8; 16];
-        let text = text_form(&Value::Uuid(u), ColumnType::Uuid, true).unwrap().unwrap();
-        assert_eq!(decode(ColumnType::Uuid, My::Bytes(text.into_owned())).unwrap(), Value::Uuid(u));
+        let uuid = Value::Uuid(u);
+        let text = text_form(&uuid, ColumnType::Uuid, true).unwrap().unwrap().into_owned();
+        assert_eq!(decode(ColumnType::Uuid, My::Bytes(text)).unwrap(), uuid);
         assert_eq!(decode(ColumnType::Uuid, My::Bytes(u.to_vec())).unwrap(), Value::Uuid(u));
         let j = decode(ColumnType::Json, My::Bytes(br#"{"b": 1.50, "a": [1]}"#.to_vec())).unwrap();
         assert_eq!(j, Value::Json(r#"{"a":[1],"b":1.5}"#.into()));

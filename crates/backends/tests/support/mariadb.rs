@@ -45,7 +45,8 @@ impl SharedServer {
     }
 
     pub fn database_exists(&self, db: &str) -> bool {
-        let rows = self.root_sql(&format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"));
+        let rows =
+            self.root_sql(&format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"));
         rows[0][0] != "0"
     }
 }
@@ -125,7 +126,11 @@ impl MariaServer {
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("mariadb-install-db: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "mariadb-install-db: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let init = dir.path().join("init.sql");
         std::fs::write(
@@ -309,7 +314,8 @@ impl Drop for MariaServer {
 }
 
 fn chown_mysql(p: &Path) -> Result<(), String> {
-    let ok = Command::new("chown").args(["mysql:mysql", &p.display().to_string()]).status().map_err(|e| e.to_string())?;
+    let ok =
+        Command::new("chown").args(["mysql:mysql", &p.display().to_string()]).status().map_err(|e| e.to_string())?;
     if ok.success() { Ok(()) } else { Err(format!("chown mysql {}", p.display())) }
 }
 
