@@ -208,34 +208,63 @@ fn every_axis_runs() {
     assert!(!srv.database_exists(lab));
 }
 
+/// Faults through the whole tool: a wrong password, nothing listening, a user without
+/// CREATE. Each fails its own cells with an error naming the system and endpoint, is
+/// journaled, and the run goes on with the next system; no secret is printed or journaled.
 #[test]
-fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
+fn faults_fail_their_cells_and_the_run_goes_on() {
     let Some(srv) = server() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let results = tmp.path().join("r");
-    let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
-        .env("DEDUP_MARIADB_PASSWORD", "definitely-wrong-pw-4712")
-        .args(["run", "--results", results.to_str().unwrap(), "--systems", "mariadb,sqlite"])
-        .args(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("authentication failed") && stderr.contains(&format!("{}:{}", srv.host, srv.port)),
-        "{stderr}"
-    );
-    let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
-    assert!(!all.contains("definitely-wrong-pw-4712"), "the password was printed");
-    let text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
-    assert!(!text.contains("definitely-wrong-pw-4712"), "the password was journaled");
-    for l in journal(&results) {
-        if let JournalLine::Cell { cell, status, .. } = l {
-            let want = if cell.system == SystemKind::Mariadb { CellStatus::Failed } else { CellStatus::Ok };
-            assert_eq!(status, want, "{cell}");
+    let nocreate_pw = mariadb::hex_token(8);
+    srv.root_sql(&format!(
+        "DROP USER IF EXISTS 'dedup_e2e_nocreate'@'%'; CREATE USER 'dedup_e2e_nocreate'@'%' IDENTIFIED BY \
+         '{nocreate_pw}'; GRANT SELECT ON `dedup_lab`.* TO 'dedup_e2e_nocreate'@'%'"
+    ));
+    let free = mariadb::free_port().unwrap().to_string();
+    let wrong = "definitely-wrong-pw-4712";
+    let endpoint = format!("{}:{}", srv.host, srv.port);
+    let cases: [(&str, Vec<(&str, &str)>, &str, String); 3] = [
+        ("wrong password", vec![("DEDUP_MARIADB_PASSWORD", wrong)], "authentication failed", endpoint.clone()),
+        ("unreachable", vec![("DEDUP_MARIADB_PORT", &free)], "nothing accepts connections", format!("{}:{free}", srv.host)),
+        (
+            "no CREATE",
+            vec![("DEDUP_MARIADB_USER", "dedup_e2e_nocreate"), ("DEDUP_MARIADB_PASSWORD", &nocreate_pw)],
+            "may not create or drop the lab database",
+            endpoint.clone(),
+        ),
+    ];
+    for (what, env, want, endpoint) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let results = tmp.path().join("r");
+        let out = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+            .envs(env.iter().copied())
+            .args(["run", "--results", results.to_str().unwrap(), "--systems", "mariadb,sqlite"])
+            .args(["--payload-types", "uuid_keys", "--grades", "U50", "--records", "4", "--record-size", "4KiB"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(want) && stderr.contains(&format!("mariadb {endpoint}")), "{what}: {stderr}");
+        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+        let text = std::fs::read_to_string(support::run_dir(&results).join("measurements.jsonl")).unwrap();
+        for secret in [wrong, nocreate_pw.as_str(), srv.password.as_str()] {
+            assert!(!all.contains(secret) && !text.contains(secret), "{what}: a password was printed or journaled");
         }
+        let mut failed = 0;
+        for l in journal(&results) {
+            if let JournalLine::Cell { cell, status, reason, .. } = l {
+                if cell.system == SystemKind::Mariadb {
+                    assert_eq!(status, CellStatus::Failed, "{what}: {cell}");
+                    assert!(reason.unwrap_or_default().contains(want), "{what}");
+                    failed += 1;
+                } else {
+                    assert_eq!(status, CellStatus::Ok, "{what}: the run goes on with {cell}");
+                }
+            }
+        }
+        assert_eq!(failed, 3, "{what}: one failed cell per variant");
     }
+    srv.root_sql("DROP USER 'dedup_e2e_nocreate'@'%'");
 }
 
 /// Cold cells: the configured `cold_command` restarts a throwaway server before every stage
