@@ -224,7 +224,12 @@ fn faults_fail_their_cells_and_the_run_goes_on() {
     let endpoint = format!("{}:{}", srv.host, srv.port);
     let cases: [(&str, Vec<(&str, &str)>, &str, String); 3] = [
         ("wrong password", vec![("DEDUP_MARIADB_PASSWORD", wrong)], "authentication failed", endpoint.clone()),
-        ("unreachable", vec![("DEDUP_MARIADB_PORT", &free)], "nothing accepts connections", format!("{}:{free}", srv.host)),
+        (
+            "unreachable",
+            vec![("DEDUP_MARIADB_PORT", &free)],
+            "nothing accepts connections",
+            format!("{}:{free}", srv.host),
+        ),
         (
             "no CREATE",
             vec![("DEDUP_MARIADB_USER", "dedup_e2e_nocreate"), ("DEDUP_MARIADB_PASSWORD", &nocreate_pw)],

@@ -17,7 +17,9 @@
 //!   with `bulk = "insert"`, batched multi-row `INSERT` instead; the stage's notes say which.
 //! - Per record: prepared `INSERT` / `DELETE` / `SELECT` on one persistent connection.
 //! - `maintenance`: `OPTIMIZE TABLE` (InnoDB rebuilds the table).
-//! - `settle`: `FLUSH TABLES … FOR EXPORT` (writes the tables' dirty pages, so page
+//! - `settle`: after deletes, a bounded wait until InnoDB's purge has freed the deleted
+//!   records' pages (history length 0, from `INNODB_METRICS`), so the delete stage is
+//!   measured with them free; then `FLUSH TABLES … FOR EXPORT` (writes the tables' dirty pages, so page
 //!   compression's holes are punched and the files are current) and `ANALYZE TABLE` (the
 //!   sizes in `information_schema` are statistics, stale without it). Without the RELOAD
 //!   privilege only `ANALYZE TABLE` runs; the sizes' details say so.
@@ -79,6 +81,8 @@ pub struct MariaBackend {
     /// `prefer` found no TLS on the server: connect in plaintext from now on.
     plain_only: bool,
     server: ServerInfo,
+    /// Records were deleted since the last settle: purge may still be freeing their pages.
+    purge_pending: bool,
     /// `Some(false)` once `FLUSH TABLES … FOR EXPORT` was refused for lack of privilege.
     flush_allowed: Option<bool>,
     /// What `settle` did last (reported in the sizes' details).
@@ -114,6 +118,7 @@ impl MariaBackend {
             conn: None,
             plain_only: false,
             server: ServerInfo::default(),
+            purge_pending: false,
             flush_allowed: None,
             settle_note: "not run yet".into(),
             notes: Vec::new(),

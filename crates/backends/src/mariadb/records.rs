@@ -40,6 +40,7 @@ impl MariaBackend {
     pub(super) fn delete_record(&mut self, ns: &Namespace, id: &RecordId) -> Result<u64, BackendError> {
         let t = self.table_of(ns, id)?;
         let sql = format!("DELETE FROM {t} WHERE k = ?");
+        self.purge_pending = true;
         self.run(
             OpKind::Dml,
             || format!("deleting {} from {t}", id.key),

@@ -53,6 +53,10 @@ impl MariaBackend {
         }
         let list = tables.join(", ");
         let mut did = Vec::new();
+        if self.purge_pending {
+            did.push(self.wait_for_purge()?);
+            self.purge_pending = false;
+        }
         if self.flush_allowed != Some(false) {
             // Writes the tables' dirty pages to their files (and so punches page
             // compression's holes), then releases the read lock it took.
@@ -84,17 +88,53 @@ impl MariaBackend {
             self.run(OpKind::Admin, || analyze.clone(), async |c| c.query(&analyze).await)?;
         check_admin_rows(&self.sys(), &analyze, &rows)?;
         did.push("ANALYZE TABLE".into());
-        self.settle_note = if self.flush_allowed == Some(false) {
-            format!(
-                "ANALYZE TABLE only: user {} may not FLUSH TABLES (needs the RELOAD privilege), so dirty pages may \
-                 still sit in the buffer pool; files are extended when pages are allocated, but page compression \
-                 punches its holes only when a page is written",
+        if self.flush_allowed == Some(false) {
+            did.push(format!(
+                "no FLUSH TABLES: user {} lacks the RELOAD privilege, so dirty pages may still sit in the buffer \
+                 pool; files are extended when pages are allocated, but page compression punches its holes only \
+                 when a page is written",
                 self.s.user
-            )
-        } else {
-            did.join(" + ")
-        };
+            ));
+        }
+        self.settle_note = did.join(" + ");
         Ok(())
+    }
+
+    /// After deletes: waits (bounded) until InnoDB's purge has removed the delete-marked
+    /// records, so their pages are free (and, with page compression, punched) before a size is
+    /// read, instead of during the next stage. Returns what happened, for the settle note.
+    fn wait_for_purge(&mut self) -> Result<String, BackendError> {
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+        let started = std::time::Instant::now();
+        loop {
+            let len = self.run(
+                OpKind::Admin,
+                || "reading InnoDB's history list length".into(),
+                async |c| {
+                    Ok(match c
+                        .query_first::<u64, _>(
+                            "SELECT COUNT FROM information_schema.INNODB_METRICS WHERE NAME = 'trx_rseg_history_len'",
+                        )
+                        .await
+                    {
+                        Ok(n) => Some(n.unwrap_or(0)),
+                        Err(e) if denied(&e) => None,
+                        Err(e) => return Err(e),
+                    })
+                },
+            )?;
+            let waited = started.elapsed().as_millis();
+            match len {
+                None => return Ok("no purge wait (INNODB_METRICS needs the PROCESS privilege)".into()),
+                Some(0) => return Ok(format!("purge done after {waited} ms")),
+                Some(n) if started.elapsed() >= LIMIT => {
+                    return Ok(format!(
+                        "purge not done after {waited} ms (history length {n}: other transactions on the server)"
+                    ));
+                }
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
     }
 
     pub(super) fn read_sizes(&mut self, ns: &Namespace) -> Result<InternalSizes, BackendError> {
@@ -104,7 +144,8 @@ impl MariaBackend {
         sizes.details.insert("settle".into(), self.settle_note.clone().into());
         let lab = ns.lab().to_string();
         let names: Vec<String> = ns.containers().map(|(_, n)| n).collect();
-        let tables: Vec<(String, u64, u64, u64, u64)> = self.run(
+        // NULLs (a view someone put into the lab) read as 0 instead of failing the conversion.
+        let tables: Vec<(String, Option<u64>, Option<u64>, Option<u64>, Option<u64>)> = self.run(
             OpKind::Admin,
             || format!("reading information_schema.TABLES of database {lab}"),
             async |c| {
@@ -145,13 +186,18 @@ impl MariaBackend {
         }
         let mut reading = Reading::default();
         for name in &names {
-            let Some((_, data, index, free, rows)) = tables.iter().find(|t| &t.0 == name) else {
+            let Some(&(_, data, index, free, rows)) = tables.iter().find(|t| &t.0 == name) else {
                 sizes.details.insert(format!("{name}.absent"), true.into());
                 continue;
             };
-            for (k, v) in [("data_bytes", data), ("index_bytes", index), ("free_bytes", free), ("rows_estimate", rows)]
-            {
-                sizes.details.insert(format!("{name}.{k}"), (*v).into());
+            let (data, index, free) = (data.unwrap_or(0), index.unwrap_or(0), free.unwrap_or(0));
+            for (k, v) in [
+                ("data_bytes", data),
+                ("index_bytes", index),
+                ("free_bytes", free),
+                ("rows_estimate", rows.unwrap_or(0)),
+            ] {
+                sizes.details.insert(format!("{name}.{k}"), v.into());
             }
             reading.data += data;
             reading.index += index;
