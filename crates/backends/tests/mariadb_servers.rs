@@ -174,6 +174,34 @@ fn a_server_without_local_infile_gets_batched_inserts_and_the_notes_say_so() {
     b.teardown(&ns).unwrap();
 }
 
+// ----- variants the server refuses -----
+
+#[test]
+fn variants_the_server_cannot_serve_are_refused_when_the_backend_opens() {
+    let opts = ServerOptions {
+        extra: vec!["--innodb-compression-algorithm=none".into(), "--innodb-read-only-compressed=ON".into()],
+        ..Default::default()
+    };
+    let Some(s) = server(&opts) else { return };
+    let cfg = config("dedup_t_m_refused", s.settings(json!({})));
+    for (variant, want) in [
+        ("page-compressed", "innodb_compression_algorithm, which is none"),
+        ("compressed", "innodb_read_only_compressed=ON makes ROW_FORMAT=COMPRESSED tables read-only"),
+    ] {
+        let err = open(SystemKind::Mariadb, variant, &cfg).err().expect("the variant must be refused");
+        let e = err.chain();
+        eprintln!("{e}");
+        assert!(
+            e.starts_with(&format!("mariadb 127.0.0.1:{} as tester: variant {variant:?} cannot run", s.port)),
+            "{e}"
+        );
+        assert!(e.contains(want) && e.contains("drop it from `variants`"), "{e}");
+        assert_eq!(err.class(), Some(ErrorClass::Config));
+    }
+    // What the server can serve still opens.
+    assert!(open_mdb(&cfg).is_ok());
+}
+
 // ----- faults -----
 
 #[test]

@@ -23,6 +23,9 @@ pub struct Reading {
     pub allocated: Option<u64>,
 }
 
+/// A row of information_schema.TABLES: name, data, index and free bytes, rows (estimated).
+type TableRow = (String, Option<u64>, Option<u64>, Option<u64>, Option<u64>);
+
 fn denied(e: &MyError) -> bool {
     matches!(e, MyError::Server(s) if matches!(s.code, ER_SPECIFIC_ACCESS_DENIED | ER_DBACCESS_DENIED | ER_TABLEACCESS_DENIED))
 }
@@ -145,7 +148,7 @@ impl MariaBackend {
         let lab = ns.lab().to_string();
         let names: Vec<String> = ns.containers().map(|(_, n)| n).collect();
         // NULLs (a view someone put into the lab) read as 0 instead of failing the conversion.
-        let tables: Vec<(String, Option<u64>, Option<u64>, Option<u64>, Option<u64>)> = self.run(
+        let tables: Vec<TableRow> = self.run(
             OpKind::Admin,
             || format!("reading information_schema.TABLES of database {lab}"),
             async |c| {

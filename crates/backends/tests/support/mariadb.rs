@@ -74,6 +74,8 @@ pub struct ServerOptions {
     pub tls: Option<(String, String)>,
     /// `--local-infile=0` when false (the default here is on).
     pub no_local_infile: bool,
+    /// Further `mariadbd` options.
+    pub extra: Vec<String>,
 }
 
 /// A throwaway MariaDB server; user `tester` with every privilege, over TCP.
@@ -156,6 +158,7 @@ impl MariaServer {
             "--max-connections=40".into(),
         ];
         args.extend(user);
+        args.extend(opts.extra.iter().cloned());
         if let Some((cert, key)) = &opts.tls {
             for (name, pem) in [("server.crt", cert), ("server.key", key)] {
                 let p = dir.path().join(name);
