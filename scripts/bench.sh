@@ -27,6 +27,7 @@
 #                            a ratio
 #   DEDUP_LAB_BENCH_RW_GIB   GiB of the file and of the .tar.gz that `realworld` builds
 #                            (default 2; needs about 3× that in free space)
+#   DEDUP_LAB_BENCH_MARIADB_MIB  MiB loaded by `mariadb` (default 256)
 #
 # Adding a section: write a function bench_<name> that calls `row` for every
 # figure, and `register_section <name> "<description>"`.
@@ -313,6 +314,102 @@ PY
   row "dedup-lab bulk_insert (binary COPY), the same rows" "$(mbps "$bytes" "$lab_s") MB/s" \
     "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
   row "**ratio dedup-lab / psql \\copy** (target ≥ 1.0)" "**$(calc '%.2f' "$psql_s / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
+    "best run of $REPEAT"
+  row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"
+}
+
+# --- section: mariadb ----------------------------------------------------------
+
+register_section mariadb "MariaDB bulk_insert vs the mariadb client's LOAD DATA LOCAL INFILE of the same rows into the same server; per-record latency"
+bench_mariadb() {
+  ensure_tool python3 python3
+  local mib="${DEDUP_LAB_BENCH_MARIADB_MIB:-256}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_MARIADB_MIB must be a whole number of MiB"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  # The running test server when there is one (`up` only when it is not).
+  if ! bash "$REPO/scripts/services.sh" env mariadb >/dev/null 2>&1; then
+    bash "$REPO/scripts/services.sh" up mariadb >&2
+  fi
+  eval "$(bash "$REPO/scripts/services.sh" env mariadb)"
+  local dir cfg
+  dir="$(scratch)/mariadb"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  # A lab of its own on the shared test server, in InnoDB's default row format.
+  printf 'lab = "dedup_lab_bench"\n[systems.mariadb]\nvariants = ["dynamic"]\n' >"$cfg"
+
+  # The reference: the same records as the tab-separated file LOAD DATA reads (the same
+  # escaping dedup-lab streams), loaded by the mariadb client into a table shaped like the lab's.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  python3 - "$dir/data/random_binary/U0" "$dir/rows.tsv" <<'PY'
+import json, sys
+ds, out = sys.argv[1], sys.argv[2]
+esc = lambda b: b.replace(b"\\", b"\\\\").replace(b"\t", b"\\\t").replace(b"\n", b"\\\n")
+with open(out, "wb") as f:
+    for line in open(ds + "/manifest.jsonl"):
+        r = json.loads(line)
+        if r["type"] != "record":
+            continue
+        f.write(r["key"].encode() + b"\t" + esc(open(ds + "/" + r["file"], "rb").read()) + b"\n")
+PY
+  rm -rf -- "$dir/data"
+  local client=(mariadb --no-defaults --local-infile=1 -h "$DEDUP_MARIADB_HOST" -P "$DEDUP_MARIADB_PORT" -u "$DEDUP_MARIADB_USER")
+  local setup="DROP DATABASE IF EXISTS dedup_lab_bench; CREATE DATABASE dedup_lab_bench;
+    CREATE TABLE dedup_lab_bench.c0 (k VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+      v LONGBLOB NOT NULL) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;"
+  local load="LOAD DATA LOCAL INFILE '$dir/rows.tsv' INTO TABLE dedup_lab_bench.c0 CHARACTER SET binary
+    FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (k, v)"
+  local best="" i t0 t1 s n
+  for ((i = 0; i < REPEAT; i++)); do
+    MYSQL_PWD="$DEDUP_MARIADB_PASSWORD" "${client[@]}" -e "$setup"
+    t0="$(now)"
+    MYSQL_PWD="$DEDUP_MARIADB_PASSWORD" "${client[@]}" -e "$load"
+    t1="$(now)"
+    n="$(MYSQL_PWD="$DEDUP_MARIADB_PASSWORD" "${client[@]}" -N -B -e 'SELECT COUNT(*) FROM dedup_lab_bench.c0')"
+    [[ "$n" == "$records" ]] || die "the mariadb client loaded $n rows, not $records"
+    s="$(calc '%.3f' "$t1 - $t0")"
+    if [[ -z "$best" ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best="$s"; fi
+  done
+  MYSQL_PWD="$DEDUP_MARIADB_PASSWORD" "${client[@]}" -e "DROP DATABASE dedup_lab_bench"
+  local client_s="$best"
+  rm -f -- "$dir/rows.tsv"
+
+  # dedup-lab: the same rows (same seed, spec and keys), REPEAT runs; the fastest bulk
+  # stage counts. Its duration includes streaming the records from the generator threads.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems mariadb --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert,perfile_delete >/dev/null 2>&1 || die "dedup-lab run against MariaDB failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins, dele = [], [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            assert any("LOAD DATA LOCAL INFILE streamed" in n for n in m["notes"]), m["notes"]
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+        elif m["stage"] == "perfile_delete":
+            dele.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"), p(dele, "p50_ns"), p(dele, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99 del50 del99
+  read -r lab_s ins50 ins99 del50 del99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "mariadb client LOAD DATA LOCAL INFILE, ${mib} MiB of random_binary (${records} × 512 KiB), ROW_FORMAT=DYNAMIC" \
+    "$(mbps "$bytes" "$client_s") MB/s" "${client_s} s, fastest of $REPEAT; reads a prepared file"
+  row "dedup-lab bulk_insert (streamed LOAD DATA LOCAL INFILE), the same rows" "$(mbps "$bytes" "$lab_s") MB/s" \
+    "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records on the fly"
+  row "**ratio dedup-lab / mariadb client** (target ≥ 1.0)" "**$(calc '%.2f' "$client_s / $lab_s")**" ""
   row "perfile_insert latency p50 / p99 (512 KiB records)" "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" \
     "best run of $REPEAT"
   row "perfile_delete latency p50 / p99" "$(calc '%.2f' "$del50") / $(calc '%.2f' "$del99") ms" "best run of $REPEAT"

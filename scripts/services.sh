@@ -502,7 +502,9 @@ register_system postgresql pg
 # default server (3306, /var/lib/mysql) may exist; we never touch it.
 # Users: root (password, for tests that need a superuser) and `dedup`, for '%'
 # and 'localhost', with rights only on databases named dedup* (the lab namespace
-# and the tests' own labs).
+# and the tests' own labs), plus the global RELOAD (the backend's settle runs
+# FLUSH TABLES … FOR EXPORT, which writes a table's dirty pages) and PROCESS
+# (its sizes read INNODB_SYS_TABLESPACES) privileges.
 
 MARIADB_OS_USER="mysql"
 MARIADB_TEST_USER="dedup"
@@ -568,19 +570,30 @@ mariadb_show_log() {
   fi
 }
 
+# Idempotent: also run on a server provisioned before, so that a grant added
+# here reaches a running server on its next `up`.
 mariadb_provision() {
-  local test_pw root_pw
+  local test_pw root_pw client=(mariadb --no-defaults -uroot --socket="$MARIADB_SOCKET")
   test_pw="$(read_password_file "$MARIADB_TEST_PWFILE")"
   root_pw="$(read_password_file "$MARIADB_ROOT_PWFILE")"
-  log "mariadb: creating user '$MARIADB_TEST_USER' (rights on dedup* only)"
-  # Fresh data dir: root@localhost has no password yet (install-db --auth-root-authentication-method=normal).
-  # The SQL (with passwords) goes in on stdin, not argv.
-  mariadb --no-defaults -uroot --socket="$MARIADB_SOCKET" >&2 <<SQL
+  log "mariadb: user '$MARIADB_TEST_USER' (all rights on dedup* only; RELOAD, PROCESS)"
+  # The SQL (with passwords) goes in on stdin, not argv. A fresh data dir's root has
+  # no password yet (install-db --auth-root-authentication-method=normal).
+  if [[ -f "$MARIADB_PROVISIONED" ]]; then
+    MYSQL_PWD="$root_pw" "${client[@]}" >&2 <<SQL
+GRANT RELOAD, PROCESS ON *.* TO '$MARIADB_TEST_USER'@'%';
+GRANT RELOAD, PROCESS ON *.* TO '$MARIADB_TEST_USER'@'localhost';
+SQL
+    return 0
+  fi
+  "${client[@]}" >&2 <<SQL
 ALTER USER 'root'@'localhost' IDENTIFIED BY '$root_pw';
 CREATE USER IF NOT EXISTS '$MARIADB_TEST_USER'@'%' IDENTIFIED BY '$test_pw';
 CREATE USER IF NOT EXISTS '$MARIADB_TEST_USER'@'localhost' IDENTIFIED BY '$test_pw';
 GRANT ALL PRIVILEGES ON \`dedup%\`.* TO '$MARIADB_TEST_USER'@'%';
 GRANT ALL PRIVILEGES ON \`dedup%\`.* TO '$MARIADB_TEST_USER'@'localhost';
+GRANT RELOAD, PROCESS ON *.* TO '$MARIADB_TEST_USER'@'%';
+GRANT RELOAD, PROCESS ON *.* TO '$MARIADB_TEST_USER'@'localhost';
 FLUSH PRIVILEGES;
 SQL
   : >"$MARIADB_PROVISIONED"
@@ -593,7 +606,8 @@ mariadb_up() {
     if [[ ! -f "$MARIADB_MARKER" ]]; then
       log "mariadb: a server already runs on $MARIADB_DATA but was not started by $PROG; leaving it alone"
     else
-      log "mariadb: already running on $MARIADB_HOST:$port; nothing to do"
+      log "mariadb: already running on $MARIADB_HOST:$port"
+      mariadb_provision
     fi
     return 0
   fi
@@ -616,7 +630,9 @@ mariadb_up() {
   chmod 755 -- "$MARIADB_DIR"
   log "mariadb: starting $(/usr/sbin/mariadbd --version | head -n1) on $MARIADB_HOST:$port"
   # Detached (setsid), stdin closed, our lock fd closed; mariadbd writes its own pid file.
-  (cd / && setsid /usr/sbin/mariadbd --no-defaults --user="$MARIADB_OS_USER" --datadir="$MARIADB_DATA" \
+  # `exec`: no shell stays behind as mariadbd's parent (one that would hold the lock fd
+  # for as long as the server runs, and so block every later `up` and `down`).
+  (cd / && exec setsid /usr/sbin/mariadbd --no-defaults --user="$MARIADB_OS_USER" --datadir="$MARIADB_DATA" \
     --bind-address="$MARIADB_HOST" --port="$port" --socket="$MARIADB_SOCKET" --pid-file="$MARIADB_PID" \
     --log-error="$MARIADB_LOG" --local-infile=1 --innodb-buffer-pool-size=128M \
     --max-allowed-packet=1G </dev/null >>"$MARIADB_LOG" 2>&1 9>&- &)

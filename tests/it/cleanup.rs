@@ -387,3 +387,48 @@ fn cleanup_drops_the_s3_lab_buckets_and_leaves_other_buckets_alone() {
         s3_curl(&env, "DELETE", &format!("/{b}"), b"");
     }
 }
+
+const MARIADB: &[&str] = &["DEDUP_MARIADB_HOST", "DEDUP_MARIADB_SOCKET", "DEDUP_MARIADB_ROOT_PASSWORD"];
+
+/// MariaDB: the lab database and everything in it is listed and dropped; a database of
+/// another lab (whose name starts with the lab's) survives.
+#[test]
+fn cleanup_drops_the_mariadb_lab_database_and_leaves_other_databases_alone() {
+    if crate::support::server_env("mariadb", MARIADB).is_none() {
+        return;
+    }
+    let srv = crate::mariadb_server::shared_env().expect("checked above");
+    let lab = "dedup_t_m_cleanup";
+    srv.root_sql(&format!(
+        "DROP DATABASE IF EXISTS {lab}; DROP DATABASE IF EXISTS {lab}x; CREATE DATABASE {lab}; \
+         CREATE TABLE {lab}.c0 (k TEXT); CREATE TABLE {lab}.c1 (k TEXT); CREATE TABLE {lab}.c7 (k TEXT); \
+         INSERT INTO {lab}.c0 VALUES ('left behind'); CREATE DATABASE {lab}x; CREATE TABLE {lab}x.c0 (k TEXT)"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n")).unwrap();
+    let args = [
+        "cleanup",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        tmp.path().to_str().unwrap(),
+        "--systems",
+        "mariadb",
+    ];
+    let listed = ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("found   mariadb") && listed.contains(&format!("database {lab}")), "{listed}");
+    for t in ["c0", "c1", "c7"] {
+        assert!(listed.contains(&format!("{lab}.{t}")), "{t} is listed: {listed}");
+    }
+    assert!(!listed.contains(&format!("{lab}x")), "only the lab is listed: {listed}");
+    assert!(srv.database_exists(lab), "--dry-run drops nothing");
+
+    let dropped = ok(&args);
+    assert!(dropped.contains("dropped mariadb"), "{dropped}");
+    assert!(!srv.database_exists(lab), "the lab database is gone");
+    assert!(srv.database_exists(&format!("{lab}x")), "another lab's database survives");
+    let again = ok(&args);
+    assert!(again.contains("clean   mariadb"), "{again}");
+    srv.root_sql(&format!("DROP DATABASE {lab}x"));
+}

@@ -7,6 +7,9 @@
 mod chromium;
 #[path = "../../crates/datagen/tests/support/corpus.rs"]
 mod corpus;
+#[path = "../../crates/backends/tests/support/mariadb.rs"]
+#[allow(dead_code)] // shared with the backend tests, which use all of it
+mod mariadb_server;
 #[path = "../../crates/backends/tests/support/pgcluster.rs"]
 #[allow(dead_code)] // shared with the backend tests, which use all of it
 mod pgcluster;
@@ -15,8 +18,10 @@ mod support;
 mod axes;
 mod cleanup;
 mod clickhouse;
+mod conformance_mariadb;
 mod conformance_postgresql;
 mod generate_cli;
+mod mariadb;
 mod native;
 mod postgresql;
 mod postgresql_cold;

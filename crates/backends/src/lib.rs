@@ -12,6 +12,8 @@ pub mod files;
 pub mod local;
 #[cfg(feature = "lsm")]
 pub mod lsm;
+#[cfg(feature = "mariadb")]
+pub mod mariadb;
 #[cfg(feature = "net")]
 pub mod net;
 #[cfg(feature = "postgresql")]

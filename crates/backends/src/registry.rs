@@ -112,6 +112,17 @@ pub const S3_KEYS: &[SettingKey] = &[
     plain("statement_timeout"),
 ];
 
+/// What the MariaDB backend reads on top of [`SERVER_KEYS`]; see `mariadb::settings`.
+const MARIADB_KEYS: &[SettingKey] = &[
+    plain("data_dir"),
+    plain("preflight_connections"),
+    plain("bulk"),
+    plain("batch_rows"),
+    plain("batch_bytes"),
+    plain("key_block_size"),
+    plain("page_compression_level"),
+];
+
 /// Opens a backend of `kind` in variant `variant`.
 pub type OpenFn = fn(SystemKind, &BackendConfig, &str) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -206,7 +217,6 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             variants: pg_variants,
             build: built!("postgresql", crate::postgresql::PgBackend::open),
         },
-        K::Mariadb => not_written("DEDUP_MARIADB"),
         K::Redis => SystemEntry {
             kind,
             feature: "redis",
@@ -224,6 +234,15 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             keys: &[SERVER_KEYS, CLICKHOUSE_KEYS],
             variants: clickhouse_variants,
             build: built!("clickhouse", |_, cfg, v| Ok(Box::new(crate::clickhouse::ChBackend::open(cfg, v)?))),
+        },
+        K::Mariadb => SystemEntry {
+            kind,
+            feature: "mariadb",
+            env_prefix: "DEDUP_MARIADB",
+            embedded: false,
+            keys: &[SERVER_KEYS, MARIADB_KEYS],
+            variants: mariadb_variants,
+            build: built!("mariadb", |_, cfg, v| Ok(Box::new(crate::mariadb::MariaBackend::open(cfg, v)?))),
         },
         K::Kafka => not_written("DEDUP_KAFKA"),
         // S3 / MinIO: prefix DEDUP_S3; the backend also reads every DEDUP_MINIO_<KEY> as a
@@ -280,6 +299,14 @@ fn s3_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Bac
     #[cfg(feature = "s3")]
     return crate::s3::variants(cfg);
     #[cfg(not(feature = "s3"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn mariadb_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "mariadb")]
+    return crate::mariadb::variants(cfg);
+    #[cfg(not(feature = "mariadb"))]
     return default_variant(kind, cfg);
 }
 

@@ -151,6 +151,13 @@ pub trait Backend: Send {
         None
     }
 
+    /// What the backend has to say about the stage just measured, beyond its figures: a
+    /// fallback path it took, why two of its size figures differ. The engine adds these to
+    /// the stage's notes after measuring; the default has nothing to say.
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// `Some(how)` when this variant removes duplicate records by design (a table engine
     /// that collapses equal rows on merge, a log compacted by content hash). Row counts are
     /// then checked against the range from the number of distinct records to the number

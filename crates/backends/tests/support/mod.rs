@@ -1,6 +1,8 @@
-//! Shared helpers of the PostgreSQL test binaries: skip-or-fail, configs, records, SQL.
+//! Shared helpers of the server test binaries: skip-or-fail, configs, records, SQL; throwaway
+//! PostgreSQL clusters (`pgcluster`) and MariaDB servers (`mariadb`).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mariadb;
 pub mod pgcluster;
 
 use dedup_lab_backends::BackendConfig;

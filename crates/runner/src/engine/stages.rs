@@ -111,6 +111,8 @@ impl Engine<'_> {
         let after = probe.read(b, ns)?;
         let internal_after = b.sizes(ns)?;
         let counted = b.count(ns)?;
+        let mut notes = work.notes;
+        notes.extend(b.take_notes());
         let deduplicates = b.deduplicates().is_some();
         let (mut matched, mut collapsed) = (0, 0);
         for (id, want) in &work.sample {
@@ -152,7 +154,7 @@ impl Engine<'_> {
             internal_after,
             readback_sampled: work.sample.len() as u64,
             readback_matched: matched,
-            notes: work.notes,
+            notes,
             valid: true,
             invalid_reasons: Vec::new(),
             unsupported: None,
