@@ -93,7 +93,10 @@ end
 begin "cargo test: run"
 set +e
 cargo test -j "$jobs" --workspace --all-targets 2>&1 | tee /dev/stderr | awk '
-    /^ *Running / { name = $2 }
+    /^ *Running / {
+        name = $2
+        if (name == "unittests") { c = $4; sub(/.*deps\//, "", c); sub(/-[0-9a-f]+\)$/, "", c); name = "unit tests of " c }
+    }
     /^ *Doc-tests / { name = "doc-tests " $2 }
     /^test result:/ { n = split($0, f, "finished in "); if (n > 1) printf "  %9s  %s\n", f[2], name }
 ' >"${TMPDIR:-/tmp}/dedup-lab-test-times.$$"
