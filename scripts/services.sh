@@ -122,6 +122,21 @@ write_secret_file() {
   chmod 600 -- "$f"
 }
 
+# SIGTERM to `pid`, then wait (bounded by $START_TIMEOUT) until it has exited; SIGKILL if
+# it has not by then. For servers that stop cleanly on TERM (they flush first).
+stop_process() {
+  local pid="$1" waited=0
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((waited >= START_TIMEOUT * 10)); then
+      kill -KILL "$pid" 2>/dev/null || true
+      return 0
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
 # Something accepting TCP connections on 127.0.0.1:$1?
 tcp_port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -650,7 +665,7 @@ mariadb_up() {
 }
 
 mariadb_down() {
-  local pid waited=0
+  local pid
   if [[ ! -f "$MARIADB_MARKER" ]]; then
     log "mariadb: not started by $PROG; nothing to stop"
     return 0
@@ -658,15 +673,7 @@ mariadb_down() {
   if mariadb_running; then
     pid="$(head -n1 -- "$MARIADB_PID")"
     log "mariadb: stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((waited >= START_TIMEOUT)); then
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-      fi
-      sleep 1
-      waited=$((waited + 1))
-    done
+    stop_process "$pid"
   fi
   rm -rf -- "$MARIADB_DIR"
   log "mariadb: removed $MARIADB_DIR"
@@ -847,7 +854,7 @@ redis_up() {
 }
 
 redis_down() {
-  local node pid waited
+  local node pid
   if [[ ! -f "$REDIS_MARKER" ]]; then
     log "redis: not started by $PROG; nothing to stop"
     return 0
@@ -856,16 +863,7 @@ redis_down() {
     if redis_node_running "$node"; then
       pid="$(head -n1 -- "$REDIS_DIR/$node/redis.pid")"
       log "redis: stopping $node (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      waited=0
-      while kill -0 "$pid" 2>/dev/null; do
-        if ((waited >= START_TIMEOUT * 10)); then
-          kill -KILL "$pid" 2>/dev/null || true
-          break
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-      done
+      stop_process "$pid"
     fi
   done
   rm -rf -- "$REDIS_DIR"
@@ -1098,7 +1096,7 @@ ch_up() {
 }
 
 ch_down() {
-  local pid waited=0
+  local pid
   if [[ ! -f "$CH_MARKER" ]]; then
     log "clickhouse: not started by $PROG; nothing to stop"
     return 0
@@ -1106,15 +1104,7 @@ ch_down() {
   if ch_running; then
     pid="$(head -n1 -- "$CH_PID")"
     log "clickhouse: stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((waited >= START_TIMEOUT)); then
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-      fi
-      sleep 1
-      waited=$((waited + 1))
-    done
+    stop_process "$pid"
   fi
   rm -rf -- "$CH_DIR"
   log "clickhouse: removed $CH_DIR"
@@ -1273,7 +1263,7 @@ s3_up() {
 }
 
 s3_down() {
-  local pid waited=0
+  local pid
   if [[ ! -f "$S3_MARKER" ]]; then
     log "s3: not started by $PROG; nothing to stop"
     return 0
@@ -1281,15 +1271,7 @@ s3_down() {
   if s3_running; then
     pid="$(head -n1 -- "$S3_PIDFILE")"
     log "s3: stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((waited >= START_TIMEOUT * 4)); then
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-      fi
-      sleep 0.25
-      waited=$((waited + 1))
-    done
+    stop_process "$pid"
   fi
   rm -rf -- "$S3_DIR"
   log "s3: removed $S3_DIR (the venv in $S3_VENV stays cached)"
