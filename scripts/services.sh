@@ -7,6 +7,7 @@
 #   scripts/services.sh env    [system…]   print `export …` lines (for eval) for running systems
 #   scripts/services.sh status [system…]   one line per system
 #   scripts/services.sh list               the known systems, one per line
+#   scripts/services.sh install [system…]  only install (and build) what is missing
 #
 # With no system named, every known system is meant (see `register_system`
 # calls below). Unknown names are an error (exit 2).
@@ -36,7 +37,8 @@
 #                              else the newest /usr/lib/postgresql/*/bin)
 #   DEDUP_LAB_S3_PORT          SeaweedFS S3 port       (default 18333; also _MASTER_PORT 19333,
 #                              _VOLUME_PORT 19340, _FILER_PORT 18888; gRPC = port + 10000)
-#   DEDUP_LAB_CACHE_DIR        cache for downloaded servers (default ~/.cache/dedup-lab)
+#   DEDUP_LAB_KAFKA_PORT       Kafka plaintext port    (default 19092; SASL +1, SASL_SSL +2)
+#   DEDUP_LAB_CACHE_DIR        cache for downloaded and built servers (default ~/.cache/dedup-lab)
 
 set -euo pipefail
 
@@ -1310,6 +1312,199 @@ s3_status() {
 register_system s3 s3
 
 # ===========================================================================
+# Kafka (crabka-broker)
+# ===========================================================================
+# No Apache Kafka or Redpanda can be installed here. The local broker is
+# crabka-broker, a Kafka-API broker in Rust that writes Kafka's own segment
+# format (codecs kept as produced), runs a compaction cleaner (every 30 s, on
+# closed segments) and answers DescribeLogDirs. Pinned to 0.3.0: 0.3.1-0.3.8
+# need a newer rustc than these machines have and 0.3.9 is an empty
+# placeholder. It is built ONCE per machine from its crates.io tarball with
+# `cargo build --release --locked` (~15-30 min on 2 cores) into
+# $DEDUP_LAB_CACHE_DIR/kafka (outside the repo and outside $SERVICES_DIR), so
+# later runs start it in about a second.
+#
+# Listeners on 127.0.0.1 (config file in the state dir):
+#   port      PLAINTEXT, no authentication (the tool's default connection);
+#   port + 1  SASL_PLAINTEXT with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN;
+#   port + 2  SASL_SSL (SCRAM) with a certificate from a CA made here (ca.crt).
+# Authorization is crabka's `simple` ACL authorizer with super users
+# ANONYMOUS (the plaintext listener) and dedup (crabka compares bare names,
+# not Kafka's `User:` form); any other user
+# (dedup_limited) has no ACLs. SCRAM users live in the cluster metadata and are
+# created by the tests through the plaintext listener (AlterUserScramCredentials);
+# crabka cannot take PLAIN passwords from its configuration, so PLAIN always
+# fails there. The broker's controller listener is fixed at 127.0.0.1:9093.
+
+KAFKA_HOST="127.0.0.1"
+KAFKA_DIR="$SERVICES_DIR/kafka"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_LOG="$KAFKA_DIR/broker.log"
+KAFKA_PIDFILE="$KAFKA_DIR/broker.pid"
+KAFKA_PWFILE="$KAFKA_DIR/dedup.password"
+KAFKA_MARKER="$KAFKA_DIR/$MARKER_NAME"
+KAFKA_PORT="${DEDUP_LAB_KAFKA_PORT:-19092}"
+KAFKA_BROKER_VERSION="0.3.0"
+KAFKA_CACHE="${DEDUP_LAB_CACHE_DIR:-${HOME:-/root}/.cache/dedup-lab}/kafka"
+KAFKA_BIN="$KAFKA_CACHE/bin/crabka-broker-$KAFKA_BROKER_VERSION"
+
+kafka_install() {
+  local src="$KAFKA_CACHE/src/crabka-broker-$KAFKA_BROKER_VERSION" t0
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  [[ -x "$KAFKA_BIN" ]] && return 0
+  command -v cargo >/dev/null 2>&1 || die "kafka: building crabka-broker needs cargo (Rust)"
+  t0=$(date +%s)
+  log "kafka: building crabka-broker $KAFKA_BROKER_VERSION once into $KAFKA_CACHE (takes 15-30 min on 2 cores)"
+  mkdir -p -- "$KAFKA_CACHE/src" "$KAFKA_CACHE/bin"
+  if [[ ! -f "$src/Cargo.lock" ]]; then
+    rm -rf -- "$src"
+    curl -fsSL --retry 3 "https://static.crates.io/crates/crabka-broker/crabka-broker-$KAFKA_BROKER_VERSION.crate" |
+      tar -xz -C "$KAFKA_CACHE/src" || die "kafka: cannot download crabka-broker $KAFKA_BROKER_VERSION from crates.io"
+  fi
+  (cd "$src" && CARGO_TARGET_DIR="$KAFKA_CACHE/target" nice -n 5 cargo build --release --locked \
+    -j "$(nproc)" --bin crabka-broker) >"$KAFKA_CACHE/build.log" 2>&1 ||
+    { tail -n 30 "$KAFKA_CACHE/build.log" >&2; die "kafka: building crabka-broker failed (log: $KAFKA_CACHE/build.log)"; }
+  cp -- "$KAFKA_CACHE/target/release/crabka-broker" "$KAFKA_BIN.tmp" && mv -- "$KAFKA_BIN.tmp" "$KAFKA_BIN"
+  rm -rf -- "$KAFKA_CACHE/target"
+  log "kafka: built $KAFKA_BIN in $(($(date +%s) - t0)) s"
+}
+
+kafka_running() {
+  [[ -s "$KAFKA_PIDFILE" ]] && kill -0 "$(head -n1 -- "$KAFKA_PIDFILE")" 2>/dev/null
+}
+
+kafka_port_open() {
+  (exec 3<>"/dev/tcp/$KAFKA_HOST/$1") 2>/dev/null
+}
+
+# A CA and a certificate for localhost/127.0.0.1 signed by it, for the TLS listener.
+kafka_tls_files() {
+  [[ -s "$KAFKA_DIR/broker.crt" ]] && return 0
+  (
+    cd "$KAFKA_DIR" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 -subj "/CN=dedup-lab test CA" &&
+      openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost" &&
+      printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext &&
+      openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt -days 7 -extfile san.ext
+  ) >/dev/null 2>&1 || die "kafka: openssl could not make the test certificates"
+}
+
+kafka_up() {
+  local p waited=0
+  if kafka_running; then
+    log "kafka: already running on $KAFKA_HOST:$KAFKA_PORT; nothing to do"
+    return 0
+  fi
+  [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] || die "kafka: bad port '$KAFKA_PORT'"
+  for p in "$KAFKA_PORT" "$((KAFKA_PORT + 1))" "$((KAFKA_PORT + 2))" 9093; do
+    tcp_port_busy "$p" && die "kafka: port $p on $KAFKA_HOST is taken by another process (set DEDUP_LAB_KAFKA_PORT; crabka's controller always uses 9093)"
+  done
+  mkdir -p -- "$KAFKA_DATA"
+  [[ -s "$KAFKA_PWFILE" ]] || write_secret_file "$KAFKA_PWFILE" "$(gen_password)"
+  [[ -s "$KAFKA_DATA/meta.properties.json" ]] ||
+    printf '{"directory_id":"%s","cluster_id":"dedup-lab-test","node_id":1}\n' "$(cat /proc/sys/kernel/random/uuid)" \
+      >"$KAFKA_DATA/meta.properties.json"
+  kafka_tls_files
+  cat >"$KAFKA_DIR/broker.toml" <<EOF
+# Written by dedup-lab scripts/services.sh on every start; edits are lost.
+broker_id = 1
+log_dir = "$KAFKA_DATA"
+inter_broker_listener_name = "PLAIN"
+
+[[listeners]]
+name = "PLAIN"
+bind_addr = "$KAFKA_HOST:$KAFKA_PORT"
+advertised = "$KAFKA_HOST:$KAFKA_PORT"
+protocol = "Plaintext"
+
+[[listeners]]
+name = "SASL"
+bind_addr = "$KAFKA_HOST:$((KAFKA_PORT + 1))"
+advertised = "$KAFKA_HOST:$((KAFKA_PORT + 1))"
+protocol = "SaslPlaintext"
+sasl_config = { enabled_mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] }
+
+[[listeners]]
+name = "TLS"
+bind_addr = "$KAFKA_HOST:$((KAFKA_PORT + 2))"
+advertised = "localhost:$((KAFKA_PORT + 2))"
+protocol = "SaslSsl"
+tls_config = { cert_path = "$KAFKA_DIR/broker.crt", key_path = "$KAFKA_DIR/broker.key", client_auth = "Disabled" }
+sasl_config = { enabled_mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256"] }
+
+[authorization]
+type = "simple"
+super_users = ["ANONYMOUS", "dedup"]
+EOF
+  log "kafka: starting crabka-broker $KAFKA_BROKER_VERSION on $KAFKA_HOST:$KAFKA_PORT (+1 SASL, +2 SASL_SSL)"
+  # exec: the pid file holds the broker's own pid; 9>&-: it must not hold our lock.
+  (cd / && RUST_LOG=warn exec setsid "$KAFKA_BIN" --config-file "$KAFKA_DIR/broker.toml" --metrics-listen-addr none \
+    </dev/null >>"$KAFKA_LOG" 2>&1 9>&-) &
+  echo $! >"$KAFKA_PIDFILE"
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$KAFKA_MARKER"
+  until kafka_port_open "$KAFKA_PORT" && kafka_port_open "$((KAFKA_PORT + 2))"; do
+    if ! kafka_running; then
+      tail -n 30 -- "$KAFKA_LOG" >&2
+      die "kafka: the broker exited during start-up (state kept; '$PROG down kafka' cleans up)"
+    fi
+    if ((waited >= START_TIMEOUT * 10)); then
+      tail -n 30 -- "$KAFKA_LOG" >&2
+      die "kafka: not ready after ${START_TIMEOUT}s (state kept; '$PROG down kafka' cleans up)"
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  log "kafka: up after ~$((waited / 10))s (data $KAFKA_DATA, log $KAFKA_LOG)"
+}
+
+kafka_down() {
+  local pid
+  if [[ ! -f "$KAFKA_MARKER" ]]; then
+    log "kafka: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  if kafka_running; then
+    pid="$(head -n1 -- "$KAFKA_PIDFILE")"
+    log "kafka: stopping (pid $pid)"
+    stop_process "$pid"
+  fi
+  rm -rf -- "$KAFKA_DIR"
+  log "kafka: removed $KAFKA_DIR (the broker binary stays cached in $KAFKA_CACHE)"
+}
+
+kafka_is_up() {
+  [[ -f "$KAFKA_MARKER" ]] && kafka_running
+}
+
+kafka_env() {
+  print_export DEDUP_KAFKA_HOST "$KAFKA_HOST"
+  print_export DEDUP_KAFKA_PORT "$KAFKA_PORT"
+  print_export DEDUP_KAFKA_BROKER "crabka-broker $KAFKA_BROKER_VERSION"
+  print_export DEDUP_KAFKA_DATA_DIR "$KAFKA_DATA"
+  # Tests only: the SASL and SASL_SSL listeners, the CA, the password of User:dedup (the
+  # tests create its SCRAM credentials), the broker's pid and how to start it again.
+  print_export DEDUP_KAFKA_TEST_SASL_PORT "$((KAFKA_PORT + 1))"
+  print_export DEDUP_KAFKA_TEST_TLS_PORT "$((KAFKA_PORT + 2))"
+  print_export DEDUP_KAFKA_TEST_CA "$KAFKA_DIR/ca.crt"
+  print_export DEDUP_KAFKA_TEST_PASSWORD "$(read_password_file "$KAFKA_PWFILE")"
+  print_export DEDUP_KAFKA_TEST_PID_FILE "$KAFKA_PIDFILE"
+}
+
+kafka_status() {
+  if kafka_is_up; then
+    printf 'kafka: crabka-broker %s running (pid %s) on %s:%s, data %s\n' "$KAFKA_BROKER_VERSION" \
+      "$(head -n1 -- "$KAFKA_PIDFILE")" "$KAFKA_HOST" "$KAFKA_PORT" "$KAFKA_DATA"
+  elif [[ -f "$KAFKA_MARKER" ]]; then
+    printf 'kafka: started by %s but not running (state in %s)\n' "$PROG" "$KAFKA_DIR"
+  else
+    printf 'kafka: not running\n'
+  fi
+}
+
+register_system kafka kafka
+
+# ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —
 #  one section each, ending in `register_system <name> <prefix>`)
 # ===========================================================================
@@ -1358,7 +1553,7 @@ main() {
   local cmd="${1:-}" s p i rc=0
   if (($# > 0)); then shift; fi
   case "$cmd" in
-    up | down | env | status) ;;
+    up | down | env | status | install) ;;
     list)
       printf '%s\n' "${SYSTEMS[@]}"
       exit 0
@@ -1386,6 +1581,10 @@ main() {
       # Install everything first (one apt-get update for all), then start.
       for s in "${SELECTED[@]}"; do "${SYSTEM_PREFIX[$s]}_install"; done
       for s in "${SELECTED[@]}"; do "${SYSTEM_PREFIX[$s]}_up"; done
+      ;;
+    install)
+      take_lock
+      for s in "${SELECTED[@]}"; do "${SYSTEM_PREFIX[$s]}_install"; done
       ;;
     down)
       take_lock

@@ -9,6 +9,8 @@ pub mod config;
 pub mod conformance;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod local;
 #[cfg(feature = "lsm")]
 pub mod lsm;

@@ -112,6 +112,21 @@ pub const S3_KEYS: &[SettingKey] = &[
     plain("statement_timeout"),
 ];
 
+/// What the Kafka backend reads on top of [`SERVER_KEYS`]; see `kafka::settings`.
+const KAFKA_KEYS: &[SettingKey] = &[
+    plain("bootstrap"),
+    plain("sasl_mechanism"),
+    plain("partitions"),
+    plain("replication_factor"),
+    plain("batch_bytes"),
+    plain("max_message_bytes"),
+    plain("in_flight"),
+    plain("segment_bytes"),
+    plain("cleaner_timeout"),
+    plain("data_dir"),
+    plain("broker"),
+];
+
 /// What the MariaDB backend reads on top of [`SERVER_KEYS`]; see `mariadb::settings`.
 const MARIADB_KEYS: &[SettingKey] = &[
     plain("data_dir"),
@@ -171,15 +186,6 @@ macro_rules! built {
 /// The registry: the one `match` over every system.
 pub fn entry(kind: SystemKind) -> SystemEntry {
     use SystemKind as K;
-    let not_written = |env_prefix| SystemEntry {
-        kind,
-        feature: "",
-        env_prefix,
-        embedded: false,
-        keys: &[],
-        variants: default_variant,
-        build: Build::NotWritten,
-    };
     match kind {
         K::Sqlite => SystemEntry {
             kind,
@@ -244,7 +250,15 @@ pub fn entry(kind: SystemKind) -> SystemEntry {
             variants: mariadb_variants,
             build: built!("mariadb", |_, cfg, v| Ok(Box::new(crate::mariadb::MariaBackend::open(cfg, v)?))),
         },
-        K::Kafka => not_written("DEDUP_KAFKA"),
+        K::Kafka => SystemEntry {
+            kind,
+            feature: "kafka",
+            env_prefix: "DEDUP_KAFKA",
+            embedded: false,
+            keys: &[SERVER_KEYS, KAFKA_KEYS],
+            variants: kafka_variants,
+            build: built!("kafka", |_, cfg, v| Ok(Box::new(crate::kafka::KafkaBackend::open(cfg, v)?))),
+        },
         // S3 / MinIO: prefix DEDUP_S3; the backend also reads every DEDUP_MINIO_<KEY> as a
         // fallback (see s3::settings), so the study's MinIO variable names keep working.
         K::S3 => SystemEntry {
@@ -299,6 +313,14 @@ fn s3_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, Bac
     #[cfg(feature = "s3")]
     return crate::s3::variants(cfg);
     #[cfg(not(feature = "s3"))]
+    return default_variant(kind, cfg);
+}
+
+#[allow(unused_variables)]
+fn kafka_variants(kind: SystemKind, cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
+    #[cfg(feature = "kafka")]
+    return crate::kafka::variants(cfg);
+    #[cfg(not(feature = "kafka"))]
     return default_variant(kind, cfg);
 }
 

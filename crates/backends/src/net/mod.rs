@@ -1,7 +1,8 @@
 //! What every server backend needs, written once: connection settings ([`settings`]), the
 //! rustls client configuration and its error explanations ([`tls`]), error classes for I/O and
 //! TLS failures ([`class`]), the preflight consistency check ([`consistency`]), a record
-//! batcher for bulk paths ([`batch`]) and, with feature `http`, the one HTTP client
+//! batcher for bulk paths ([`batch`]), a plain-or-TLS socket for byte-stream protocols
+//! ([`stream`]) and, with feature `http`, the one HTTP client
 //! ([`http`]).
 //!
 //! A backend keeps only what is specific to its system: its wire protocol, its SQL or API
@@ -13,4 +14,5 @@ pub mod consistency;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod settings;
+pub mod stream;
 pub mod tls;

@@ -7,9 +7,9 @@
 //! TLS stack, against a crate whose cluster client pulls in both and hides which node a
 //! command went to — which this tool must know to measure memory per master.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+pub use crate::net::stream::ConnectOptions;
+use crate::net::stream::Stream;
+use std::io::{self, BufRead, BufReader, Write};
 use std::time::Duration;
 
 /// One reply. RESP2 only (`HELLO 2`): no maps, sets or doubles.
@@ -54,54 +54,6 @@ impl Reply {
     }
 }
 
-/// How to open a connection.
-#[derive(Clone)]
-pub struct ConnectOptions {
-    pub connect_timeout: Duration,
-    /// Read and write limit of every command; `None`: wait as long as the server takes.
-    pub io_timeout: Option<Duration>,
-    /// TLS configuration and the name the certificate must be valid for.
-    pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
 /// One connection to one server.
 pub struct Conn {
     stream: BufReader<Stream>,
@@ -113,36 +65,7 @@ pub struct Conn {
 impl Conn {
     /// Connects to `host:port` (TCP, then TLS when configured) within the connect timeout.
     pub fn connect(host: &str, port: u16, o: &ConnectOptions) -> io::Result<Conn> {
-        let mut last = None;
-        let mut tcp = None;
-        for addr in (host, port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, o.connect_timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let tcp = tcp.ok_or_else(|| last.unwrap_or_else(|| io::Error::other("the host name resolves to nothing")))?;
-        tcp.set_nodelay(true)?;
-        let stream = match &o.tls {
-            None => Stream::Plain(tcp),
-            Some((cfg, name)) => {
-                let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), server_name).map_err(io::Error::other)?;
-                let mut s = rustls::StreamOwned::new(conn, tcp);
-                s.sock.set_read_timeout(Some(o.connect_timeout))?;
-                s.sock.set_write_timeout(Some(o.connect_timeout))?;
-                while s.conn.is_handshaking() {
-                    s.conn.complete_io(&mut s.sock)?;
-                }
-                Stream::Tls(Box::new(s))
-            }
-        };
-        stream.tcp().set_read_timeout(o.io_timeout)?;
-        stream.tcp().set_write_timeout(o.io_timeout)?;
+        let stream = Stream::connect(host, port, o)?;
         Ok(Conn { stream: BufReader::with_capacity(64 * 1024, stream), out: Vec::new(), pending: 0 })
     }
 
