@@ -1483,12 +1483,14 @@ kafka_env() {
   print_export DEDUP_KAFKA_BROKER "crabka-broker $KAFKA_BROKER_VERSION"
   print_export DEDUP_KAFKA_DATA_DIR "$KAFKA_DATA"
   # Tests only: the SASL and SASL_SSL listeners, the CA, the password of User:dedup (the
-  # tests create its SCRAM credentials), the broker's pid and how to start it again.
+  # tests create its SCRAM credentials), the broker's pid, and the binary (fault tests start
+  # a throwaway broker of their own on 127.0.0.2).
   print_export DEDUP_KAFKA_TEST_SASL_PORT "$((KAFKA_PORT + 1))"
   print_export DEDUP_KAFKA_TEST_TLS_PORT "$((KAFKA_PORT + 2))"
   print_export DEDUP_KAFKA_TEST_CA "$KAFKA_DIR/ca.crt"
   print_export DEDUP_KAFKA_TEST_PASSWORD "$(read_password_file "$KAFKA_PWFILE")"
   print_export DEDUP_KAFKA_TEST_PID_FILE "$KAFKA_PIDFILE"
+  print_export DEDUP_KAFKA_TEST_BIN "$KAFKA_BIN"
 }
 
 kafka_status() {

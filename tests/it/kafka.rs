@@ -90,3 +90,265 @@ fn kafka_conforms_in_every_variant() {
         );
     }
 }
+
+/// Native records (one message per record, its canonical encoding) through the bulk path and
+/// one by one, read back, counted and deleted (tombstones): the compact-key variant is the
+/// one with per-record delete.
+#[test]
+fn kafka_native_mode_round_trips_in_compact_key() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_kafka_native";
+    let mut b = open_with(lab, "cleanup=compact-key", serde_json::json!({ "cleaner_timeout": 1 }));
+    conformance::run_native_suite(b.as_mut(), lab);
+    assert!(topic_dirs(&env, &lab.parse().unwrap()).is_empty(), "the native suite left topics behind");
+}
+
+/// The SCRAM credentials of `user` for both mechanisms, set through the plaintext listener
+/// (the broker's metadata holds them; services.sh cannot, it has no Kafka client).
+fn scram_user(user: &str, password: &str) {
+    let cfg = config("dedup_t_kafka_admin", serde_json::json!({}));
+    let mut b = dedup_lab_backends::kafka::KafkaBackend::open(&cfg, "default").unwrap();
+    for sha512 in [true, false] {
+        b.cluster().upsert_scram_user(user, password, sha512).unwrap_or_else(|e| panic!("{}", e.chain()));
+    }
+}
+
+fn sasl_settings(env: &Env, port: &str, mech: &str, user: &str, password: &str) -> serde_json::Value {
+    // The password goes through a file: the config never holds a secret.
+    let file = std::env::temp_dir().join(format!("dedup-t-kafka-pw-{user}-{}", std::process::id()));
+    std::fs::write(&file, password).unwrap();
+    let _ = env;
+    // crabka advertises its plaintext listener to clients of every listener: stay on this one.
+    serde_json::json!({ "port": port, "user": user, "sasl_mechanism": mech, "password_file": file, "bootstrap_only": true })
+}
+
+#[test]
+fn kafka_scram_and_tls_authenticate_and_bad_credentials_are_one_clear_error() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_kafka_auth";
+    scram_user("dedup", &env.password);
+    let ns = Namespace::new(&lab.parse().unwrap(), 1);
+    for mech in ["scram-sha-512", "scram-sha-256"] {
+        let mut b = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, mech, "dedup", &env.password));
+        let report = b.preflight(&ns).unwrap_or_else(|e| panic!("{mech}: {}", e.chain()));
+        assert!(report.checks.iter().any(|c| c.contains("authenticated")), "{mech}: {:?}", report.checks);
+        assert!(b.endpoint().contains(&mech.to_ascii_uppercase()), "{}", b.endpoint());
+    }
+    // TLS (SASL_SSL) with the test CA, the certificate checked against `localhost`.
+    let mut tls = sasl_settings(&env, &env.tls_port, "scram-sha-512", "dedup", &env.password);
+    tls["sslrootcert"] = serde_json::json!(env.ca);
+    tls["tls_server_name"] = serde_json::json!("localhost");
+    let mut b = open_with(lab, "default", tls.clone());
+    b.reset(&ns).unwrap_or_else(|e| panic!("TLS: {}", e.chain()));
+    assert_eq!(b.insert_one(&ns, &blob(1, 0, vec![7u8; 4096])).unwrap(), 1);
+    assert_eq!(b.count(&ns).unwrap(), 1);
+    b.teardown(&ns).unwrap();
+    // A certificate for another name is a configuration error.
+    tls["tls_server_name"] = serde_json::json!("elsewhere.example");
+    let e = open_with(lab, "default", tls).reset(&ns).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Config), "{}", e.chain());
+
+    // Wrong password: one authentication error that never shows the password.
+    let wrong = "not-the-password-4711";
+    let e = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, "scram-sha-512", "dedup", wrong))
+        .reset(&ns)
+        .unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Authentication), "{}", e.chain());
+    assert!(!e.chain().contains(wrong) && !e.chain().contains(&env.password), "{}", e.chain());
+    assert!(e.chain().contains("password"), "the fix is named: {}", e.chain());
+    // PLAIN: crabka takes no PLAIN passwords from its configuration, so it always refuses.
+    let e = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, "plain", "dedup", &env.password))
+        .reset(&ns)
+        .unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Authentication), "{}", e.chain());
+    // A mechanism the listener does not offer names the ones it does.
+    let mut plain_tls = sasl_settings(&env, &env.tls_port, "plain", "dedup", &env.password);
+    plain_tls["sslrootcert"] = serde_json::json!(env.ca);
+    plain_tls["tls_server_name"] = serde_json::json!("localhost");
+    let e = open_with(lab, "default", plain_tls).reset(&ns).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Config), "{}", e.chain());
+    assert!(e.chain().contains("SCRAM-SHA-512"), "{}", e.chain());
+}
+
+#[test]
+fn kafka_authorization_failure_is_one_sentence_with_the_acls_to_grant() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_kafka_acl";
+    scram_user("dedup_limited", "limited-password-1");
+    let mut b = open_with(
+        lab,
+        "default",
+        sasl_settings(&env, &env.sasl_port, "scram-sha-512", "dedup_limited", "limited-password-1"),
+    );
+    let e = b.reset(&Namespace::new(&lab.parse().unwrap(), 1)).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Permission), "{}", e.chain());
+    let text = e.chain();
+    assert!(text.contains("User:dedup_limited") && text.contains("dedup-lab-"), "{text}");
+    assert_eq!(text.lines().count(), 1, "one sentence: {text}");
+}
+
+#[test]
+fn kafka_unreachable_bootstrap_is_classed_and_named() {
+    let Some(_env) = env() else { return };
+    let mut b = open_with(
+        "dedup_t_kafka_unreach",
+        "default",
+        serde_json::json!({ "host": "127.0.0.1", "port": 1, "connect_timeout": 2 }),
+    );
+    let e = b.reset(&Namespace::new(&"dedup_t_kafka_unreach".parse().unwrap(), 1)).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Unreachable), "{}", e.chain());
+    assert!(e.chain().contains("127.0.0.1:1"), "{}", e.chain());
+}
+
+/// Ground truth on the broker's disk: zstd shrinks compressible records and `none` does not;
+/// compaction by content hash leaves one copy of each distinct value once the cleaner ran.
+#[test]
+fn kafka_codecs_and_hash_compaction_change_what_the_broker_stores() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_kafka_truth";
+    let ns = Namespace::new(&lab.parse().unwrap(), 1);
+    let text = |i: u64| format!("record {i} ").repeat(6000).into_bytes();
+    let mut sizes = Vec::new();
+    for variant in ["compression=none", "compression=zstd"] {
+        let mut b = open_with(lab, variant, serde_json::json!({}));
+        b.reset(&ns).unwrap();
+        let mut recs = (0..40).map(|i| Ok(blob(i, 0, text(i))));
+        assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 40);
+        let total = b.sizes(&ns).unwrap().total_bytes.unwrap();
+        sizes.push(total);
+        b.teardown(&ns).unwrap();
+    }
+    let logical: u64 = (0..40).map(|i| text(i).len() as u64).sum();
+    assert!(sizes[0] >= logical, "uncompressed log {} < logical {logical}", sizes[0]);
+    assert!(sizes[1] * 20 < sizes[0], "zstd should shrink repetitive text 20x: {sizes:?}");
+
+    // 60 records of 32 KiB, 6 distinct values (U90): after compaction by hash about 6 stay.
+    let mut b =
+        open_with(lab, "cleanup=compact-hash", serde_json::json!({ "segment_bytes": 65536, "cleaner_timeout": 90 }));
+    b.reset(&ns).unwrap();
+    let value = |v: u64| {
+        let mut x = v.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..32 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>()
+    };
+    let mut recs = (0..60).map(|i| Ok(blob(i, 0, value(i % 6))));
+    assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 60);
+    // Closes the last full segment: one more record (a 7th distinct value).
+    b.insert_one(&ns, &blob(60, 0, value(99))).unwrap();
+    let before = b.sizes(&ns).unwrap().total_bytes.unwrap();
+    assert!(before >= 60 * 32 * 1024, "{before}");
+    let m = b.maintenance(&ns).unwrap();
+    let after = b.sizes(&ns).unwrap().total_bytes.unwrap();
+    assert!(after * 3 < before, "compaction by hash should drop most copies: {before} -> {after} ({})", m.action);
+    assert_eq!(b.count(&ns).unwrap(), 7, "one record per distinct value");
+    assert!(b.deduplicates().is_some());
+    let on_disk: u64 = topic_dirs(&env, ns.lab())
+        .iter()
+        .flat_map(|d| std::fs::read_dir(env.data_dir.join(d)).unwrap())
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(on_disk < before, "the files shrank too: {on_disk} vs {before}");
+    b.teardown(&ns).unwrap();
+}
+
+/// A throwaway broker of the test's own on 127.0.0.2 (crabka's controller takes port 9093 of
+/// the listen address, so a second broker needs a second loopback address).
+struct Throwaway {
+    bin: String,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Throwaway {
+    fn start() -> Throwaway {
+        let bin = std::env::var("DEDUP_KAFKA_TEST_BIN").expect("DEDUP_KAFKA_TEST_BIN (scripts/services.sh env kafka)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("meta.properties.json"),
+            r#"{"directory_id":"6f1c1a52-4b8e-4e4c-9d55-0d3f3c0f9a11","cluster_id":"throwaway","node_id":1}"#,
+        )
+        .unwrap();
+        let mut t = Throwaway { bin, dir, port: 19192, child: None };
+        t.start_again();
+        t
+    }
+
+    fn start_again(&mut self) {
+        let child = std::process::Command::new(&self.bin)
+            .args(["--listen-addr", &format!("127.0.0.2:{}", self.port), "--metrics-listen-addr", "none", "--log-dir"])
+            .arg(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the broker starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.2", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the throwaway broker is not up after 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "host": "127.0.0.2", "port": self.port, "statement_timeout": 10, "connect_timeout": 2 })
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The broker stopped in the middle of a bulk load: a classed error, not a hang or a count;
+/// while it is down a clear "cannot connect"; back up, `drop_lab` (what `cleanup` does)
+/// deletes the lab's topics.
+#[test]
+fn kafka_broker_stopped_mid_stage_is_a_connection_error_and_cleanup_works_after() {
+    let Some(_env) = env() else { return };
+    let mut t = Throwaway::start();
+    let lab = "dedup_t_kafka_stop";
+    let ns = Namespace::new(&lab.parse().unwrap(), 2);
+    let mut b = open_with(lab, "default", t.settings());
+    b.reset(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
+    let stopper = std::cell::RefCell::new(&mut t);
+    let mut recs = (0..4000u64).map(|i| {
+        if i == 300 {
+            stopper.borrow_mut().stop();
+        }
+        Ok(blob(i, (i % 2) as u8, vec![(i % 251) as u8; 16 * 1024]))
+    });
+    let e = b.bulk_insert(&ns, &mut recs).unwrap_err();
+    drop(recs);
+    assert!(
+        matches!(e.class(), Some(ErrorClass::ConnectionLost | ErrorClass::Unreachable)),
+        "{:?}: {}",
+        e.class(),
+        e.chain()
+    );
+    assert!(e.chain().starts_with("kafka: "), "{}", e.chain());
+    let down = b.count(&ns).unwrap_err();
+    assert_eq!(down.class(), Some(ErrorClass::Unreachable), "{}", down.chain());
+    assert!(down.chain().contains("is the broker running"), "{}", down.chain());
+    t.start_again();
+    let left = b.inventory(ns.lab()).unwrap_or_else(|e| panic!("{}", e.chain()));
+    assert_eq!(left.len(), 2, "both lab topics are still there: {left:?}");
+    b.drop_lab(ns.lab()).unwrap();
+    assert!(b.inventory(ns.lab()).unwrap().is_empty());
+}

@@ -124,6 +124,7 @@ const KAFKA_KEYS: &[SettingKey] = &[
     plain("segment_bytes"),
     plain("cleaner_timeout"),
     plain("data_dir"),
+    plain("bootstrap_only"),
     plain("broker"),
 ];
 

@@ -58,6 +58,10 @@ pub struct Cluster {
     pub cluster_id: Option<String>,
     /// `ApiVersions` of the admin connection: `Produce v9, Fetch v12, …`.
     pub api_summary: String,
+    /// Connect to the bootstrap address for every broker (setting `bootstrap_only`).
+    pub bootstrap_only: bool,
+    /// The bootstrap address that answered.
+    reached: Option<(String, u16)>,
 }
 
 impl Cluster {
@@ -72,6 +76,8 @@ impl Cluster {
             leaders: HashMap::new(),
             cluster_id: None,
             api_summary: String::new(),
+            bootstrap_only: false,
+            reached: None,
         }
     }
 
@@ -94,6 +100,7 @@ impl Cluster {
                             .collect::<Vec<_>>()
                             .join(", ");
                         self.admin = Some(c);
+                        self.reached = Some((h.clone(), *p));
                         break;
                     }
                     // Authentication and configuration errors are the same on every broker.
@@ -298,7 +305,8 @@ impl Cluster {
     /// The connection to broker `node`, opened on first use.
     pub fn conn(&mut self, node: i32) -> Result<&mut Conn, BackendError> {
         if !self.conns.contains_key(&node) {
-            let (h, p) = self.brokers.get(&node).cloned().ok_or_else(|| {
+            let advertised = if self.bootstrap_only { self.reached.clone() } else { self.brokers.get(&node).cloned() };
+            let (h, p) = advertised.ok_or_else(|| {
                 BackendError::msg(format!("kafka: the metadata names no broker {node}"))
                     .classed(ErrorClass::ConnectionLost)
             })?;

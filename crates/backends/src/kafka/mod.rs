@@ -208,7 +208,8 @@ impl KafkaBackend {
         };
         let auth =
             wire::Auth { mechanism: s.mechanism, user: s.server.user.clone(), password: s.server.password.clone() };
-        let cluster = Cluster::new(s.bootstrap.clone(), opts, auth);
+        let mut cluster = Cluster::new(s.bootstrap.clone(), opts, auth);
+        cluster.bootstrap_only = s.bootstrap_only;
         let broker_name = cfg.string("broker").filter(|b| !b.trim().is_empty());
         Ok(KafkaBackend { s, v, cluster, live: HashMap::new(), broker_name, notes: Vec::new() })
     }

@@ -13,6 +13,7 @@
 //! | `in_flight` | 4 | produce requests sent before the first acknowledgement is awaited |
 //! | `segment_bytes` | 1 MiB | the compacted topics' `segment.bytes`: the cleaner only rewrites closed segments |
 //! | `cleaner_timeout` | 120 | seconds maintenance waits for the cleaner on compacted topics |
+//! | `bootstrap_only` | false | send every request to the bootstrap address, ignoring the addresses the metadata advertises (one broker behind a port-forward, or a broker that advertises one listener's address to every listener, as crabka-broker does) |
 //! | `data_dir` | — | the broker's log directory on this machine, for the `fs` probe |
 //!
 //! `database` has no meaning for Kafka and must stay unset.
@@ -67,6 +68,7 @@ pub struct Settings {
     pub segment_bytes: u64,
     pub cleaner_timeout: Duration,
     pub data_dir: Option<PathBuf>,
+    pub bootstrap_only: bool,
 }
 
 impl Settings {
@@ -156,6 +158,11 @@ impl Settings {
         let in_flight = cfg.u64("in_flight").map_err(cfg_err)?.unwrap_or(4).clamp(1, 64) as usize;
         let segment_bytes = cfg.bytes("segment_bytes").map_err(cfg_err)?.unwrap_or(1 << 20).max(1024);
         let cleaner_timeout = Duration::from_secs(cfg.u64("cleaner_timeout").map_err(cfg_err)?.unwrap_or(120).max(1));
+        let bootstrap_only = match cfg.string("bootstrap_only").map(|b| b.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => false,
+            Some("true") | Some("1") | Some("yes") => true,
+            Some(other) => return Err(bad("kafka", p, "bootstrap_only", other, "true or false")),
+        };
         let data_dir = cfg.string("data_dir").filter(|d| !d.trim().is_empty()).map(PathBuf::from);
         Ok(Settings {
             server,
@@ -169,6 +176,7 @@ impl Settings {
             segment_bytes,
             cleaner_timeout,
             data_dir,
+            bootstrap_only,
         })
     }
 
