@@ -352,3 +352,196 @@ fn kafka_broker_stopped_mid_stage_is_a_connection_error_and_cleanup_works_after(
     b.drop_lab(ns.lab()).unwrap();
     assert!(b.inventory(ns.lab()).unwrap().is_empty());
 }
+
+fn dedup_lab(envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.args(args).stdin(std::process::Stdio::null()).output().expect("dedup-lab runs")
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A full run over every variant: each result line names the broker and the codec, the
+/// stages a variant cannot do are journaled as unsupported with the reason, the row counts
+/// are the acknowledged offsets, incompressible records take their own size (EDR 1), the
+/// cleaner of the hash-compacted topic gives back most of the growth of U90 data (its
+/// duplicates), and no lab topic is left.
+#[test]
+fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
+    use dedup_lab_core::Stage;
+    let Some(env) = env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "lab = \"dedup_t_kafka_run\"\n[systems.kafka]\nsegment_bytes = \"256KiB\"\ncleaner_timeout = 40\nprobe = \"internal\"\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let out = dedup_lab(
+        &[],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "kafka",
+            "--payload-types",
+            "random_binary",
+            "--grades",
+            "U90",
+            "--records",
+            "40",
+            "--record-size",
+            "64KiB",
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    let lines = crate::support::journal(&results);
+    let mut variants = std::collections::BTreeSet::new();
+    let (mut none_edr, mut hash_freed) = (None, None);
+    for m in crate::support::stages(&lines) {
+        variants.insert(m.cell.variant.clone());
+        if let Some(why) = &m.unsupported {
+            assert!(
+                matches!(m.stage, Stage::PerfileDelete | Stage::Maintenance) && !why.is_empty(),
+                "{} {:?}: {why}",
+                m.cell,
+                m.stage
+            );
+            continue;
+        }
+        assert!(m.notes.iter().any(|n| n.starts_with("broker: crabka-broker 0.3.0")), "{:?}", m.notes);
+        assert!(m.valid, "{} {:?}: {:?}", m.cell, m.stage, m.invalid_reasons);
+        if m.stage == Stage::BulkInsert {
+            assert_eq!(m.rows_reported, Some(40), "{}", m.cell);
+        }
+        match (m.cell.variant.as_str(), m.stage) {
+            ("compression=none", Stage::BulkInsert) => none_edr = m.edr_replica,
+            ("cleanup=compact-hash", Stage::Maintenance) => hash_freed = m.reclaimed_share,
+            _ => {}
+        }
+    }
+    assert_eq!(variants.len(), 7, "{variants:?}");
+    let (none_edr, hash_freed) = (none_edr.unwrap(), hash_freed.unwrap());
+    assert!((none_edr - 1.0).abs() < 0.1, "incompressible, uncompressed: EDR {none_edr}");
+    // 90 % of the records are copies; the active segment is never cleaned, so a bit less.
+    assert!(hash_freed > 0.6, "compaction by hash gives back the duplicates: {hash_freed}");
+    assert!(topic_dirs(&env, &"dedup_t_kafka_run".parse().unwrap()).is_empty(), "the run's topics are gone");
+}
+
+/// Wrong credentials and an unreachable bootstrap fail the kafka cells with a clear,
+/// journaled error; the files cell still runs; the password is never printed or journaled.
+#[test]
+fn a_run_with_wrong_credentials_or_no_broker_journals_the_error_and_goes_on() {
+    use dedup_lab_core::{CellStatus, JournalLine};
+    let Some(env) = env() else { return };
+    let wrong = "Wrong-Kafka-Password-4711";
+    for (settings, want) in [
+        (
+            format!(
+                "port = {}\nuser = \"dedup\"\nsasl_mechanism = \"scram-sha-512\"\nbootstrap_only = true\n",
+                env.sasl_port
+            ),
+            "SaslAuthenticationFailed",
+        ),
+        ("port = 1\nconnect_timeout = 2\n".to_string(), "is the broker running"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!("lab = \"dedup_t_kafka_fault\"\n[systems.kafka]\nvariants = [\"default\"]\n{settings}"),
+        )
+        .unwrap();
+        let out = dedup_lab(
+            &[("DEDUP_KAFKA_PASSWORD", wrong)],
+            &[
+                "run",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--results",
+                tmp.path().join("r").to_str().unwrap(),
+                "--systems",
+                "kafka,files",
+                "--payload-types",
+                "uuid_keys",
+                "--grades",
+                "U50",
+                "--records",
+                "4",
+                "--record-size",
+                "4KiB",
+            ],
+        );
+        let all = text_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains(want), "{want}: {all}");
+        let journal_text =
+            std::fs::read_to_string(crate::support::run_dir(&tmp.path().join("r")).join("measurements.jsonl")).unwrap();
+        assert!(!all.contains(wrong) && !journal_text.contains(wrong), "the password is printed or journaled");
+        let mut seen = 0;
+        for l in crate::support::journal(&tmp.path().join("r")) {
+            if let JournalLine::Cell { cell, status, reason, .. } = l {
+                if cell.system == SystemKind::Kafka {
+                    assert_eq!(status, CellStatus::Failed, "{cell}");
+                    assert!(reason.as_deref().unwrap_or_default().contains(want), "{reason:?}");
+                } else {
+                    assert_eq!(status, CellStatus::Ok, "{cell}: the run goes on");
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 2, "one kafka and one files cell journaled");
+    }
+}
+
+/// `cleanup --systems kafka` lists and deletes the lab's topics and nothing else: topics of
+/// another lab whose name starts like ours, and topics outside the prefix, survive.
+#[test]
+fn cleanup_deletes_the_kafka_lab_topics_and_leaves_other_topics_alone() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_k_cleanup";
+    let ours = ["dedup-lab-dedup-t-k-cleanup-c0", "dedup-lab-dedup-t-k-cleanup-c7"];
+    let foreign = ["dedup-lab-dedup-t-k-cleanupx-c0", "dedup-lab-dedup-t-k-cleanup-c0-x", "orders-dedup-t-k-cleanup"];
+    let mut admin =
+        dedup_lab_backends::kafka::KafkaBackend::open(&config(lab, serde_json::json!({})), "default").unwrap();
+    for t in ours.iter().chain(&foreign) {
+        admin.cluster().delete_topics(&[t.to_string()]).unwrap();
+        admin.cluster().create_topic(t, 1, 1, &[]).unwrap_or_else(|e| panic!("{t}: {}", e.chain()));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n")).unwrap();
+    let args =
+        ["cleanup", "--config", cfg.to_str().unwrap(), "--results", tmp.path().to_str().unwrap(), "--systems", "kafka"];
+    let listed = crate::support::ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("found   kafka"), "{listed}");
+    for t in ours {
+        assert!(listed.contains(&format!("topic {t}")), "{t}: {listed}");
+    }
+    for t in foreign {
+        assert!(!listed.contains(&format!("topic {t}\n")) && !listed.contains(&format!("topic {t} ")), "{t}: {listed}");
+    }
+    let dropped = crate::support::ok(&args);
+    assert!(dropped.contains("dropped kafka"), "{dropped}");
+    let dirs: Vec<String> = std::fs::read_dir(&env.data_dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    for t in ours {
+        assert!(!dirs.contains(&format!("{t}-0")), "{t} is gone: {dirs:?}");
+    }
+    for t in foreign {
+        assert!(dirs.contains(&format!("{t}-0")), "{t} survives: {dirs:?}");
+    }
+    let again = crate::support::ok(&args);
+    assert!(again.contains("clean   kafka"), "{again}");
+    admin.cluster().delete_topics(&foreign.iter().map(|t| t.to_string()).collect::<Vec<_>>()).unwrap();
+}

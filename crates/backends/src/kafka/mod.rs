@@ -190,7 +190,8 @@ pub struct KafkaBackend {
     live: HashMap<String, HashSet<Vec<u8>>>,
     /// The broker named in the configuration (`broker`), e.g. `crabka-broker 0.3.0`.
     broker_name: Option<String>,
-    notes: Vec<String>,
+    /// What [`server_version`](Backend::server_version) said, for every stage's notes.
+    version_line: Option<String>,
 }
 
 impl KafkaBackend {
@@ -211,7 +212,7 @@ impl KafkaBackend {
         let mut cluster = Cluster::new(s.bootstrap.clone(), opts, auth);
         cluster.bootstrap_only = s.bootstrap_only;
         let broker_name = cfg.string("broker").filter(|b| !b.trim().is_empty());
-        Ok(KafkaBackend { s, v, cluster, live: HashMap::new(), broker_name, notes: Vec::new() })
+        Ok(KafkaBackend { s, v, cluster, live: HashMap::new(), broker_name, version_line: None })
     }
 
     /// The cluster, for tests that set up a broker (SCRAM users).
@@ -517,6 +518,9 @@ impl Backend for KafkaBackend {
     }
 
     fn reset(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        if self.version_line.is_none() {
+            self.version_line = Some(self.server_version()?);
+        }
         let old = self.lab_topics(ns.lab())?;
         self.cluster.delete_topics(&old)?;
         self.live.clear();
@@ -682,8 +686,23 @@ impl Backend for KafkaBackend {
         }
     }
 
+    /// Every stage's result line names the broker measured and how its batches were stored.
     fn take_notes(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notes)
+        let mut notes = Vec::new();
+        if let Some(v) = &self.version_line {
+            notes.push(format!("broker: {v}"));
+        }
+        notes.push(format!(
+            "kafka topics: cleanup.policy {}, record batches {} (compression.type set to the producer's codec, so \
+             a broker that keeps batches as produced stores them so)",
+            match self.v.policy {
+                Policy::Delete => "delete",
+                Policy::CompactKey => "compact (keyed by record key)",
+                Policy::CompactHash => "compact (keyed by content hash)",
+            },
+            self.v.codec_name()
+        ));
+        notes
     }
 
     fn deduplicates(&self) -> Option<String> {
