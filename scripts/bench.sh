@@ -705,6 +705,108 @@ PY
     "best run of $REPEAT"
 }
 
+# --- section: kafka --------------------------------------------------------------
+
+register_section kafka "Kafka bulk_insert (acks=all produce, requests in flight) vs confluent-kafka (librdkafka) producing the same records to the local crabka-broker; per-record acknowledged produce latency"
+bench_kafka() {
+  local mib="${DEDUP_LAB_BENCH_KAFKA_MIB:-256}"
+  [[ "$mib" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_KAFKA_MIB must be a whole number of MiB"
+  local records=$((mib * 2)) bytes=$((mib * 1024 * 1024))
+  bash "$REPO/scripts/services.sh" up kafka >&2
+  eval "$(bash "$REPO/scripts/services.sh" env kafka)"
+  # The reference client: confluent-kafka (PyPI; its wheel bundles librdkafka), pinned, in a
+  # venv in the cache.
+  local venv="${DEDUP_LAB_CACHE_DIR:-${HOME:-/root}/.cache/dedup-lab}/kafka-bench-venv"
+  if ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
+    python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q --disable-pip-version-check confluent-kafka==2.16.1 >&2 ||
+      die "pip install confluent-kafka==2.16.1 failed"
+  fi
+  local dir cfg
+  dir="$(scratch)/kafka"
+  mkdir -p -- "$dir"
+  cfg="$dir/bench.toml"
+  printf 'lab = "dedup_lab_bench"\n[systems.kafka]\nvariants = ["compression=none"]\nprobe = "internal"\n' >"$cfg"
+
+  # The reference: librdkafka with acks=all, no compression, 1 MiB batches, a 5 ms linger,
+  # the same records read from the generated files into a topic of the bench lab; the
+  # fastest of REPEAT runs (first produce to the last acknowledgement) counts.
+  "$BIN" generate --output "$dir/data" --payload-types random_binary --grades U0 \
+    --records "$records" --record-size 512KiB 2>/dev/null
+  local ref
+  ref="$("$venv/bin/python" - "$dir/data/random_binary/U0" "$REPEAT" <<'PY'
+import json, os, sys, time
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+ds, repeat = sys.argv[1], int(sys.argv[2])
+boot = "%s:%s" % (os.environ["DEDUP_KAFKA_HOST"], os.environ["DEDUP_KAFKA_PORT"])
+recs = [json.loads(l) for l in open(ds + "/manifest.jsonl")]
+recs = [(r["key"], open(ds + "/" + r["file"], "rb").read()) for r in recs if r["type"] == "record"]
+admin = AdminClient({"bootstrap.servers": boot})
+topic = "dedup-lab-bench-ref-c0"
+best = None
+for _ in range(repeat):
+    admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "67108864"})])[topic].result()
+    p = Producer({"bootstrap.servers": boot, "acks": "all", "compression.type": "none", "linger.ms": 5,
+                  "batch.size": 1 << 20, "message.max.bytes": 64 << 20, "enable.idempotence": False})
+    acked = [0]
+    def done(err, msg):
+        if err is None:
+            acked[0] += 1
+    t0 = time.perf_counter()
+    for k, v in recs:
+        while True:
+            try:
+                p.produce(topic, value=v, key=k, on_delivery=done)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush()
+    t = time.perf_counter() - t0
+    assert acked[0] == len(recs), acked
+    best = t if best is None or t < best else best
+    admin.delete_topics([topic])[topic].result()
+    time.sleep(1)
+print(best)
+PY
+)" || die "the confluent-kafka reference run failed"
+  rm -rf -- "$dir/data"
+
+  # dedup-lab: the same records (same seed, spec and keys), REPEAT runs; the fastest bulk
+  # stage counts. Its duration includes generating the records on the fly.
+  "$BIN" --config "$cfg" run --results "$dir/results" --systems kafka --payload-types random_binary \
+    --grades U0 --records "$records" --record-size 512KiB --runs "$REPEAT" \
+    --stages bulk_insert,perfile_insert >/dev/null 2>&1 || die "dedup-lab run against Kafka failed"
+  local figures
+  figures="$(python3 - "$dir/results" <<'PY'
+import json, glob, sys
+bulk, ins = [], []
+for path in glob.glob(sys.argv[1] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        if m["stage"] == "bulk_insert":
+            assert m["rows_reported"] == m["rows_sent"], m
+            bulk.append(m["duration_ns"] / 1e9)
+        elif m["stage"] == "perfile_insert":
+            ins.append(m["latency"])
+p = lambda ls, k: min(l[k] for l in ls) / 1e6
+print(min(bulk), p(ins, "p50_ns"), p(ins, "p99_ns"))
+PY
+)"
+  local lab_s ins50 ins99
+  read -r lab_s ins50 ins99 <<<"$figures"
+  rm -rf -- "$dir"
+  row "confluent-kafka 2.16.1 (librdkafka) acks=all, ${mib} MiB of random_binary (${records} × 512 KiB), crabka-broker 0.3.0" \
+    "$(mbps "$bytes" "$ref") MB/s" "$(calc %.3f "$ref") s, fastest of $REPEAT; records read from files into memory first"
+  row "dedup-lab bulk_insert (acks=all, 1 MiB batches, 4 requests in flight), the same records" \
+    "$(mbps "$bytes" "$lab_s") MB/s" "$(calc %.3f "$lab_s") s, fastest of $REPEAT; includes generating the records"
+  row "**ratio dedup-lab / confluent-kafka** (target ≥ 1.0)" "**$(calc '%.2f' "$ref / $lab_s")**" ""
+  row "perfile_insert latency p50 / p99 (one produce of 512 KiB, to the broker's acknowledgement)" \
+    "$(calc '%.2f' "$ins50") / $(calc '%.2f' "$ins99") ms" "best run of $REPEAT"
+}
+
 # --- section: realworld ---------------------------------------------------------
 
 register_section realworld "real-world ingestion of a ${RW_GIB} GiB file and a ${RW_GIB} GiB .tar.gz: peak RSS, and MB/s vs openssl dgst -sha256 / tar -xzO | openssl dgst"

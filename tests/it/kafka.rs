@@ -19,7 +19,6 @@ const VARS: &[&str] = &[
     "DEDUP_KAFKA_TEST_TLS_PORT",
     "DEDUP_KAFKA_TEST_CA",
     "DEDUP_KAFKA_TEST_PASSWORD",
-    "DEDUP_KAFKA_TEST_PID_FILE",
 ];
 
 struct Env {
@@ -28,7 +27,6 @@ struct Env {
     tls_port: String,
     ca: String,
     password: String,
-    pid_file: PathBuf,
 }
 
 fn env() -> Option<Env> {
@@ -39,7 +37,6 @@ fn env() -> Option<Env> {
         tls_port: v[4].clone(),
         ca: v[5].clone(),
         password: v[6].clone(),
-        pid_file: v[7].clone().into(),
     })
 }
 
