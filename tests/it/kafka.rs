@@ -110,11 +110,10 @@ fn scram_user(user: &str, password: &str) {
     }
 }
 
-fn sasl_settings(env: &Env, port: &str, mech: &str, user: &str, password: &str) -> serde_json::Value {
+fn sasl_settings(port: &str, mech: &str, user: &str, password: &str) -> serde_json::Value {
     // The password goes through a file: the config never holds a secret.
     let file = std::env::temp_dir().join(format!("dedup-t-kafka-pw-{user}-{}", std::process::id()));
     std::fs::write(&file, password).unwrap();
-    let _ = env;
     // crabka advertises its plaintext listener to clients of every listener: stay on this one.
     serde_json::json!({ "port": port, "user": user, "sasl_mechanism": mech, "password_file": file, "bootstrap_only": true })
 }
@@ -126,13 +125,13 @@ fn kafka_scram_and_tls_authenticate_and_bad_credentials_are_one_clear_error() {
     scram_user("dedup", &env.password);
     let ns = Namespace::new(&lab.parse().unwrap(), 1);
     for mech in ["scram-sha-512", "scram-sha-256"] {
-        let mut b = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, mech, "dedup", &env.password));
+        let mut b = open_with(lab, "default", sasl_settings(&env.sasl_port, mech, "dedup", &env.password));
         let report = b.preflight(&ns).unwrap_or_else(|e| panic!("{mech}: {}", e.chain()));
         assert!(report.checks.iter().any(|c| c.contains("authenticated")), "{mech}: {:?}", report.checks);
         assert!(b.endpoint().contains(&mech.to_ascii_uppercase()), "{}", b.endpoint());
     }
     // TLS (SASL_SSL) with the test CA, the certificate checked against `localhost`.
-    let mut tls = sasl_settings(&env, &env.tls_port, "scram-sha-512", "dedup", &env.password);
+    let mut tls = sasl_settings(&env.tls_port, "scram-sha-512", "dedup", &env.password);
     tls["sslrootcert"] = serde_json::json!(env.ca);
     tls["tls_server_name"] = serde_json::json!("localhost");
     let mut b = open_with(lab, "default", tls.clone());
@@ -147,19 +146,19 @@ fn kafka_scram_and_tls_authenticate_and_bad_credentials_are_one_clear_error() {
 
     // Wrong password: one authentication error that never shows the password.
     let wrong = "not-the-password-4711";
-    let e = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, "scram-sha-512", "dedup", wrong))
+    let e = open_with(lab, "default", sasl_settings(&env.sasl_port, "scram-sha-512", "dedup", wrong))
         .reset(&ns)
         .unwrap_err();
     assert_eq!(e.class(), Some(ErrorClass::Authentication), "{}", e.chain());
     assert!(!e.chain().contains(wrong) && !e.chain().contains(&env.password), "{}", e.chain());
     assert!(e.chain().contains("password"), "the fix is named: {}", e.chain());
     // PLAIN: crabka takes no PLAIN passwords from its configuration, so it always refuses.
-    let e = open_with(lab, "default", sasl_settings(&env, &env.sasl_port, "plain", "dedup", &env.password))
+    let e = open_with(lab, "default", sasl_settings(&env.sasl_port, "plain", "dedup", &env.password))
         .reset(&ns)
         .unwrap_err();
     assert_eq!(e.class(), Some(ErrorClass::Authentication), "{}", e.chain());
     // A mechanism the listener does not offer names the ones it does.
-    let mut plain_tls = sasl_settings(&env, &env.tls_port, "plain", "dedup", &env.password);
+    let mut plain_tls = sasl_settings(&env.tls_port, "plain", "dedup", &env.password);
     plain_tls["sslrootcert"] = serde_json::json!(env.ca);
     plain_tls["tls_server_name"] = serde_json::json!("localhost");
     let e = open_with(lab, "default", plain_tls).reset(&ns).unwrap_err();
@@ -175,7 +174,7 @@ fn kafka_authorization_failure_is_one_sentence_with_the_acls_to_grant() {
     let mut b = open_with(
         lab,
         "default",
-        sasl_settings(&env, &env.sasl_port, "scram-sha-512", "dedup_limited", "limited-password-1"),
+        sasl_settings(&env.sasl_port, "scram-sha-512", "dedup_limited", "limited-password-1"),
     );
     let e = b.reset(&Namespace::new(&lab.parse().unwrap(), 1)).unwrap_err();
     assert_eq!(e.class(), Some(ErrorClass::Permission), "{}", e.chain());

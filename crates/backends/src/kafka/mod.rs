@@ -293,20 +293,15 @@ impl KafkaBackend {
                 let r = r?;
                 let topic = self.topic_of(ns, &r.id)?;
                 let size = r.data.len();
-                let entry_key;
-                {
-                    let (k, _) = (self.kafka_key(&r), ());
-                    entry_key = (topic.clone(), self.partition_of(&k));
-                }
-                let slot = pending.entry(entry_key.clone()).or_default();
-                let (key, rec) = self.to_krecord(r, slot.0.len() as i64, now)?;
-                let slot = pending.get_mut(&entry_key).expect("inserted above");
+                let (key, rec) = self.to_krecord(r, 0, now)?;
+                let slot_key = (topic.clone(), self.partition_of(&key));
+                let slot = pending.entry(slot_key.clone()).or_default();
                 if !slot.0.is_empty() && slot.1 + size > self.s.batch_bytes {
                     let full = std::mem::take(&mut slot.0);
                     slot.1 = 0;
-                    acked += self.send_batch(&entry_key.0, entry_key.1, full, &mut inflight)?;
+                    acked += self.send_batch(&slot_key.0, slot_key.1, full, &mut inflight)?;
                 }
-                let slot = pending.get_mut(&entry_key).expect("inserted above");
+                let slot = pending.get_mut(&slot_key).expect("inserted above");
                 let mut rec = rec;
                 rec.offset = slot.0.len() as i64;
                 rec.sequence = rec.offset as i32 - 1;
