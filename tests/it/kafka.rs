@@ -365,7 +365,8 @@ fn text_of(out: &std::process::Output) -> String {
 /// stages a variant cannot do are journaled as unsupported with the reason, the row counts
 /// are the acknowledged offsets, incompressible records take their own size (EDR 1), the
 /// cleaner of the hash-compacted topic gives back most of the growth of U90 data (its
-/// duplicates), and no lab topic is left.
+/// duplicates), the key-compacted one the records the delete stage tombstoned, and no lab
+/// topic is left.
 #[test]
 fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
     use dedup_lab_core::Stage;
@@ -401,7 +402,7 @@ fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
     assert!(out.status.success(), "{}", text_of(&out));
     let lines = crate::support::journal(&results);
     let mut variants = std::collections::BTreeSet::new();
-    let (mut none_edr, mut hash_freed) = (None, None);
+    let (mut none_edr, mut hash_freed, mut key_freed) = (None, None, None);
     for m in crate::support::stages(&lines) {
         variants.insert(m.cell.variant.clone());
         if let Some(why) = &m.unsupported {
@@ -421,6 +422,7 @@ fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
         match (m.cell.variant.as_str(), m.stage) {
             ("compression=none", Stage::BulkInsert) => none_edr = m.edr_replica,
             ("cleanup=compact-hash", Stage::Maintenance) => hash_freed = m.reclaimed_share,
+            ("cleanup=compact-key", Stage::Maintenance) => key_freed = m.reclaimed_share,
             _ => {}
         }
     }
@@ -429,6 +431,10 @@ fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
     assert!((none_edr - 1.0).abs() < 0.1, "incompressible, uncompressed: EDR {none_edr}");
     // 90 % of the records are copies; the active segment is never cleaned, so a bit less.
     assert!(hash_freed > 0.6, "compaction by hash gives back the duplicates: {hash_freed}");
+    // The delete stage's tombstones sit in the active segment until maintenance closes it;
+    // then the cleaner removes the deleted records.
+    let key_freed = key_freed.unwrap();
+    assert!(key_freed > 0.9, "compaction by key gives back the deleted records: {key_freed}");
     assert!(topic_dirs(&env, &"dedup_t_kafka_run".parse().unwrap()).is_empty(), "the run's topics are gone");
 }
 

@@ -23,9 +23,12 @@
 //! - **Deletes**: `delete_one` writes a tombstone in `compact-key`; it is unsupported on
 //!   `delete` topics (Kafka cannot remove one record: `DeleteRecords` truncates a prefix) and
 //!   in `compact-hash` (a tombstone would remove every copy of the value).
-//! - **Maintenance**: on compacted topics, waits (up to `cleaner_timeout`) for the broker's
-//!   cleaner to rewrite the closed segments (`segment.bytes` = `segment_bytes` so they
-//!   close); unsupported on `delete` topics, with the reason.
+//! - **Maintenance**: on compacted topics, first closes the active segments (the cleaner never
+//!   touches them: a tombstone written by the delete stage would otherwise stay unseen) with a
+//!   roll-marker batch under `segment.bytes=14`, then waits (up to `cleaner_timeout`) for the
+//!   broker's cleaner to rewrite the closed segments; unsupported on `delete` topics, with the
+//!   reason. Compacted topics get `segment.bytes` = `segment_bytes` so segments also close
+//!   on their own.
 //! - **Counting**: [`count`](dedup_lab_core::Backend::count) reads every partition back and
 //!   counts the keys whose latest record is not a tombstone — the topic as a table, which is
 //!   what a consumer that applies the log sees (a re-sent key counts once).
@@ -157,6 +160,10 @@ pub fn variants(cfg: &BackendConfig) -> Result<Vec<String>, BackendError> {
     }
     Ok(list)
 }
+
+/// The Kafka key of the marker records maintenance appends to close segments (never a
+/// record key: those are `[a-z0-9]`, and content hashes are 16 bytes).
+const ROLL_MARKER: &[u8] = b"\0dedup-lab-segment-roll";
 
 /// The prefix every lab topic starts with.
 pub const TOPIC_PREFIX: &str = "dedup-lab-";
@@ -415,6 +422,47 @@ impl KafkaBackend {
         c
     }
 
+    /// Closes the active segment of every partition of the namespace's topics, so the cleaner
+    /// (which never touches the active segment) sees every record and tombstone: lowers
+    /// `segment.bytes` to 14 (Kafka's minimum before 4.0), appends one batch of a roll marker
+    /// and its tombstone (a broker rolls before an append that finds the active segment full;
+    /// the marker's latest record is a tombstone, so it is never counted), and restores
+    /// `segment.bytes`. A broker that refuses the setting leaves the active segment as it is,
+    /// and the report says so.
+    fn roll_segments(&mut self, ns: &Namespace) -> Result<String, BackendError> {
+        let topics = self.ns_topics(ns)?;
+        let mut batches = 0;
+        for (t, parts) in &topics {
+            if let Err(e) = self.cluster.set_topic_config(t, "segment.bytes", "14") {
+                return Ok(format!(
+                    "the active segments stay open (the broker refused segment.bytes=14: {})",
+                    e.chain()
+                ));
+            }
+            let now = now_ms();
+            let key = ROLL_MARKER.to_vec();
+            let recs = [
+                krecord(Some(key.clone()), Some(Bytes::new()), IndexMap::new(), 0, now),
+                krecord(Some(key), None, IndexMap::new(), 1, now),
+            ];
+            let produced = (|| -> Result<(), BackendError> {
+                for p in parts {
+                    let batch = cluster::encode_batch(&recs, self.v.codec)?;
+                    let sent = self.cluster.send_produce(t, *p, batch, 2)?;
+                    self.cluster.ack(sent)?;
+                    batches += 1;
+                }
+                Ok(())
+            })();
+            self.cluster.set_topic_config(t, "segment.bytes", &self.s.segment_bytes.to_string())?;
+            produced?;
+        }
+        Ok(format!(
+            "closed the active segments ({batches} partition(s): segment.bytes=14, one roll-marker batch of a record and \
+             its tombstone, segment.bytes restored)"
+        ))
+    }
+
     fn ns_topics(&mut self, ns: &Namespace) -> Result<Vec<(String, Vec<i32>)>, BackendError> {
         let mut out = Vec::new();
         for (i, _) in ns.containers() {
@@ -582,6 +630,7 @@ impl Backend for KafkaBackend {
         if let Some(why) = self.unsupported(Operation::Maintenance) {
             return Ok(MaintenanceReport { action: format!("none: {why}") });
         }
+        let rolled = self.roll_segments(ns)?;
         let start = Instant::now();
         let (first, _) = self.log_bytes(ns)?;
         let (mut last, mut stable, mut shrank) = (first, 0, false);
@@ -598,10 +647,12 @@ impl Backend for KafkaBackend {
         let secs = start.elapsed().as_secs();
         Ok(MaintenanceReport {
             action: if shrank {
-                format!("waited {secs} s for the log cleaner: the lab's logs went from {first} to {last} bytes")
+                format!(
+                    "{rolled}; waited {secs} s for the log cleaner: the lab's logs went from {first} to {last} bytes"
+                )
             } else {
                 format!(
-                    "waited {secs} s (cleaner_timeout) for the log cleaner; the lab's logs stayed at {last} bytes \
+                    "{rolled}; waited {secs} s (cleaner_timeout) for the log cleaner; the lab's logs stayed at {last} bytes \
                      (nothing to remove in closed segments, or the cleaner did not run in time)"
                 )
             },
