@@ -25,6 +25,20 @@ pub struct RawConfig {
     /// `[real_world.name]` with `path` and `expand_archives`; checked in `plan.rs`.
     #[serde(default)]
     pub real_world: BTreeMap<String, toml::Value>,
+    /// `[storage_sim]`: the storage-layer dedup simulation (runs and `storage-sim`).
+    #[serde(default)]
+    pub storage_sim: RawStorageSim,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorageSim {
+    /// After every insert stage of a system with local data files (default true).
+    pub enabled: Option<bool>,
+    /// e.g. `["4KiB", "8KiB", "16KiB", "128KiB"]`.
+    pub block_sizes: Option<Vec<String>>,
+    pub report_block_size: Option<String>,
+    pub zstd_sample: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
