@@ -62,10 +62,11 @@ pub struct StorageSimArgs {
     /// The block size of the headline storage EDR (default 4KiB); one of --block-sizes.
     #[arg(long, value_name = "SIZE")]
     pub report_block_size: Option<String>,
-    /// Compress 1 in N distinct blocks with zstd and estimate the rest, with its standard
-    /// error (default 1: every block).
-    #[arg(long, value_name = "N")]
-    pub zstd_sample: Option<u32>,
+    /// Compress 1 in N distinct blocks with lz4 and zstd and estimate the totals with their
+    /// standard errors; 1 = every block (exact); auto (default) = exact up to 16 MiB of input,
+    /// then 1 in ⌈input ÷ 16 MiB⌉. Dedup is always exact.
+    #[arg(long, value_name = "auto|N")]
+    pub sample: Option<String>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -211,9 +212,9 @@ pub struct RunArgs {
     /// The block size whose storage EDR the reports show (default 4KiB).
     #[arg(long, value_name = "SIZE")]
     pub storage_sim_report_block_size: Option<String>,
-    /// Storage simulation: compress 1 in N distinct blocks with zstd (default 1: all).
-    #[arg(long, value_name = "N")]
-    pub storage_sim_zstd_sample: Option<u32>,
+    /// Storage simulation: compress 1 in N distinct blocks (default auto; 1 = all, exact).
+    #[arg(long, value_name = "auto|N")]
+    pub storage_sim_sample: Option<String>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }

@@ -38,7 +38,24 @@ pub struct RawStorageSim {
     /// e.g. `["4KiB", "8KiB", "16KiB", "128KiB"]`.
     pub block_sizes: Option<Vec<String>>,
     pub report_block_size: Option<String>,
-    pub zstd_sample: Option<u32>,
+    /// `"auto"` or N (1 in N distinct blocks compressed).
+    pub sample: Option<RawSample>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSample {
+    Number(i64),
+    Text(String),
+}
+
+impl RawSample {
+    pub fn text(&self) -> String {
+        match self {
+            RawSample::Number(n) => n.to_string(),
+            RawSample::Text(s) => s.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

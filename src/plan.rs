@@ -440,7 +440,7 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
         Some(storage_sim_options(
             args.storage_sim_block_sizes.as_deref(),
             args.storage_sim_report_block_size.as_deref(),
-            args.storage_sim_zstd_sample,
+            args.storage_sim_sample.as_deref(),
             &cfg.storage_sim,
         )?)
     };
@@ -467,7 +467,7 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
 pub fn storage_sim_options(
     block_sizes: Option<&str>,
     report_block_size: Option<&str>,
-    zstd_sample: Option<u32>,
+    sample: Option<&str>,
     cfg: &crate::config::RawStorageSim,
 ) -> Result<dedup_lab_storagesim::Options> {
     use dedup_lab_storagesim as sim;
@@ -482,8 +482,9 @@ pub fn storage_sim_options(
         None if !o.block_sizes.contains(&o.report_block_size) => o.report_block_size = o.block_sizes[0],
         None => {}
     }
-    if let Some(n) = zstd_sample.or(cfg.zstd_sample) {
-        o.zstd_sample = n;
+    let from_cfg = cfg.sample.as_ref().map(|s| s.text());
+    if let Some(v) = sample.or(from_cfg.as_deref()) {
+        o.sample = sim::parse_sample(v)?;
     }
     o.validate()?;
     Ok(o)

@@ -4,7 +4,7 @@
 use crate::args::StorageSimArgs;
 use crate::config::RawConfig;
 use anyhow::{Context, Result};
-use dedup_lab_core::{BlockSim, StorageSim, format_bytes};
+use dedup_lab_core::{StorageSim, format_bytes};
 use dedup_lab_storagesim::{Request, block_label, simulate};
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ pub fn run(args: &StorageSimArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let opts = crate::plan::storage_sim_options(
         args.block_sizes.as_deref(),
         args.report_block_size.as_deref(),
-        args.zstd_sample,
+        args.sample.as_deref(),
         &cfg.storage_sim,
     )?;
     let mut req = Request::new(&args.paths);
@@ -43,9 +43,10 @@ fn ratio(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.2}"))
 }
 
-fn zstd_cell(b: &BlockSim) -> String {
-    match b.zstd_ratio {
-        Some(r) if b.zstd_rel_error > 0.0 => format!("{r:.2} ±{:.1}%", b.zstd_rel_error * 100.0),
+/// A ratio estimated from a sample, with its relative standard error.
+fn sampled(r: Option<f64>, rel: f64) -> String {
+    match r {
+        Some(r) if rel > 0.0 => format!("{r:.2} ±{:.2}%", rel * 100.0),
         r => ratio(r),
     }
 }
@@ -99,11 +100,17 @@ pub fn render(sim: &StorageSim, threads: usize, peak: Option<u64>) -> String {
         o.push_str(&format!(
             "dedup = {}, compress lz4 = {}, zstd = {}, dedup × lz4 = {}, dedup × zstd = {}\n",
             ratio(b.dedup_ratio),
-            ratio(b.lz4_ratio),
-            zstd_cell(b),
-            ratio(b.dedup_lz4),
-            ratio(b.dedup_zstd)
+            sampled(b.lz4_ratio, b.lz4_rel_error),
+            sampled(b.zstd_ratio, b.zstd_rel_error),
+            sampled(b.dedup_lz4, b.lz4_rel_error),
+            sampled(b.dedup_zstd, b.zstd_rel_error)
         ));
+        if b.sample_rate > 1 {
+            o.push_str(&format!(
+                "compression estimated from {} of {} distinct blocks (1 in {}; ± = relative standard error)\n",
+                b.sampled, b.distinct_blocks, b.sample_rate
+            ));
+        }
     }
     o.push_str(&format!(
         "\nstorage EDR = {} logical ÷ what a deduplicating, compressing volume stores (headline: {}, lz4)\n",
@@ -111,7 +118,7 @@ pub fn render(sim: &StorageSim, threads: usize, peak: Option<u64>) -> String {
         block_label(sim.report_block_size)
     ));
     o.push_str(&format!(
-        "{:>7} {:>10} {:>8} {:>10} {:>7} {:>6} {:>13} {:>10} {:>10} {:>12} {:>13}\n",
+        "{:>7} {:>10} {:>8} {:>10} {:>7} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12}\n",
         "block",
         "referenced",
         "zero",
@@ -126,18 +133,18 @@ pub fn render(sim: &StorageSim, threads: usize, peak: Option<u64>) -> String {
     ));
     for b in &sim.blocks {
         o.push_str(&format!(
-            "{:>7} {:>10} {:>8} {:>10} {:>7} {:>6} {:>13} {:>10} {:>10} {:>12} {:>13}\n",
+            "{:>7} {:>10} {:>8} {:>10} {:>7} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12}\n",
             block_label(b.block_size),
             b.referenced_blocks,
             b.zero_blocks,
             b.distinct_blocks,
             ratio(b.dedup_ratio),
-            ratio(b.lz4_ratio),
-            zstd_cell(b),
-            ratio(b.dedup_lz4),
-            short(b.lz4_bytes),
-            ratio(b.storage_edr),
-            ratio(b.storage_edr_zstd)
+            sampled(b.lz4_ratio, b.lz4_rel_error),
+            sampled(b.zstd_ratio, b.zstd_rel_error),
+            sampled(b.dedup_lz4, b.lz4_rel_error),
+            b.lz4_bytes.map_or("–".into(), short),
+            sampled(b.storage_edr, b.lz4_rel_error),
+            sampled(b.storage_edr_zstd, b.zstd_rel_error)
         ));
     }
     o

@@ -66,7 +66,7 @@ fn files_random_u90_storage_edr_is_the_record_dedup() {
             assert_eq!(b.referenced_blocks, n * per_record, "{}", b.block_size);
             assert_eq!(b.distinct_blocks, originals * per_record);
             assert_eq!(b.zero_blocks, 0);
-            assert_eq!(b.lz4_bytes, originals * 512 * 1024, "random bytes are stored as they are");
+            assert_eq!(b.lz4_bytes, Some(originals * 512 * 1024), "random bytes are stored as they are");
             assert_eq!(b.storage_edr, Some(expected), "block size {}", b.block_size);
             assert_eq!(b.storage_edr_zstd, Some(expected));
         }
@@ -100,7 +100,7 @@ fn a_record_size_off_the_block_size_costs_what_the_offsets_predict() {
     let tail = record % 4096;
     // lz4 framing of a 904-byte literal run followed by zeros: a token, length bytes and one
     // match: more than 0, far less than 64 bytes.
-    let stored = b.lz4_bytes as f64 / originals as f64;
+    let stored = b.lz4_bytes.unwrap() as f64 / originals as f64;
     assert!(stored > (4096 + tail) as f64 && stored < (4096 + tail + 64) as f64, "per original: {stored}");
     let edr = b.storage_edr.unwrap();
     let (low, high) = (
@@ -117,7 +117,7 @@ fn a_record_size_off_the_block_size_costs_what_the_offsets_predict() {
     let big = s.at(128 << 10).unwrap();
     assert_eq!(big.dedup_ratio, Some(10.0));
     let padding_cost = ((128 << 10) - record) / 255;
-    let stored = big.lz4_bytes as f64 / originals as f64;
+    let stored = big.lz4_bytes.unwrap() as f64 / originals as f64;
     assert!(
         stored > (record + padding_cost) as f64 && stored < (record + padding_cost + 64) as f64,
         "per original at 128 KiB: {stored}"
@@ -165,7 +165,7 @@ fn standalone_zeros_are_only_zero_blocks() {
     let s: StorageSim = serde_json::from_str(&out).unwrap();
     for b in &s.blocks {
         let blocks = 300_000u64.div_ceil(b.block_size) + (5u64 << 20).div_ceil(b.block_size);
-        assert_eq!((b.zero_blocks, b.referenced_blocks, b.distinct_blocks, b.lz4_bytes), (blocks, 0, 0, 0));
+        assert_eq!((b.zero_blocks, b.referenced_blocks, b.distinct_blocks, b.lz4_bytes), (blocks, 0, 0, Some(0)));
         assert_eq!(b.storage_edr, None);
     }
     let text = ok(&["storage-sim", tmp.path().to_str().unwrap()]);
@@ -215,7 +215,7 @@ fn standalone_bad_input_names_the_value_and_the_fix() {
         (vec!["storage-sim", "--block-sizes", "4KiB,3000", d], vec!["\"4KiB,3000\"", "power of two", "such as 4KiB"]),
         (vec!["storage-sim", "--block-sizes", "4KiB,,8KiB", d], vec!["empty", "such as 4KiB"]),
         (vec!["storage-sim", "--report-block-size", "64KiB", d], vec!["64KiB", "not one of the simulated block sizes"]),
-        (vec!["storage-sim", "--zstd-sample", "0", d], vec!["zstd sample 0", "1 in N"]),
+        (vec!["storage-sim", "--sample", "0", d], vec!["sample \"0\"", "auto", "1 in N"]),
         (
             vec!["run", "--dry-run", "--storage-sim-block-sizes", "4KiB,2MiB"],
             vec!["\"4KiB,2MiB\"", "2MiB", "512B to 1MiB"],

@@ -55,16 +55,20 @@ pub struct BlockSim {
     pub zero_blocks: u64,
     /// Distinct non-zero blocks: what a deduplicating volume keeps.
     pub distinct_blocks: u64,
+    /// 1 in `sample_rate` distinct blocks is compressed (chosen by fingerprint, the same ones
+    /// on every run) and the compressed totals are estimated from them; 1 = every block, exact.
+    pub sample_rate: u64,
+    /// Distinct blocks compressed.
+    pub sampled: u64,
     /// Bytes the distinct blocks take compressed with lz4, each block on its own and kept
-    /// uncompressed where lz4 would not make it smaller.
-    pub lz4_bytes: u64,
-    /// The same with zstd (level [`BlockSim::zstd_level`]); an estimate when sampled, `None`
+    /// uncompressed where lz4 would not make it smaller; an estimate when sampled, `None`
     /// when the sample held fewer than two blocks.
+    pub lz4_bytes: Option<u64>,
+    /// Relative standard error of `lz4_bytes` (0 when exact).
+    pub lz4_rel_error: f64,
+    /// The same with zstd (level [`BlockSim::zstd_level`]).
     pub zstd_bytes: Option<u64>,
     pub zstd_level: i32,
-    /// Distinct blocks compressed with zstd (all of them unless sampled).
-    pub zstd_sampled: u64,
-    /// Relative standard error of `zstd_bytes` (0 when every distinct block was compressed).
     pub zstd_rel_error: f64,
     /// Reference-count histogram of the distinct blocks (as `zdb -S` prints it).
     pub histogram: Vec<RefBucket>,
@@ -90,12 +94,12 @@ impl BlockSim {
         let div = |a: f64, b: u64| (b > 0).then(|| a / b as f64);
         let distinct_bytes = (self.distinct_blocks * self.block_size) as f64;
         self.dedup_ratio = div(self.referenced_blocks as f64, self.distinct_blocks);
-        self.lz4_ratio = div(distinct_bytes, self.lz4_bytes);
-        let zstd = self.zstd_bytes.unwrap_or(0);
+        let (lz4, zstd) = (self.lz4_bytes.unwrap_or(0), self.zstd_bytes.unwrap_or(0));
+        self.lz4_ratio = div(distinct_bytes, lz4);
         self.zstd_ratio = div(distinct_bytes, zstd);
-        self.dedup_lz4 = div((self.referenced_blocks * self.block_size) as f64, self.lz4_bytes);
+        self.dedup_lz4 = div((self.referenced_blocks * self.block_size) as f64, lz4);
         self.dedup_zstd = div((self.referenced_blocks * self.block_size) as f64, zstd);
-        self.storage_edr = div(logical_bytes as f64, self.lz4_bytes);
+        self.storage_edr = div(logical_bytes as f64, lz4);
         self.storage_edr_zstd = div(logical_bytes as f64, zstd);
     }
 }
@@ -105,7 +109,8 @@ impl BlockSim {
 pub struct RefBucket {
     pub refs_min: u64,
     pub refs_max: u64,
-    /// Distinct blocks in the bucket, their bytes and their lz4 bytes.
+    /// Distinct blocks in the bucket, their bytes and their lz4 bytes (estimated from the
+    /// bucket's sampled blocks when sampled).
     pub blocks: u64,
     pub lsize: u64,
     pub psize: u64,
@@ -126,10 +131,12 @@ mod tests {
             referenced_blocks: 100,
             zero_blocks: 3,
             distinct_blocks: 10,
-            lz4_bytes: 20480,
+            sample_rate: 1,
+            sampled: 10,
+            lz4_bytes: Some(20480),
+            lz4_rel_error: 0.0,
             zstd_bytes: Some(10240),
             zstd_level: 3,
-            zstd_sampled: 10,
             zstd_rel_error: 0.0,
             histogram: Vec::new(),
             dedup_ratio: None,
@@ -148,7 +155,7 @@ mod tests {
         assert_eq!(b.storage_edr, Some(20.0));
         assert_eq!(b.storage_edr_zstd, Some(40.0));
         b.distinct_blocks = 0;
-        b.lz4_bytes = 0;
+        b.lz4_bytes = None;
         b.derive(0);
         assert_eq!((b.dedup_ratio, b.storage_edr), (None, None), "nothing stored: undefined, not infinite");
     }

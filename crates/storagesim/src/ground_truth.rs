@@ -25,7 +25,7 @@ fn run(paths: &[PathBuf], opts: &Options, threads: usize) -> StorageSim {
 }
 
 fn only(sizes: &[u64]) -> Options {
-    Options { block_sizes: sizes.to_vec(), report_block_size: sizes[0], zstd_sample: 1 }
+    Options { block_sizes: sizes.to_vec(), report_block_size: sizes[0], sample: 1 }
 }
 
 /// Which original each of `n` records copies: the first `originals` are themselves, the
@@ -46,7 +46,7 @@ fn zeros_are_only_zero_blocks() {
     for b in &sim.blocks {
         let blocks = [100_000u64, 4096, 1 << 20].iter().map(|len| len.div_ceil(b.block_size)).sum::<u64>();
         assert_eq!(b.zero_blocks, blocks, "{}: every block is a zero block", b.block_size);
-        assert_eq!((b.referenced_blocks, b.distinct_blocks, b.lz4_bytes), (0, 0, 0));
+        assert_eq!((b.referenced_blocks, b.distinct_blocks, b.lz4_bytes), (0, 0, Some(0)));
         assert!(b.histogram.is_empty());
         assert_eq!((b.dedup_ratio, b.storage_edr), (None, None), "nothing stored: no ratio, not infinity");
     }
@@ -65,7 +65,7 @@ fn random_u0_is_one() {
         assert_eq!(b.zero_blocks, 0);
         if b.block_size <= 64 << 10 {
             // Random bytes do not compress: every block is stored as it is.
-            assert_eq!(b.lz4_bytes, 12 * (64 << 10));
+            assert_eq!(b.lz4_bytes, Some(12 * (64 << 10)));
             assert_eq!(b.zstd_bytes, Some(12 * (64 << 10)));
             assert_eq!(b.storage_edr, Some(1.0), "{}", b.block_size);
             assert_eq!(b.storage_edr_zstd, Some(1.0));
@@ -176,26 +176,42 @@ fn compressible_blocks_and_zstd_sampling() {
     }
     std::fs::write(d.path().join("t"), &text).unwrap();
     let paths = [d.path().to_path_buf()];
-    let exact = run(&paths, &Options::default(), 2);
-    let sampled = run(&paths, &Options { zstd_sample: 8, ..Default::default() }, 2);
+    let exact = run(&paths, &Options { sample: 1, ..Default::default() }, 2);
+    let sampled = run(&paths, &Options { sample: 8, ..Default::default() }, 2);
     for (e, s) in exact.blocks.iter().zip(&sampled.blocks) {
         assert!(e.lz4_ratio.unwrap() > 2.0, "{}: {:?}", e.block_size, e.lz4_ratio);
         assert!(e.zstd_ratio.unwrap() > e.lz4_ratio.unwrap());
-        assert_eq!((e.zstd_sampled, e.zstd_rel_error), (e.distinct_blocks, 0.0));
-        assert_eq!(e.lz4_bytes, s.lz4_bytes, "lz4 is never sampled");
-        if s.zstd_sampled < s.distinct_blocks && s.zstd_sampled >= 2 {
-            let (est, truth) = (s.zstd_bytes.unwrap() as f64, e.zstd_bytes.unwrap() as f64);
-            assert!(s.zstd_rel_error > 0.0);
-            // The fingerprints pick the sample, so this outcome is fixed, not a coin toss.
-            assert!(
-                (est - truth).abs() <= 4.0 * s.zstd_rel_error * est + 1.0,
-                "{}: estimate {est} vs {truth} (±{:.4})",
-                s.block_size,
-                s.zstd_rel_error
-            );
+        assert_eq!((e.sample_rate, e.sampled, e.lz4_rel_error, e.zstd_rel_error), (1, e.distinct_blocks, 0.0, 0.0));
+        assert_eq!(
+            (s.sample_rate, s.distinct_blocks, s.referenced_blocks),
+            (8, e.distinct_blocks, e.referenced_blocks)
+        );
+        // A standard error estimated from a handful of blocks is itself rough: judge samples
+        // of 30 blocks or more (128 KiB has 32 distinct blocks here, 4 sampled).
+        if s.sampled < s.distinct_blocks && s.sampled >= 30 {
+            for (est, truth, rel) in [
+                (s.lz4_bytes.unwrap(), e.lz4_bytes.unwrap(), s.lz4_rel_error),
+                (s.zstd_bytes.unwrap(), e.zstd_bytes.unwrap(), s.zstd_rel_error),
+            ] {
+                let (est, truth) = (est as f64, truth as f64);
+                assert!(rel > 0.0);
+                // The fingerprints pick the sample, so this outcome is fixed, not a coin toss.
+                assert!(
+                    (est - truth).abs() <= 4.0 * rel * est + 1.0,
+                    "{}: estimate {est} vs {truth} (±{rel:.4})",
+                    s.block_size
+                );
+            }
+            // The histogram's lz4 bytes are estimated from the same sample.
+            let psize: u64 = s.histogram.iter().map(|h| h.psize).sum();
+            assert!((psize as f64 - s.lz4_bytes.unwrap() as f64).abs() <= 0.01 * psize as f64, "{psize}");
         }
     }
-    assert!(sampled.blocks[0].zstd_sampled < sampled.blocks[0].distinct_blocks / 4);
+    assert!(sampled.blocks[0].sampled < sampled.blocks[0].distinct_blocks / 4);
+    // Auto: 4 MiB of input is below the budget, so every block is compressed.
+    let auto = run(&paths, &Options::default(), 2);
+    assert_eq!(auto.blocks[0].sample_rate, 1);
+    assert_eq!(auto.blocks[0].lz4_bytes, exact.blocks[0].lz4_bytes);
 }
 
 #[test]
@@ -210,7 +226,7 @@ fn same_result_with_any_number_of_workers() {
     std::fs::write(d.path().join("big"), &data).unwrap();
     std::fs::write(d.path().join("small"), b"tail").unwrap();
     let paths = [d.path().to_path_buf()];
-    let opts = Options { zstd_sample: 3, ..Default::default() };
+    let opts = Options { sample: 3, ..Default::default() };
     let strip = |mut s: StorageSim| {
         s.duration_ns = 0;
         s.table_bytes = 0;

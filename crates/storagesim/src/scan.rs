@@ -10,8 +10,12 @@
 //! fingerprint exactly when their leaves' hashes are equal, so this is as collision-safe as
 //! hashing the blocks themselves, at a fraction of the cost. An all-zero block is known by
 //! its fingerprint (the zero fingerprint of its size, computed once).
+//!
+//! A distinct block is compressed (lz4 and zstd) when its fingerprint falls into the sample
+//! (1 in `rate`, by fingerprint bytes 8–15, independent of the table's hash and shard); the
+//! totals are then the sample mean × the distinct blocks, with their standard errors.
 
-use crate::table::{Fp, Table};
+use crate::table::{Fp, NOT_SAMPLED, Table};
 use crate::walk::FileEntry;
 use crate::{BlockSim, Options, RefBucket, SimError, ZSTD_LEVEL};
 use std::fs::File;
@@ -64,8 +68,11 @@ impl Geometry {
 struct Counts {
     referenced: u64,
     zero: u64,
-    lz4: u64,
-    zstd_n: u64,
+    /// Distinct blocks this worker compressed, and their compressed sizes' sums and sums
+    /// of squares (for the sampling error).
+    sampled: u64,
+    lz4_sum: u64,
+    lz4_sumsq: u128,
     zstd_sum: u64,
     zstd_sumsq: u128,
 }
@@ -74,8 +81,9 @@ impl Counts {
     fn add(&mut self, o: &Counts) {
         self.referenced += o.referenced;
         self.zero += o.zero;
-        self.lz4 += o.lz4;
-        self.zstd_n += o.zstd_n;
+        self.sampled += o.sampled;
+        self.lz4_sum += o.lz4_sum;
+        self.lz4_sumsq += o.lz4_sumsq;
         self.zstd_sum += o.zstd_sum;
         self.zstd_sumsq += o.zstd_sumsq;
     }
@@ -85,7 +93,7 @@ struct Shared<'a> {
     files: &'a [FileEntry],
     geometry: Geometry,
     tables: Vec<Table>,
-    zstd_sample: u32,
+    rate: u64,
     cursor: Mutex<(usize, u64)>,
     stop: AtomicBool,
 }
@@ -107,13 +115,13 @@ impl Shared<'_> {
     }
 }
 
-pub(crate) fn run(files: &[FileEntry], opts: &Options, threads: usize) -> Result<Scanned, SimError> {
+pub(crate) fn run(files: &[FileEntry], opts: &Options, rate: u64, threads: usize) -> Result<Scanned, SimError> {
     let geometry = Geometry::new(&opts.block_sizes);
     let shared = Shared {
         files,
         tables: geometry.sizes.iter().map(|_| Table::new()).collect(),
         geometry,
-        zstd_sample: opts.zstd_sample,
+        rate,
         cursor: Mutex::new((0, 0)),
         stop: AtomicBool::new(false),
     };
@@ -133,49 +141,81 @@ pub(crate) fn run(files: &[FileEntry], opts: &Options, threads: usize) -> Result
         .iter()
         .zip(&shared.tables)
         .zip(&totals)
-        .map(|((&size, table), c)| block_sim(size as u64, table, c, opts.zstd_sample))
+        .map(|((&size, table), c)| block_sim(size as u64, table, c, rate))
         .collect();
     Ok(Scanned { blocks, table_bytes: shared.tables.iter().map(Table::allocated_bytes).sum() })
 }
 
-fn block_sim(size: u64, table: &Table, c: &Counts, sample: u32) -> BlockSim {
+/// Per refcount bucket: what the histogram needs, with the sampled blocks' lz4 sizes.
+#[derive(Default, Clone)]
+struct Bucket {
+    blocks: u64,
+    refs: u64,
+    sampled: u64,
+    sampled_refs: u64,
+    sampled_lz4: u64,
+    sampled_ref_lz4: u64,
+}
+
+fn block_sim(size: u64, table: &Table, c: &Counts, rate: u64) -> BlockSim {
     let distinct = table.len();
-    let mut buckets: Vec<RefBucket> = Vec::new();
+    let mut buckets: Vec<Bucket> = Vec::new();
     table.for_each(|e| {
         let i = (31 - e.refs.leading_zeros()) as usize;
         if buckets.len() <= i {
-            buckets.extend((buckets.len()..=i).map(|j| RefBucket {
-                refs_min: 1 << j,
-                refs_max: (1 << (j + 1)) - 1,
-                blocks: 0,
-                lsize: 0,
-                psize: 0,
-                ref_blocks: 0,
-                ref_lsize: 0,
-                ref_psize: 0,
-            }));
+            buckets.resize(i + 1, Bucket::default());
         }
         let (refs, b) = (u64::from(e.refs), &mut buckets[i]);
         b.blocks += 1;
-        b.lsize += size;
-        b.psize += u64::from(e.lz4);
-        b.ref_blocks += refs;
-        b.ref_lsize += refs * size;
-        b.ref_psize += refs * u64::from(e.lz4);
+        b.refs += refs;
+        if e.lz4 != NOT_SAMPLED {
+            b.sampled += 1;
+            b.sampled_refs += refs;
+            b.sampled_lz4 += u64::from(e.lz4);
+            b.sampled_ref_lz4 += refs * u64::from(e.lz4);
+        }
     });
-    buckets.retain(|b| b.blocks > 0);
-    let (zstd_bytes, zstd_rel_error) = zstd_estimate(c, distinct, sample);
+    let (lz4_bytes, lz4_rel_error) = estimate(c.sampled, c.lz4_sum, c.lz4_sumsq, distinct, rate);
+    let (zstd_bytes, zstd_rel_error) = estimate(c.sampled, c.zstd_sum, c.zstd_sumsq, distinct, rate);
+    // A bucket without a sampled block gets the overall mean lz4 size per block.
+    let mean = if c.sampled > 0 { c.lz4_sum as f64 / c.sampled as f64 } else { 0.0 };
+    let histogram = buckets
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.blocks > 0)
+        .map(|(j, b)| {
+            let scale = |sum: u64, n: u64, of: u64| {
+                if n > 0 {
+                    (sum as f64 * of as f64 / n as f64).round() as u64
+                } else {
+                    (mean * of as f64).round() as u64
+                }
+            };
+            RefBucket {
+                refs_min: 1 << j,
+                refs_max: (1 << (j + 1)) - 1,
+                blocks: b.blocks,
+                lsize: b.blocks * size,
+                psize: scale(b.sampled_lz4, b.sampled, b.blocks),
+                ref_blocks: b.refs,
+                ref_lsize: b.refs * size,
+                ref_psize: scale(b.sampled_ref_lz4, b.sampled_refs, b.refs),
+            }
+        })
+        .collect();
     BlockSim {
         block_size: size,
         referenced_blocks: c.referenced,
         zero_blocks: c.zero,
         distinct_blocks: distinct,
-        lz4_bytes: c.lz4,
+        sample_rate: rate,
+        sampled: c.sampled,
+        lz4_bytes,
+        lz4_rel_error,
         zstd_bytes,
         zstd_level: ZSTD_LEVEL,
-        zstd_sampled: c.zstd_n,
         zstd_rel_error,
-        histogram: buckets,
+        histogram,
         dedup_ratio: None,
         lz4_ratio: None,
         zstd_ratio: None,
@@ -186,21 +226,21 @@ fn block_sim(size: u64, table: &Table, c: &Counts, sample: u32) -> BlockSim {
     }
 }
 
-/// The zstd bytes of all distinct blocks and the relative standard error of that figure.
-/// Sampled: the sample mean × the distinct blocks, with the standard error of a mean of a
-/// simple random sample without replacement (the fingerprint picks the blocks, which is as
-/// good as random and the same on every run).
-fn zstd_estimate(c: &Counts, distinct: u64, sample: u32) -> (Option<u64>, f64) {
-    if sample == 1 || c.zstd_n == distinct {
-        return (Some(c.zstd_sum), 0.0);
+/// The compressed bytes of all distinct blocks and the relative standard error of that
+/// figure. Sampled: the sample mean × the distinct blocks, with the standard error of a mean
+/// of a simple random sample without replacement (the fingerprint picks the blocks, which is
+/// as good as random and the same on every run).
+fn estimate(n: u64, sum: u64, sumsq: u128, distinct: u64, rate: u64) -> (Option<u64>, f64) {
+    if rate == 1 || n == distinct {
+        return (Some(sum), 0.0);
     }
-    if c.zstd_n < 2 {
+    if n < 2 {
         return (None, 0.0);
     }
-    let n = c.zstd_n as f64;
-    let mean = c.zstd_sum as f64 / n;
-    let var = ((c.zstd_sumsq as f64 - n * mean * mean) / (n - 1.0)).max(0.0);
-    let se_mean = (var / n * (1.0 - n / distinct as f64)).sqrt();
+    let nf = n as f64;
+    let mean = sum as f64 / nf;
+    let var = ((sumsq as f64 - nf * mean * mean) / (nf - 1.0)).max(0.0);
+    let se_mean = (var / nf * (1.0 - nf / distinct as f64)).sqrt();
     let rel = if mean > 0.0 { se_mean / mean } else { 0.0 };
     (Some((mean * distinct as f64).round() as u64), rel)
 }
@@ -289,23 +329,25 @@ fn work(sh: &Shared<'_>) -> Result<Vec<Counts>, SimError> {
                     }
                     c.referenced += 1;
                     let block = &buf[k * size..(k + 1) * size];
-                    let sampled = sh.zstd_sample == 1
-                        || u32::from_le_bytes(fp[8..12].try_into().expect("4 bytes")) % sh.zstd_sample == 0;
+                    let sampled =
+                        sh.rate == 1 || u64::from_le_bytes(fp[8..16].try_into().expect("8 bytes")) % sh.rate == 0;
                     let new = sh.tables[s].reference(&fp, || {
+                        if !sampled {
+                            return (NOT_SAMPLED, None);
+                        }
                         // A block that does not get smaller is stored as it is; a compressor
                         // error (none is expected with these buffers) counts the same way.
                         let lz4 = lz4_flex::block::compress_into(block, &mut lz4_out).map_or(size, |l| l.min(size));
-                        let z = sampled
-                            .then(|| zstd.compress_to_buffer(block, &mut zstd_out).map_or(size, |l| l.min(size)));
-                        (lz4 as u32, z)
+                        let z = zstd.compress_to_buffer(block, &mut zstd_out).map_or(size, |l| l.min(size));
+                        (lz4 as u32, Some(z as u64))
                     });
-                    if let Some((lz4, z)) = new {
-                        c.lz4 += u64::from(lz4);
-                        if let Some(z) = z {
-                            c.zstd_n += 1;
-                            c.zstd_sum += z as u64;
-                            c.zstd_sumsq += (z as u128) * (z as u128);
-                        }
+                    if let Some((lz4, Some(z))) = new {
+                        let l = u64::from(lz4);
+                        c.sampled += 1;
+                        c.lz4_sum += l;
+                        c.lz4_sumsq += u128::from(l) * u128::from(l);
+                        c.zstd_sum += z;
+                        c.zstd_sumsq += u128::from(z) * u128::from(z);
                     }
                 }
             }

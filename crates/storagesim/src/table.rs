@@ -1,7 +1,8 @@
 //! The dedup table of one block size: a fingerprint → (references, lz4 size) map, split in
 //! shards so the workers rarely wait for each other.
 //!
-//! An entry is 24 bytes (16 of fingerprint, 4 of reference count, 4 of lz4 size) plus one
+//! An entry is 24 bytes (16 of fingerprint, 4 of reference count, 4 of lz4 size, or
+//! [`NOT_SAMPLED`]) plus one
 //! control byte of the hash map, at a load of at most 7/8: about 27–55 bytes per distinct
 //! block, depending on where the map is between two growths. Shards grow one at a time, so
 //! the transient of a growth is one shard's, not the whole table's.
@@ -42,6 +43,9 @@ impl Hasher for KeyHasher {
         self.0 = n;
     }
 }
+
+/// The lz4 size of a block that was not in the compression sample.
+pub(crate) const NOT_SAMPLED: u32 = u32::MAX;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Entry {

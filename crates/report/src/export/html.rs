@@ -1,5 +1,6 @@
 //! HTML: one self-contained page (inline CSS and SVG, no script, no network resource):
-//! an overview, the EDR per system × payload × grade beside the ideal ratio, physical
+//! an overview, the EDR per system × payload × grade beside the ideal ratio, the
+//! storage-layer simulation (system EDR, storage EDR and ideal side by side), physical
 //! against logical bytes per stage, space given back by delete and maintenance, throughput
 //! and latency percentiles, the repetitions not averaged, the stages a system does not
 //! support (shown as `unsupported` wherever a figure would be), warnings, every statistic,

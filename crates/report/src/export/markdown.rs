@@ -1,4 +1,5 @@
-//! Markdown: the summary tables (EDR beside the ideal ratio, physical sizes per stage,
+//! Markdown: the summary tables (EDR beside the storage EDR and the ideal ratio, the
+//! storage-layer simulation per insert stage, physical sizes per stage,
 //! throughput and latency), the cells that were not averaged, the stages a system does not
 //! support (shown as `unsupported` in the tables), the warnings and the runs.
 
