@@ -28,6 +28,9 @@
 #   DEDUP_LAB_BENCH_RW_GIB   GiB of the file and of the .tar.gz that `realworld` builds
 #                            (default 2; needs about 3× that in free space)
 #   DEDUP_LAB_BENCH_MARIADB_MIB  MiB loaded by `mariadb` (default 256)
+#   DEDUP_LAB_BENCH_SIM_GIB  GiB per dataset that `storage-sim` reads for throughput (default 1)
+#   DEDUP_LAB_BENCH_SIM_RSS_GIB  GiB of distinct data `storage-sim` reads while its peak RSS
+#                            is measured (default 10; needs that much free space)
 #
 # Adding a section: write a function bench_<name> that calls `row` for every
 # figure, and `register_section <name> "<description>"`.
@@ -887,6 +890,90 @@ bench_realworld() {
       "$RSS_MIB MiB" "${WALL_S} s"
   done
   chmod u+w "$dir/src/video.bin" "$dir/src/corpus.tar.gz"
+  rm -rf -- "$dir"
+}
+
+# --- section: storage-sim --------------------------------------------------------
+
+SIM_GIB="${DEDUP_LAB_BENCH_SIM_GIB:-1}"
+SIM_RSS_GIB="${DEDUP_LAB_BENCH_SIM_RSS_GIB:-10}"
+[[ "$SIM_GIB" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_SIM_GIB must be a whole number of GiB"
+[[ "$SIM_RSS_GIB" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_SIM_RSS_GIB must be a whole number of GiB"
+
+register_section storage-sim "storage-sim (4 block sizes, BLAKE3 per block, lz4 + zstd per sampled distinct block, all cores) vs openssl dgst -sha256 over the same files; peak RSS at ${SIM_RSS_GIB} GiB"
+bench_storage-sim() {
+  ensure_tool openssl openssl
+  ensure_tool /usr/bin/time time
+  local dir bytes
+  dir="$(scratch)/storage-sim"
+  bytes=$((SIM_GIB * 1024 * 1024 * 1024))
+  local threads="${THREADS:-$(nproc)}"
+  # Three datasets of SIM_GIB each, 512 KiB records, one file per record: random bytes
+  # without duplicates (every block distinct: compression of every block, the worst case),
+  # random U90 (one block in ten is new) and text U50 (compressible: the compressors work).
+  local spec payload grade ds files ref_s sim_s json edr zerr
+  for spec in random_binary:U0 random_binary:U90 text_document:U50; do
+    payload="${spec%%:*}" grade="${spec##*:}"
+    "$BIN" generate --output "$dir" --payload-types "$payload" --grades "$grade" \
+      --records "$((SIM_GIB * 2048))" --record-size 512KiB >/dev/null 2>&1 || die "generate $spec failed"
+    ds="$dir/$payload/$grade/records"
+    files="$(find "$ds" -type f | wc -l)"
+    # The page cache holds the files for both tools (warm-up reads, untimed).
+    find "$ds" -type f -print0 | xargs -0 cat >/dev/null
+    ref_s="$(best_time sh -c "find '$ds' -type f -print0 | xargs -0 openssl dgst -sha256")"
+    sim_s="$(best_time "$BIN" storage-sim --threads "$threads" "$ds")"
+    json="$("$BIN" storage-sim --json --threads "$threads" "$ds")"
+    edr="$(printf '%s' "$json" | awk -F': ' '/"storage_edr":/ { gsub(/[ ,]/, "", $2); print $2; exit }')"
+    row "storage-sim, $payload $grade, ${SIM_GIB} GiB in $files files, $threads thread(s)" \
+      "$(mbps "$bytes" "$sim_s") MB/s" "${sim_s} s, fastest of $REPEAT; storage EDR at 4 KiB = $(calc '%.3f' "$edr")"
+    row "openssl dgst -sha256 over the same files" "$(mbps "$bytes" "$ref_s") MB/s" \
+      "${ref_s} s, fastest of $REPEAT, one process (single core)"
+    row "**ratio storage-sim / openssl dgst, $payload $grade** (target ≥ 1.0)" "**$(calc '%.2f' "$ref_s / $sim_s")**" ""
+    rm -rf -- "${dir:?}/$payload"
+  done
+  # The sampled compression (auto: 1 in ⌈input ÷ 16 MiB⌉ distinct blocks) against every block
+  # compressed (--sample 1), on text without duplicates: the estimates' real error beside the
+  # standard error they report, and what exactness costs.
+  "$BIN" generate --output "$dir" --payload-types text_document --grades U0 \
+    --records "$((SIM_GIB * 2048))" --record-size 512KiB >/dev/null 2>&1 || die "generate text U0 failed"
+  ds="$dir/text_document/U0/records"
+  find "$ds" -type f -print0 | xargs -0 cat >/dev/null
+  ref_s="$(best_time sh -c "find '$ds' -type f -print0 | xargs -0 openssl dgst -sha256")"
+  local exact_s auto_s
+  auto_s="$(best_time "$BIN" storage-sim --threads "$threads" "$ds")"
+  exact_s="$(REPEAT=1 best_time "$BIN" storage-sim --sample 1 --threads "$threads" "$ds")"
+  # The first (4 KiB) block size's figures from the JSON: field value by name.
+  field() { printf '%s' "$1" | awk -v k="\"$2\":" 'index($0, k) { sub(/.*: /, ""); gsub(/[ ,]/, ""); print; exit }'; }
+  local ej aj
+  ej="$("$BIN" storage-sim --json --sample 1 --threads "$threads" "$ds")"
+  aj="$("$BIN" storage-sim --json --threads "$threads" "$ds")"
+  local k el al lerr ez az zerr
+  k="$(field "$aj" sample_rate)"
+  el="$(field "$ej" lz4_bytes)" al="$(field "$aj" lz4_bytes)" lerr="$(field "$aj" lz4_rel_error)"
+  ez="$(field "$ej" zstd_bytes)" az="$(field "$aj" zstd_bytes)" zerr="$(field "$aj" zstd_rel_error)"
+  row "storage-sim, text_document U0, ${SIM_GIB} GiB (every block distinct, compressible), auto sample (1 in $k)" \
+    "$(mbps "$bytes" "$auto_s") MB/s" "ratio to openssl dgst ($(mbps "$bytes" "$ref_s") MB/s) **$(calc '%.2f' "$ref_s / $auto_s")**"
+  row "same, --sample 1 (every distinct block compressed, exact)" "$(mbps "$bytes" "$exact_s") MB/s" \
+    "ratio to openssl dgst $(calc '%.2f' "$ref_s / $exact_s"); one run"
+  row "sampled estimate vs exact at 4 KiB: lz4 bytes" "$(calc '%+.3f' "($al - $el) / $el * 100") %" \
+    "reported standard error ±$(calc '%.3f' "$lerr * 100") %"
+  row "sampled estimate vs exact at 4 KiB: zstd bytes" "$(calc '%+.3f' "($az - $ez) / $ez * 100") %" \
+    "reported standard error ±$(calc '%.3f' "$zerr * 100") %"
+  rm -rf -- "${dir:?}/text_document"
+
+  # Peak RSS: SIM_RSS_GIB of random bytes without duplicates, so every block is a distinct
+  # table entry (the most memory a dataset of that size can take).
+  local avail_kib
+  avail_kib="$(df -Pk "$(scratch)" | awk 'NR == 2 { print $4 }')"
+  ((avail_kib > SIM_RSS_GIB * 1024 * 1024 + 1024 * 1024)) ||
+    die "need ${SIM_RSS_GIB} GiB free under $(scratch) for the peak-RSS dataset; set DEDUP_LAB_BENCH_SIM_RSS_GIB lower"
+  "$BIN" generate --output "$dir" --payload-types random_binary --grades U0 \
+    --records "$((SIM_RSS_GIB * 2048))" --record-size 512KiB >/dev/null 2>&1 || die "generate for the RSS run failed"
+  timed_rss storage-sim --threads "$threads" "$dir/random_binary/U0/records"
+  local distinct
+  distinct="$("$BIN" storage-sim --json --block-sizes 4KiB "$dir/random_binary/U0/records" | awk -F': ' '/"distinct_blocks":/ { gsub(/[ ,]/, "", $2); print $2; exit }')"
+  row "peak RSS, storage-sim over ${SIM_RSS_GIB} GiB of distinct random blocks, 4 block sizes (target ≤ 256 MiB)" \
+    "$RSS_MIB MiB" "$distinct distinct 4 KiB blocks; $(mbps "$((SIM_RSS_GIB * 1024 * 1024 * 1024))" "$WALL_S") MB/s, ${WALL_S} s; files just written by generate, in the page cache as far as memory allows"
   rm -rf -- "$dir"
 }
 

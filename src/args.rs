@@ -44,6 +44,35 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Aggregate runs (mean, sd, 95 % CI, outliers) into CSV, JSON, Markdown, LaTeX and HTML.
     Report(ReportArgs),
+    /// Would a deduplicating, compressing volume catch the duplicates in these files? Reads any
+    /// files or directories (never writes) and prints, per block size, the reference-count
+    /// histogram and the dedup, lz4 and zstd ratios, in the manner of `zdb -S`.
+    StorageSim(StorageSimArgs),
+}
+
+/// `storage-sim`'s options; `run` takes the same ones with a `--storage-sim-` prefix.
+#[derive(Debug, Args)]
+pub struct StorageSimArgs {
+    /// Files or directories to read (directories recursively; symbolic links are not followed).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Block sizes, comma-separated powers of two from 512B to 1MiB (default 4KiB,8KiB,16KiB,128KiB).
+    #[arg(long, value_name = "LIST")]
+    pub block_sizes: Option<String>,
+    /// The block size of the headline storage EDR (default 4KiB); one of --block-sizes.
+    #[arg(long, value_name = "SIZE")]
+    pub report_block_size: Option<String>,
+    /// Compress 1 in N distinct blocks with lz4 and zstd and estimate the totals with their
+    /// standard errors; 1 = every block (exact); auto (default) = exact up to 16 MiB of input,
+    /// then 1 in ⌈input ÷ 16 MiB⌉. Dedup is always exact.
+    #[arg(long, value_name = "auto|N")]
+    pub sample: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the result as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What datasets to build: shared by `generate`, `analyze` and `run`.
@@ -174,6 +203,18 @@ pub struct RunArgs {
     /// (default: all).
     #[arg(long, value_delimiter = ',')]
     pub export: Option<Vec<String>>,
+    /// Do not run the storage-layer dedup simulation over the lab's data files after insert stages.
+    #[arg(long)]
+    pub no_storage_sim: bool,
+    /// Block sizes of the storage-layer dedup simulation (default 4KiB,8KiB,16KiB,128KiB).
+    #[arg(long, value_name = "LIST")]
+    pub storage_sim_block_sizes: Option<String>,
+    /// The block size whose storage EDR the reports show (default 4KiB).
+    #[arg(long, value_name = "SIZE")]
+    pub storage_sim_report_block_size: Option<String>,
+    /// Storage simulation: compress 1 in N distinct blocks (default auto; 1 = all, exact).
+    #[arg(long, value_name = "auto|N")]
+    pub storage_sim_sample: Option<String>,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }

@@ -25,6 +25,37 @@ pub struct RawConfig {
     /// `[real_world.name]` with `path` and `expand_archives`; checked in `plan.rs`.
     #[serde(default)]
     pub real_world: BTreeMap<String, toml::Value>,
+    /// `[storage_sim]`: the storage-layer dedup simulation (runs and `storage-sim`).
+    #[serde(default)]
+    pub storage_sim: RawStorageSim,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorageSim {
+    /// After every insert stage of a system with local data files (default true).
+    pub enabled: Option<bool>,
+    /// e.g. `["4KiB", "8KiB", "16KiB", "128KiB"]`.
+    pub block_sizes: Option<Vec<String>>,
+    pub report_block_size: Option<String>,
+    /// `"auto"` or N (1 in N distinct blocks compressed).
+    pub sample: Option<RawSample>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSample {
+    Number(i64),
+    Text(String),
+}
+
+impl RawSample {
+    pub fn text(&self) -> String {
+        match self {
+            RawSample::Number(n) => n.to_string(),
+            RawSample::Text(s) => s.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -434,6 +434,16 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
         args.on_parse_error.as_deref().or(matrix.on_parse_error.as_deref()).unwrap_or("fail").parse()?;
     let readback = args.readback.or(matrix.readback).unwrap_or(8);
     let results = args.results.clone().or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
+    let storage_sim = if args.no_storage_sim || cfg.storage_sim.enabled == Some(false) {
+        None
+    } else {
+        Some(storage_sim_options(
+            args.storage_sim_block_sizes.as_deref(),
+            args.storage_sim_report_block_size.as_deref(),
+            args.storage_sim_sample.as_deref(),
+            &cfg.storage_sim,
+        )?)
+    };
     Ok(RunPlan {
         spec: dedup_lab_runner::RunSpec {
             lab,
@@ -447,7 +457,35 @@ pub fn run_plan(args: &crate::args::RunArgs, cfg: &crate::config::RawConfig) -> 
             on_parse_error,
             readback,
             keep: args.keep,
+            storage_sim,
         },
         results,
     })
+}
+
+/// The storage simulation's options: flags over `[storage_sim]` over the defaults.
+pub fn storage_sim_options(
+    block_sizes: Option<&str>,
+    report_block_size: Option<&str>,
+    sample: Option<&str>,
+    cfg: &crate::config::RawStorageSim,
+) -> Result<dedup_lab_storagesim::Options> {
+    use dedup_lab_storagesim as sim;
+    let mut o = sim::Options::default();
+    let from_cfg = cfg.block_sizes.as_ref().map(|l| l.join(","));
+    if let Some(list) = block_sizes.or(from_cfg.as_deref()) {
+        o.block_sizes = sim::parse_block_sizes(list)?;
+    }
+    match report_block_size.or(cfg.report_block_size.as_deref()) {
+        Some(r) => o.report_block_size = sim::parse_report_block_size(r)?,
+        // Without a choice: 4 KiB when simulated, else the smallest size given.
+        None if !o.block_sizes.contains(&o.report_block_size) => o.report_block_size = o.block_sizes[0],
+        None => {}
+    }
+    let from_cfg = cfg.sample.as_ref().map(|s| s.text());
+    if let Some(v) = sample.or(from_cfg.as_deref()) {
+        o.sample = sim::parse_sample(v)?;
+    }
+    o.validate()?;
+    Ok(o)
 }

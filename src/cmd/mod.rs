@@ -6,6 +6,7 @@ mod preflight;
 mod report;
 mod run;
 mod status;
+mod storage_sim;
 mod verify;
 
 use crate::args::{Cli, Command};
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Preflight(a) => preflight::preflight(&a, &cfg),
         Command::Cleanup(a) => preflight::cleanup(&a, &cfg),
         Command::Report(a) => report::run(&a, &cfg),
+        Command::StorageSim(a) => storage_sim::run(&a, &cfg),
         Command::Status { run_id, results } => {
             let results = results.or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
             status::run(run_id.as_deref(), results)

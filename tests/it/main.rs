@@ -31,3 +31,4 @@ mod redis;
 mod report_cli;
 mod run_cli;
 mod s3;
+mod storage_sim;

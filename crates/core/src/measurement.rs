@@ -73,6 +73,10 @@ pub struct Measurement {
     /// not run, and the line counts as neither valid nor invalid (left out of every mean).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsupported: Option<String>,
+    /// Insert stages on a system with local data files: what a deduplicating, compressing
+    /// volume would store for the lab's files after the stage (see [`crate::storage_sim`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_sim: Option<crate::storage_sim::StorageSim>,
 }
 
 impl Measurement {

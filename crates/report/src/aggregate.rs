@@ -439,11 +439,12 @@ pub fn aggregate(
                 undefined.insert("edr_replica".into(), with.len());
                 undefined.insert("edr_cluster".into(), with.len());
             }
-            let (mut notes, mut methods) = (BTreeSet::new(), BTreeSet::new());
+            let (mut notes, mut methods, mut storage_block_sizes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
             for (_, m) in &with {
                 notes.extend(m.notes.iter().cloned());
                 notes.extend(m.edr_note.iter().cloned());
                 methods.insert(m.physical.method.clone());
+                storage_block_sizes.extend(m.storage_sim.as_ref().map(|s| s.report_block_size));
             }
             let samples = with
                 .iter()
@@ -483,6 +484,7 @@ pub fn aggregate(
                 outliers,
                 unsupported_runs: unsupported.len(),
                 unsupported: unsupported_reasons.into_iter().collect(),
+                storage_block_sizes: storage_block_sizes.into_iter().collect(),
             });
         }
         let ideals = ideal_of.get(&(key.payload.clone(), key.grade, key.dataset.clone())).copied();

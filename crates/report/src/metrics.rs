@@ -218,6 +218,29 @@ pub const METRICS: &[Metric] = &[
         get: |m| m.stage.is_insert().then_some(m.readback_matched as f64),
         outliers: false,
     },
+    // The storage-layer simulation at the run's report block size (after the existing
+    // columns, so the CSV's earlier columns keep their places).
+    Metric {
+        id: "storage_edr",
+        label: "storage EDR",
+        unit: Unit::Ratio,
+        get: |m| m.storage_sim.as_ref().and_then(|s| s.storage_edr()),
+        outliers: true,
+    },
+    Metric {
+        id: "storage_edr_zstd",
+        label: "storage EDR (zstd)",
+        unit: Unit::Ratio,
+        get: |m| m.storage_sim.as_ref().and_then(|s| s.storage_edr_zstd()),
+        outliers: false,
+    },
+    Metric {
+        id: "storage_dedup",
+        label: "storage block dedup",
+        unit: Unit::Ratio,
+        get: |m| m.storage_sim.as_ref().and_then(|s| s.at(s.report_block_size)).and_then(|b| b.dedup_ratio),
+        outliers: false,
+    },
 ];
 
 /// The metric with this id.

@@ -118,6 +118,23 @@ pub struct Group {
     pub stages: Vec<StageAgg>,
 }
 
+impl Report {
+    /// Whether any stage has storage-simulation figures.
+    pub fn has_storage_sim(&self) -> bool {
+        self.groups.iter().flat_map(|g| &g.stages).any(|s| !s.storage_block_sizes.is_empty())
+    }
+
+    /// The block size(s) of the storage EDR figures, e.g. `4.0 KiB`; `–` when none.
+    pub fn storage_block_label(&self) -> String {
+        let sizes: std::collections::BTreeSet<u64> =
+            self.groups.iter().flat_map(|g| &g.stages).flat_map(|s| s.storage_block_sizes.iter().copied()).collect();
+        if sizes.is_empty() {
+            return "–".into();
+        }
+        sizes.into_iter().map(dedup_lab_core::format_bytes).collect::<Vec<_>>().join(", ")
+    }
+}
+
 impl Group {
     pub fn stage(&self, stage: Stage) -> Option<&StageAgg> {
         self.stages.iter().find(|s| s.stage == stage)
@@ -158,6 +175,10 @@ pub struct StageAgg {
     /// Why the system does not support the stage (the distinct reasons given).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unsupported: Vec<String>,
+    /// The block sizes at which the storage simulation's figures (`storage_*` metrics) were
+    /// taken (one, unless runs with different settings were merged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage_block_sizes: Vec<u64>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -45,6 +45,10 @@ pub struct RunSpec {
     pub readback: u64,
     /// Keep each cell's namespace instead of tearing it down.
     pub keep: bool,
+    /// The storage-layer dedup simulation over the lab's data files after every insert
+    /// stage (systems with local data paths); `None`: off (and in runs from before it).
+    #[serde(default)]
+    pub storage_sim: Option<dedup_lab_storagesim::Options>,
 }
 
 /// One cell to run: its key and its dataset.

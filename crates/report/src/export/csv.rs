@@ -63,7 +63,7 @@ fn header() -> Vec<String> {
     for m in METRICS {
         h.extend(STAT_COLUMNS.iter().map(|c| format!("{}_{c}", m.id)));
     }
-    h.extend(["undefined", "outliers", "issues"].map(String::from));
+    h.extend(["undefined", "outliers", "issues", "storage_block_sizes"].map(String::from));
     h
 }
 
@@ -102,6 +102,11 @@ fn row(report: &Report, g: &Group, stage: Option<&StageAgg>) -> Vec<String> {
     r.push(undefined.join("; "));
     r.push(outliers.join("; "));
     r.push(g.issues.join(" | "));
+    r.push(
+        stage
+            .map(|s| s.storage_block_sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(";"))
+            .unwrap_or_default(),
+    );
     r
 }
 

@@ -1,5 +1,6 @@
 //! HTML: one self-contained page (inline CSS and SVG, no script, no network resource):
-//! an overview, the EDR per system × payload × grade beside the ideal ratio, physical
+//! an overview, the EDR per system × payload × grade beside the ideal ratio, the
+//! storage-layer simulation (system EDR, storage EDR and ideal side by side), physical
 //! against logical bytes per stage, space given back by delete and maintenance, throughput
 //! and latency percentiles, the repetitions not averaged, the stages a system does not
 //! support (shown as `unsupported` wherever a figure would be), warnings, every statistic,
@@ -517,6 +518,131 @@ fn edr_section(report: &Report, layout: &Layout, o: &mut String) {
     o.push_str("</tbody></table>\n</section>\n");
 }
 
+/// The storage-layer simulation: per insert stage, for every system × grade, the system's
+/// EDR, the storage EDR and the ideal as three bars side by side, so a reader sees where
+/// duplicates were lost: in the database's layout (storage EDR low too) or only in the
+/// system (storage EDR high); then a table with the zstd figure and the block dedup.
+fn storage_section(report: &Report, layout: &Layout, o: &mut String) {
+    const SERIES: [(&str, &str, &str); 3] = [
+        ("EDR (system)", "#4477aa", "edr_replica"),
+        ("storage EDR (volume, lz4)", "#ee6677", "storage_edr"),
+        ("ideal (record dedup × zstd)", "#bbbbbb", ""),
+    ];
+    o.push_str("<section id=\"storage\"><h2>Storage-layer simulation</h2>\n");
+    if !report.has_storage_sim() {
+        o.push_str(
+            "<p class=\"note\">No storage simulation in these runs (no system with local data files, or \
+             <code>--no-storage-sim</code>).</p>\n</section>\n",
+        );
+        return;
+    }
+    o.push_str(&format!(
+        "<p class=\"note\">What a volume that deduplicates and compresses fixed blocks of {} aligned to file offsets \
+         (ZFS <code>dedup=on</code>, VDO) would store for each system's data files after the stage: storage EDR = \
+         logical bytes ÷ those bytes. Storage EDR far below ideal: the database's layout hid the duplicates from the \
+         volume; storage EDR near ideal while EDR is low: the volume would catch what the system does not. \
+         Log scale; whiskers are confidence intervals.</p>\n",
+        esc(&report.storage_block_label())
+    ));
+    o.push_str("<div class=\"legend\">");
+    for (name, color, _) in SERIES {
+        o.push_str(&format!("<span><i class=\"sw\" style=\"background:{color}\"></i>{}</span>", esc(name)));
+    }
+    o.push_str("</div>\n");
+    let bar = |g: &Group, stage: Stage, id: &str, what: &str| -> Bar {
+        if id.is_empty() {
+            return match g.ideal {
+                Some(v) => Bar { value: Some(v), tooltip: format!("{what}: ideal {v:.2}"), ..Bar::default() },
+                None => Bar { note: Some("n/a".into()), tooltip: format!("{what}: no ideal"), ..Bar::default() },
+            };
+        }
+        match g.stat(stage, id) {
+            Some(st) => Bar {
+                value: Some(st.mean),
+                low: st.ci_low,
+                high: st.ci_high,
+                tooltip: format!("{what}: {id} {} (n={})", fmt::mean_ci(Unit::Ratio, Some(st), " ± "), st.n),
+                note: None,
+            },
+            None => Bar {
+                note: Some(if g.valid_runs == 0 { g.status.clone() } else { "n/a".into() }),
+                tooltip: format!("{what}: {id} undefined"),
+                ..Bar::default()
+            },
+        }
+    };
+    for stage in [Stage::BulkInsert, Stage::PerfileInsert, Stage::Refill] {
+        let with = |g: &&Group| g.stat(stage, "storage_edr").is_some();
+        if !report.groups.iter().any(|g| with(&g)) {
+            continue;
+        }
+        o.push_str(&format!(
+            "<h3>{}</h3>\n<div class=\"multiples\">\n",
+            esc(&format!("{stage}: EDR, storage EDR, ideal"))
+        ));
+        for p in &layout.payloads {
+            let groups: Vec<&Group> = report.groups.iter().filter(|g| &g.key.payload == p).filter(with).collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let label = |g: &Group| {
+                let mut l = format!("{} {}", g.key.system, g.key.grade);
+                if report.axes_vary {
+                    l.push_str(&format!(" {}", g.key.axes()));
+                }
+                l
+            };
+            let series = SERIES
+                .iter()
+                .map(|(name, color, id)| BarSeries {
+                    name: name.to_string(),
+                    color: color.to_string(),
+                    bars: groups.iter().map(|g| bar(g, stage, id, &format!("{p} · {}", label(g)))).collect(),
+                })
+                .collect();
+            let ch = BarChart {
+                title: p.clone(),
+                y_label: "ratio (log scale)".into(),
+                log: true,
+                groups: groups.iter().map(|g| label(g)).collect(),
+                series,
+                reference: None,
+                fmt: fmt::tick,
+                binary: false,
+            };
+            o.push_str(&format!("<figure>{}</figure>\n", svg::bar_chart(&ch)));
+        }
+        o.push_str("</div>\n");
+    }
+    o.push_str("<h3>Table</h3>\n<table>");
+    let mut cols = key_cols_head(report);
+    cols.extend([
+        ("stage", false),
+        ("n", true),
+        ("EDR", true),
+        ("storage EDR", true),
+        ("storage EDR (zstd)", true),
+        ("block dedup", true),
+        ("ideal", true),
+    ]);
+    o.push_str(&thead(&cols));
+    o.push_str("<tbody>\n");
+    for g in &report.groups {
+        for st in g.stages.iter().filter(|s| s.stage.is_insert() && !s.storage_block_sizes.is_empty()) {
+            o.push_str("<tr>");
+            o.push_str(&key_cols(report, g));
+            o.push_str(&format!("<td>{}</td>", esc(&st.stage.to_string())));
+            o.push_str(&tdn(&st.n.to_string()));
+            for id in ["edr_replica", "storage_edr", "storage_edr_zstd", "storage_dedup"] {
+                o.push_str(&tdn(&fmt::mean_ci(Unit::Ratio, st.metrics.get(id), " ± ")));
+            }
+            o.push_str(&tdn(&g.ideal.map_or("–".into(), |v| format!("{v:.2}"))));
+            o.push_str("</tr>\n");
+        }
+    }
+    o.push_str("</tbody></table>\n</section>\n");
+}
+
 /// Head and body of a table with a row per group and stage: the key columns, stage, n,
 /// then the cells `cells` makes of the stage under `heads` (name, numeric). The caller
 /// closes the table.
@@ -978,7 +1104,7 @@ pub fn render(report: &Report) -> String {
         esc(&versions.join(", "))
     ));
     o.push_str(
-        "<nav><a href=\"#overview\">Overview</a><a href=\"#edr\">EDR</a><a href=\"#physical\">Physical vs logical</a>\
+        "<nav><a href=\"#overview\">Overview</a><a href=\"#edr\">EDR</a><a href=\"#storage\">Storage sim</a><a href=\"#physical\">Physical vs logical</a>\
          <a href=\"#reclaim\">Reclaimed</a><a href=\"#performance\">Throughput &amp; latency</a>\
          <a href=\"#problems\">Not averaged</a>",
     );
@@ -991,6 +1117,7 @@ pub fn render(report: &Report) -> String {
     );
     overview(report, &mut o);
     edr_section(report, &layout, &mut o);
+    storage_section(report, &layout, &mut o);
     physical_section(report, &layout, &mut o);
     reclaim_section(report, &layout, &mut o);
     performance_section(report, &layout, &mut o);

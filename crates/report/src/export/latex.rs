@@ -193,6 +193,58 @@ fn edr_table(report: &Report, stage: Stage) -> String {
     o
 }
 
+/// The storage-layer simulation of `bulk_insert`: per system its EDR and the storage EDR
+/// (lz4, at the report block size) side by side, the ideal beside.
+fn storage_table(report: &Report) -> String {
+    let stage = Stage::BulkInsert;
+    let (systems, rows) = pivot(report);
+    let kh = key_head(report);
+    let mut o = preamble("system EDR, storage EDR and ideal of bulk_insert");
+    o.push_str("\\begin{table}[htbp]\n\\centering\n\\small\n\\setlength{\\tabcolsep}{4pt}\n");
+    o.push_str(&format!(
+        "\\caption{{EDR of \\texttt{{bulk\\_insert}} per system (sys.) beside the storage EDR (stor.): logical bytes \
+         $\\div$ what a volume deduplicating and lz4-compressing blocks of {} aligned to file offsets would store for the \
+         system's files; ideal = the dataset's record dedup $\\times$ zstd; {}.}}\n",
+        escape(&report.storage_block_label()),
+        conf_note(report)
+    ));
+    o.push_str("\\label{tab:dedup-lab-storage}\n");
+    o.push_str(&format!("\\begin{{tabular}}{{{}r{}}}\n\\toprule\n", "l".repeat(kh.len()), "rr".repeat(systems.len())));
+    let mut top: Vec<String> = vec!["".into(); kh.len() + 1];
+    top.extend(systems.iter().map(|s| format!("\\multicolumn{{2}}{{c}}{{\\texttt{{{}}}}}", escape(s))));
+    o.push_str(&format!("{} \\\\\n", top.join(" & ")));
+    let rules: Vec<String> = (0..systems.len())
+        .map(|i| format!("\\cmidrule(lr){{{}-{}}}", kh.len() + 2 * i + 2, kh.len() + 2 * i + 3))
+        .collect();
+    o.push_str(&format!("{}\n", rules.join("")));
+    let mut head: Vec<String> = kh.iter().map(|h| escape(h)).collect();
+    head.push("ideal".into());
+    for _ in &systems {
+        head.extend(["sys.".to_string(), "stor.".to_string()]);
+    }
+    o.push_str(&format!("{} \\\\\n\\midrule\n", head.join(" & ")));
+    for (k, by_sys) in &rows {
+        let mut r = k.clone();
+        r.push(by_sys.values().find_map(|g| g.ideal).map_or("--".into(), |v| format!("{v:.2}")));
+        for s in &systems {
+            match by_sys.get(s) {
+                None => r.extend(["".into(), "".into()]),
+                Some(g) if g.valid_runs == 0 => r.extend([escape(&g.status), "".into()]),
+                Some(g) => {
+                    for id in ["edr_replica", "storage_edr"] {
+                        r.push(cell(g, stage, || mean_ci(Unit::Ratio, g.stat(stage, id))));
+                    }
+                }
+            }
+        }
+        o.push_str(&format!("{} \\\\\n", r.join(" & ")));
+    }
+    o.push_str("\\bottomrule\n\\end{tabular}\n");
+    o.push_str(&unsupported_note(report, &[stage], None));
+    o.push_str("\\end{table}\n");
+    o
+}
+
 /// Space given back by delete and maintenance: two columns per system.
 fn reclaim_table(report: &Report) -> String {
     let (systems, rows) = pivot(report);
@@ -435,6 +487,9 @@ impl Exporter for Latex {
             out.push(Artifact::text("tex/edr_plot.tex", edr_plot(report)));
         }
         out.push(Artifact::text("tex/reclaim.tex", reclaim_table(report)));
+        if report.groups.iter().any(|g| g.stage(Stage::BulkInsert).is_some()) {
+            out.push(Artifact::text("tex/storage_edr.tex", storage_table(report)));
+        }
         out.push(Artifact::text("tex/performance.tex", performance_tables(report)));
         out.push(Artifact::text("tex/stages.csv", stages_csv(report)));
         out

@@ -33,6 +33,7 @@ fn exporters_match_their_snapshots() {
             "tex/edr_perfile_insert.csv",
             "tex/edr_plot.tex",
             "tex/reclaim.tex",
+            "tex/storage_edr.tex",
             "tex/performance.tex",
             "tex/stages.csv",
             "report.html",

@@ -10,4 +10,5 @@ mod aggregate;
 mod browser;
 mod exporters;
 mod load;
+mod storage;
 mod unsupported;

@@ -277,6 +277,16 @@ impl<'a> Engine<'a> {
                 }
             };
             distinct = streamed_distinct.or(distinct);
+            if stage.is_insert()
+                && let Some(opts) = &self.spec.storage_sim
+            {
+                // After the probe's reading, outside the stage's timing: the lab's files
+                // as they stand after the stage, through a simulated deduplicating volume.
+                match stages::storage_sim(ns, b, m.logical_bytes, opts, self.threads) {
+                    Ok(sim) => m.storage_sim = sim,
+                    Err(e) => m.notes.push(format!("storage-sim: not simulated: {e}")),
+                }
+            }
             m.notes.extend(cache_note);
             m.notes.extend(fallback.clone());
             let expected = match stage {

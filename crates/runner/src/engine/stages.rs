@@ -158,6 +158,7 @@ impl Engine<'_> {
             valid: true,
             invalid_reasons: Vec::new(),
             unsupported: None,
+            storage_sim: None,
         };
         Ok(Measured { m, collapsed, distinct: work.distinct })
     }
@@ -204,6 +205,7 @@ impl Engine<'_> {
             valid: false,
             invalid_reasons: Vec::new(),
             unsupported: Some(reason),
+            storage_sim: None,
         })
     }
 
@@ -320,6 +322,29 @@ pub(super) fn maintenance(ns: &Namespace, b: &mut dyn Backend) -> Result<Work, R
     let t = Instant::now();
     let r = b.maintenance(ns)?;
     Ok(Work { busy: t.elapsed(), notes: vec![format!("maintenance: {}", r.action)], ..Default::default() })
+}
+
+/// The storage-layer dedup simulation over the backend's local data files, with `logical`
+/// as the bytes the storage EDR divides; `None` for a system without local data paths.
+pub(super) fn storage_sim(
+    ns: &Namespace,
+    b: &mut dyn Backend,
+    logical: u64,
+    opts: &dedup_lab_storagesim::Options,
+    threads: usize,
+) -> Result<Option<dedup_lab_core::StorageSim>, String> {
+    let paths = b.data_paths(ns).map_err(|e| e.chain())?;
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let req = dedup_lab_storagesim::Request {
+        paths: &paths,
+        logical_bytes: Some(logical),
+        // Like the fs probe: a relation or table file not created yet holds nothing.
+        missing_ok: true,
+        threads,
+    };
+    dedup_lab_storagesim::simulate(&req, opts).map(Some).map_err(|e| dedup_lab_core::chain(&e))
 }
 
 /// Drops the OS page cache when permitted (root on Linux); says what happened.

@@ -170,6 +170,7 @@ fn run_on(
         on_parse_error: Default::default(),
         readback: RECORDS,
         keep: false,
+        storage_sim: None,
     };
     let dir = RunDir::new(tmp.path(), "r1");
     let info = RunDir::new_info("r1", spec.clone(), "test");

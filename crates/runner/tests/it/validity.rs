@@ -96,6 +96,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
         on_parse_error: Default::default(),
         readback: 3,
         keep: false,
+        storage_sim: None,
     };
     let dir = RunDir::new(tmp.path(), "r1");
     let info = RunDir::new_info("r1", spec.clone(), "test");
