@@ -547,3 +547,73 @@ fn cleanup_deletes_the_kafka_lab_topics_and_leaves_other_topics_alone() {
     assert!(again.contains("clean   kafka"), "{again}");
     admin.cluster().delete_topics(&foreign.iter().map(|t| t.to_string()).collect::<Vec<_>>()).unwrap();
 }
+
+/// The broker dies in the middle of a journaled run's bulk stage: the kafka cell is journaled
+/// as failed with a connection error, the files cell after it still runs, and once the broker
+/// is back `cleanup --systems kafka` removes the topics the dead stage left.
+#[test]
+fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_the_topics() {
+    use dedup_lab_core::{CellStatus, JournalLine};
+    let Some(_env) = env() else { return };
+    let mut t = Throwaway::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_midrun\"\n[systems.kafka]\nvariants = [\"default\"]\nhost = \"127.0.0.2\"\nport = {}\n\
+             connect_timeout = 2\nstatement_timeout = 10\n",
+            t.port
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .args(["--systems", "kafka,files", "--payload-types", "random_binary", "--grades", "U0"])
+        .args(["--records", "4000", "--record-size", "64KiB", "--stages", "bulk_insert"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the broker once the lab's partition holds 32 MiB: the bulk stage is under way.
+    let part = t.dir.path().join("dedup-lab-dedup-t-kafka-midrun-c0-0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let held: u64 = std::fs::read_dir(&part)
+            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        if held > 32 << 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the bulk stage never reached 32 MiB");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.stop();
+    let out = child.wait_with_output().unwrap();
+    let all = text_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let mut seen = 0;
+    for l in crate::support::journal(&results) {
+        if let JournalLine::Cell { cell, status, reason, .. } = l {
+            if cell.system == SystemKind::Kafka {
+                assert_eq!(status, CellStatus::Failed, "{cell}");
+                let reason = reason.unwrap_or_default();
+                assert!(reason.contains("127.0.0.2"), "names the broker: {reason}");
+            } else {
+                assert_eq!(status, CellStatus::Ok, "{cell}: the run goes on");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "one kafka and one files cell journaled: {all}");
+    t.start_again();
+    let args =
+        ["cleanup", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap(), "--systems", "kafka"];
+    let listed = crate::support::ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains("topic dedup-lab-dedup-t-kafka-midrun-c0"), "the dead stage's topic is found: {listed}");
+    let dropped = crate::support::ok(&args);
+    assert!(dropped.contains("dropped kafka"), "{dropped}");
+    assert!(crate::support::ok(&args).contains("clean   kafka"));
+}
