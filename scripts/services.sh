@@ -1320,7 +1320,7 @@ register_system s3 s3
 # closed segments) and answers DescribeLogDirs. Pinned to 0.3.0: 0.3.1-0.3.8
 # need a newer rustc than these machines have and 0.3.9 is an empty
 # placeholder. It is built ONCE per machine from its crates.io tarball with
-# `cargo build --release --locked` (~15-30 min on 2 cores) into
+# `cargo build --release --locked` (9 min measured on 2 cores) into
 # $DEDUP_LAB_CACHE_DIR/kafka (outside the repo and outside $SERVICES_DIR), so
 # later runs start it in about a second.
 #
@@ -1355,7 +1355,7 @@ kafka_install() {
   [[ -x "$KAFKA_BIN" ]] && return 0
   command -v cargo >/dev/null 2>&1 || die "kafka: building crabka-broker needs cargo (Rust)"
   t0=$(date +%s)
-  log "kafka: building crabka-broker $KAFKA_BROKER_VERSION once into $KAFKA_CACHE (takes 15-30 min on 2 cores)"
+  log "kafka: building crabka-broker $KAFKA_BROKER_VERSION once into $KAFKA_CACHE (about 10 min on 2 cores)"
   mkdir -p -- "$KAFKA_CACHE/src" "$KAFKA_CACHE/bin"
   if [[ ! -f "$src/Cargo.lock" ]]; then
     rm -rf -- "$src"
