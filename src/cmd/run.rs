@@ -77,6 +77,11 @@ fn execute(
     bar.set_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}").expect("valid template"),
     );
+    // A failure or warning is printed the first time it happens; the same text again (a server
+    // that is down fails every cell of its system alike) only counts, and the end of the run
+    // prints each failure once with the number of cells it failed.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut repeated = 0usize;
     let mut observer = |e: Event| match e {
         Event::CellStart { key, .. } => bar.set_message(key.to_string()),
         Event::AlreadyDone { .. } => bar.inc(1),
@@ -85,15 +90,29 @@ fn execute(
         Event::CellEnd { key, status, reason } => {
             bar.inc(1);
             if status != CellStatus::Ok {
-                bar.suspend(|| eprintln!("{status:?}: {key}: {}", reason.unwrap_or("")));
+                let reason = reason.unwrap_or("");
+                if seen.insert(format!("{status:?}: {reason}")) {
+                    bar.suspend(|| eprintln!("{status:?}: {key}: {reason}"));
+                } else {
+                    repeated += 1;
+                }
             }
         }
-        Event::Warning(w) => bar.suspend(|| eprintln!("warning: {w}")),
+        Event::Warning(w) => {
+            if seen.insert(format!("warning: {w}")) {
+                bar.suspend(|| eprintln!("warning: {w}"))
+            } else {
+                repeated += 1;
+            }
+        }
     };
     let threads = threads.unwrap_or_else(dedup_lab_datagen::dir::default_threads);
     let engine = Engine::new(spec.clone(), dir.clone(), info, journal, threads, &mut observer);
     let outcome = engine.run();
     bar.finish_and_clear();
+    if repeated > 0 {
+        eprintln!("({repeated} repeated failure or warning line(s) not shown while running; counted below)");
+    }
     let outcome = outcome.context("the run stopped")?;
 
     let (lines, bad) = journal::read_journal(&dir.journal_path())?;
@@ -127,8 +146,11 @@ fn execute(
         }
     }
     if !outcome.failed.is_empty() || !outcome.invalid.is_empty() {
-        for (k, r) in &outcome.failed {
-            eprintln!("FAILED  {k}: {r}");
+        // One line per distinct error, with how many cells it failed: a server that is down
+        // fails every cell of its system the same way, and one sentence says it (the journal
+        // keeps every cell's own line).
+        for line in failure_lines(&outcome.failed) {
+            eprintln!("{line}");
         }
         for (k, r) in &outcome.invalid {
             eprintln!("INVALID {k}: {r}");
@@ -140,6 +162,26 @@ fn execute(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `FAILED  <cell>: <reason>` for a reason one cell failed with, and `FAILED  <n> cells
+/// (<first cell> and <n-1> more; every cell is in the journal): <reason>` for a reason shared
+/// by several, in the order the reasons first appeared.
+fn failure_lines(failed: &[(dedup_lab_core::CellKey, String)]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for (k, r) in failed {
+        match groups.iter_mut().find(|(reason, _)| *reason == r.as_str()) {
+            Some((_, cells)) => cells.push(k.to_string()),
+            None => groups.push((r.as_str(), vec![k.to_string()])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(reason, cells)| match cells.len() {
+            1 => format!("FAILED  {}: {reason}", cells[0]),
+            n => format!("FAILED  {n} cells ({} and {} more; every cell is in the journal): {reason}", cells[0], n - 1),
+        })
+        .collect()
 }
 
 /// The intrinsic ideal ratios of every dataset of the run.

@@ -617,3 +617,50 @@ fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_th
     assert!(dropped.contains("dropped kafka"), "{dropped}");
     assert!(crate::support::ok(&args).contains("clean   kafka"));
 }
+
+/// A broker that cannot be reached fails every kafka cell the same way: the run says so in
+/// one line with the count (the original logged thousands of lines), the journal keeps every
+/// cell.
+#[test]
+fn one_unreachable_broker_is_one_line_with_the_number_of_cells_it_failed() {
+    let Some(_env) = env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_kafka_flood\"\n[systems.kafka]\nport = 1\nconnect_timeout = 1\n").unwrap();
+    let results = tmp.path().join("r");
+    let out = dedup_lab(
+        &[],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "kafka",
+            "--payload-types",
+            "uuid_keys",
+            "--grades",
+            "U0,U90",
+            "--records",
+            "4",
+            "--record-size",
+            "4KiB",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The cause is printed when it first happens (the server version lookup, the first cell)
+    // and once at the end with the count: never once per cell.
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("is the broker running")).collect();
+    assert!(lines.len() <= 3, "one line per place the cause is reported, not per cell: {stderr}");
+    let summary: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FAILED  ")).collect();
+    assert_eq!(summary.len(), 1, "{stderr}");
+    assert!(summary[0].starts_with("FAILED  14 cells ("), "7 variants × 2 grades: {}", summary[0]);
+    assert_eq!(summary[0].matches("is the broker running").count(), 1, "the teardown's same cause is not repeated");
+    let failed = crate::support::journal(&results)
+        .into_iter()
+        .filter(|l| matches!(l, dedup_lab_core::JournalLine::Cell { status: dedup_lab_core::CellStatus::Failed, .. }))
+        .count();
+    assert_eq!(failed, 14, "every cell is journaled");
+}

@@ -195,7 +195,13 @@ impl<'a> Engine<'a> {
         if !self.spec.keep
             && let Err(e) = backend.teardown(&ns)
         {
-            teardown_error = Some(format!("teardown failed: {}", e.chain()));
+            // The same cause twice in one line says nothing new (a server that is down).
+            let same = result.as_ref().is_err_and(|r| r.chain() == e.chain());
+            teardown_error = Some(if same {
+                "teardown failed the same way".to_string()
+            } else {
+                format!("teardown failed: {}", e.chain())
+            });
         }
         self.backends.insert((cell.key.system, cell.key.variant.clone()), Ok(backend));
         match result {
