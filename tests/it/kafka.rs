@@ -568,7 +568,7 @@ fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_th
     )
     .unwrap();
     let results = tmp.path().join("r");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
         .args(["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()])
         .args(["--systems", "kafka,files", "--payload-types", "random_binary", "--grades", "U0"])
         .args(["--records", "4000", "--record-size", "64KiB", "--stages", "bulk_insert"])
