@@ -94,11 +94,12 @@ begin "cargo test: build"
 cargo test -j "$jobs" --workspace --all-targets --no-run
 end
 
+# `tee -a`: when stderr is a file (a local `.ci/run > log 2>&1`), plain tee would reopen and truncate it.
 # One line per test binary in the timings: cargo prints "Running <binary>" before and
 # "test result: … finished in Xs" after each.
 begin "cargo test: run"
 set +e
-cargo test -j "$jobs" --workspace --all-targets 2>&1 | tee /dev/stderr | awk '
+cargo test -j "$jobs" --workspace --all-targets 2>&1 | tee -a /dev/stderr | awk '
     /^ *Running / {
         name = $2
         if (name == "unittests") { c = $4; sub(/.*deps\//, "", c); sub(/-[0-9a-f]+\)$/, "", c); name = "unit tests of " c }
