@@ -349,18 +349,6 @@ fn kafka_broker_stopped_mid_stage_is_a_connection_error_and_cleanup_works_after(
     assert!(b.inventory(ns.lab()).unwrap().is_empty());
 }
 
-fn dedup_lab(envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.args(args).stdin(std::process::Stdio::null()).output().expect("dedup-lab runs")
-}
-
-fn text_of(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 /// A full run over every variant: each result line names the broker and the codec, the
 /// stages a variant cannot do are journaled as unsupported with the reason, the row counts
 /// are the acknowledged offsets, incompressible records take their own size (EDR 1), the
@@ -379,7 +367,7 @@ fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
     )
     .unwrap();
     let results = tmp.path().join("r");
-    let out = dedup_lab(
+    let out = crate::support::run_env(
         &[],
         &[
             "run",
@@ -399,7 +387,7 @@ fn a_run_over_every_variant_records_the_broker_and_the_effect_of_compaction() {
             "64KiB",
         ],
     );
-    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(out.status.success(), "{}", crate::support::text_of(&out));
     let lines = crate::support::journal(&results);
     let mut variants = std::collections::BTreeSet::new();
     let (mut none_edr, mut hash_freed, mut key_freed) = (None, None, None);
@@ -462,7 +450,7 @@ fn a_run_with_wrong_credentials_or_no_broker_journals_the_error_and_goes_on() {
             format!("lab = \"dedup_t_kafka_fault\"\n[systems.kafka]\nvariants = [\"default\"]\n{settings}"),
         )
         .unwrap();
-        let out = dedup_lab(
+        let out = crate::support::run_env(
             &[("DEDUP_KAFKA_PASSWORD", wrong)],
             &[
                 "run",
@@ -482,7 +470,7 @@ fn a_run_with_wrong_credentials_or_no_broker_journals_the_error_and_goes_on() {
                 "4KiB",
             ],
         );
-        let all = text_of(&out);
+        let all = crate::support::text_of(&out);
         assert_eq!(out.status.code(), Some(1), "{all}");
         assert!(all.contains(want), "{want}: {all}");
         let journal_text =
@@ -592,7 +580,7 @@ fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_th
     }
     t.stop();
     let out = child.wait_with_output().unwrap();
-    let all = text_of(&out);
+    let all = crate::support::text_of(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     let mut seen = 0;
     for l in crate::support::journal(&results) {
@@ -628,7 +616,7 @@ fn one_unreachable_broker_is_one_line_with_the_number_of_cells_it_failed() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "lab = \"dedup_t_kafka_flood\"\n[systems.kafka]\nport = 1\nconnect_timeout = 1\n").unwrap();
     let results = tmp.path().join("r");
-    let out = dedup_lab(
+    let out = crate::support::run_env(
         &[],
         &[
             "run",

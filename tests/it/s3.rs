@@ -16,7 +16,7 @@ use dedup_lab_core::{
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const VARS: &[&str] =
@@ -184,18 +184,6 @@ fn wrong_credentials_are_one_clear_message() {
     }
 }
 
-fn dedup_lab(envs: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
-}
-
-fn text_of(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 /// Wrong credentials and an unreachable endpoint fail the s3 cells with a clear, journaled
 /// error; the other system's cells still run; nothing secret is printed or journaled.
 #[test]
@@ -212,7 +200,7 @@ fn a_run_with_wrong_credentials_or_no_server_journals_the_error_and_goes_on() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = tmp.path().join("c.toml");
         std::fs::write(&cfg, "lab = \"dedup_t_s3_fault\"\n[systems.s3]\nvariants = [\"default\"]\n").unwrap();
-        let out = dedup_lab(
+        let out = crate::support::run_env(
             &[(var, value)],
             &[
                 "run",
@@ -232,7 +220,7 @@ fn a_run_with_wrong_credentials_or_no_server_journals_the_error_and_goes_on() {
                 "4KiB",
             ],
         );
-        let all = text_of(&out);
+        let all = crate::support::text_of(&out);
         assert_eq!(out.status.code(), Some(1), "{all}");
         assert!(all.contains(want), "{all}");
         let journal_text =
@@ -255,8 +243,11 @@ fn a_run_with_wrong_credentials_or_no_server_journals_the_error_and_goes_on() {
         }
         assert_eq!(seen, 2, "one s3 and one files cell journaled");
         // preflight says the same in one line.
-        let out = dedup_lab(&[(var, value)], &["preflight", "--config", cfg.to_str().unwrap(), "--systems", "s3"]);
-        let all = text_of(&out);
+        let out = crate::support::run_env(
+            &[(var, value)],
+            &["preflight", "--config", cfg.to_str().unwrap(), "--systems", "s3"],
+        );
+        let all = crate::support::text_of(&out);
         assert!(!out.status.success() && all.contains(want), "{all}");
         assert!(!all.contains("wrong-Secret-Value-4711") && !all.contains("StringToSign"), "{all}");
     }
@@ -273,7 +264,7 @@ fn a_full_run_has_the_expected_ground_truth() {
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "lab = \"dedup_t_s3_truth\"\n[systems.s3]\nvariants = [\"default\"]\n").unwrap();
     let results = tmp.path().join("r");
-    let out = dedup_lab(
+    let out = crate::support::run_env(
         &[],
         &[
             "run",
@@ -295,7 +286,7 @@ fn a_full_run_has_the_expected_ground_truth() {
             "256KiB",
         ],
     );
-    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(out.status.success(), "{}", crate::support::text_of(&out));
     let lines = journal(&results);
     let (mut edr_checked, mut reclaim_checked, mut json_checked) = (0, 0, 0);
     for m in stages(&lines) {

@@ -36,6 +36,20 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
 }
 
+/// Runs `dedup-lab` with `args` and extra environment variables `envs` (no stdin).
+pub fn run_env(envs: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
+}
+
+/// Everything a run printed, stdout then stderr.
+pub fn text_of(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// Runs `dedup-lab`, asserts success and returns its stdout.
 pub fn ok(args: &[&str]) -> String {
     succeeded(args, run(args))
