@@ -361,8 +361,8 @@ impl KafkaBackend {
         self.cluster.ack(sent)
     }
 
-    /// Reads every record of `topic` and calls `f(key, value, headers)` in log order per
-    /// partition.
+    /// Reads every record of `topic` (control records left out) and calls `f` on each, in log
+    /// order per partition; `false` when the topic does not exist.
     fn scan(&mut self, topic: &str, f: &mut dyn FnMut(&KRecord)) -> Result<bool, BackendError> {
         let Some(parts) = self.cluster.partitions(topic)? else { return Ok(false) };
         for p in parts {
@@ -399,19 +399,8 @@ impl KafkaBackend {
 
     fn topic_configs(&self) -> Vec<(&'static str, String)> {
         let mut c = vec![
-            (
-                "compression.type",
-                match self.v.codec {
-                    Compression::None => "uncompressed",
-                    other => match other {
-                        Compression::Gzip => "gzip",
-                        Compression::Snappy => "snappy",
-                        Compression::Lz4 => "lz4",
-                        _ => "zstd",
-                    },
-                }
-                .to_string(),
-            ),
+            // The codec's name is also the topic's compression.type value.
+            ("compression.type", self.v.codec_name().to_string()),
             ("cleanup.policy", if self.v.compacted() { "compact" } else { "delete" }.to_string()),
             ("max.message.bytes", self.s.max_message_bytes.to_string()),
         ];
