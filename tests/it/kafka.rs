@@ -76,7 +76,13 @@ fn kafka_conforms_in_every_variant() {
     );
     for variant in &variants {
         let mut b = open_with(lab, variant, serde_json::json!({ "cleaner_timeout": 35 }));
-        let mut leftovers = |ns: &Namespace| !topic_dirs(&env, ns.lab()).is_empty();
+        let mut leftovers = |ns: &Namespace| {
+            let dirs = topic_dirs(&env, ns.lab());
+            if !dirs.is_empty() {
+                eprintln!("{variant}: partition directories left on the broker's disk: {dirs:?}");
+            }
+            !dirs.is_empty()
+        };
         conformance::run_suite(b.as_mut(), &mut conformance::Suite { lab, leftovers: &mut leftovers });
         let expect_delete = variant == "cleanup=compact-key";
         assert_eq!(b.unsupported(Operation::DeleteOne).is_none(), expect_delete, "{variant}");
@@ -196,6 +202,68 @@ fn kafka_unreachable_bootstrap_is_classed_and_named() {
     assert!(e.chain().contains("127.0.0.1:1"), "{}", e.chain());
 }
 
+/// The state crabka-broker 0.3.0 is left in when a topic's deletion meets its compaction: a
+/// partition directory, records and all, of a topic that no longer exists (planted here by
+/// copying a real partition's files back after the topic was deleted). `cleanup` lists and
+/// removes it; a reset with `data_dir` has it removed before it creates the topic again (the
+/// broker would reopen it and count the old records), and one without `data_dir`, which
+/// cannot see the broker's disk, refuses to measure a topic that is not empty at birth.
+#[test]
+fn directories_a_deleted_topic_left_behind_are_removed_or_refused_never_measured() {
+    let Some(env) = env() else { return };
+    let lab = "dedup_t_kafka_stranded";
+    let ns = Namespace::new(&lab.parse().unwrap(), 1);
+    let mut b = open_with(lab, "default", serde_json::json!({}));
+    b.reset(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
+    let mut recs = (0..50).map(|i| Ok(blob(i, 0, vec![(i % 251) as u8; 8 * 1024])));
+    assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 50);
+    let dir = env.data_dir.join("dedup-lab-dedup-t-kafka-stranded-c0-0");
+    let saved = tempfile::tempdir().unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    };
+    copy(&dir, saved.path());
+    b.teardown(&ns).unwrap();
+    assert!(!dir.exists(), "the broker removed the deleted topic's directory");
+    let plant = || {
+        copy(saved.path(), &dir);
+        assert_eq!(topic_dirs(&env, ns.lab()).len(), 1);
+    };
+
+    // cleanup: listed, then removed through the broker, then nothing is left.
+    plant();
+    let listed = b.inventory(ns.lab()).unwrap();
+    assert!(
+        listed.iter().any(|l| l.contains("directory dedup-lab-dedup-t-kafka-stranded-c0-0 of a deleted topic")),
+        "{listed:?}"
+    );
+    b.drop_lab(ns.lab()).unwrap_or_else(|e| panic!("{}", e.chain()));
+    assert!(topic_dirs(&env, ns.lab()).is_empty(), "drop_lab had the stranded directory removed");
+    assert!(b.inventory(ns.lab()).unwrap().is_empty());
+    assert!(b.take_notes().iter().any(|n| n.contains("had left the directories")), "the repair is in the notes");
+
+    // Without data_dir the reset cannot see the directory; the broker reopens it, and the
+    // reset refuses rather than measure old records.
+    plant();
+    let mut remote = open_with(lab, "default", serde_json::json!({ "data_dir": "" }));
+    let e = remote.reset(&ns).unwrap_err();
+    assert_eq!(e.class(), Some(ErrorClass::Server), "{}", e.chain());
+    assert!(e.chain().contains("right after dedup-lab created them"), "{}", e.chain());
+
+    // With data_dir the reset has it removed first: the new topic is empty.
+    b.drop_lab(ns.lab()).unwrap();
+    plant();
+    b.reset(&ns).unwrap_or_else(|e| panic!("{}", e.chain()));
+    assert_eq!(b.count(&ns).unwrap(), 0, "no old record in the new topic");
+    assert_eq!(b.sizes(&ns).unwrap().total_bytes, Some(0));
+    b.teardown(&ns).unwrap();
+    assert!(topic_dirs(&env, ns.lab()).is_empty());
+}
+
 /// Ground truth on the broker's disk: zstd shrinks compressible records and `none` does not;
 /// compaction by content hash leaves one copy of each distinct value once the cleaner ran.
 #[test]
@@ -254,17 +322,19 @@ fn kafka_codecs_and_hash_compaction_change_what_the_broker_stores() {
     b.teardown(&ns).unwrap();
 }
 
-/// A throwaway broker of the test's own on 127.0.0.2 (crabka's controller takes port 9093 of
-/// the listen address, so a second broker needs a second loopback address).
+/// A throwaway broker of the test's own on a loopback address of its own (crabka's
+/// controller takes port 9093 of the listen address, so each broker needs its own address;
+/// two tests sharing one would connect to each other's broker when they run in parallel).
 struct Throwaway {
     bin: String,
+    host: &'static str,
     dir: tempfile::TempDir,
     port: u16,
     child: Option<std::process::Child>,
 }
 
 impl Throwaway {
-    fn start() -> Throwaway {
+    fn start(host: &'static str) -> Throwaway {
         let bin = std::env::var("DEDUP_KAFKA_TEST_BIN").expect("DEDUP_KAFKA_TEST_BIN (scripts/services.sh env kafka)");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -272,14 +342,20 @@ impl Throwaway {
             r#"{"directory_id":"6f1c1a52-4b8e-4e4c-9d55-0d3f3c0f9a11","cluster_id":"throwaway","node_id":1}"#,
         )
         .unwrap();
-        let mut t = Throwaway { bin, dir, port: 19192, child: None };
+        let mut t = Throwaway { bin, host, dir, port: 19192, child: None };
         t.start_again();
         t
     }
 
     fn start_again(&mut self) {
         let child = std::process::Command::new(&self.bin)
-            .args(["--listen-addr", &format!("127.0.0.2:{}", self.port), "--metrics-listen-addr", "none", "--log-dir"])
+            .args([
+                "--listen-addr",
+                &format!("{}:{}", self.host, self.port),
+                "--metrics-listen-addr",
+                "none",
+                "--log-dir",
+            ])
             .arg(self.dir.path())
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -288,7 +364,7 @@ impl Throwaway {
             .expect("the broker starts");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.2", self.port)).is_err() {
+        while std::net::TcpStream::connect((self.host, self.port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "the throwaway broker is not up after 30 s");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -302,7 +378,7 @@ impl Throwaway {
     }
 
     fn settings(&self) -> serde_json::Value {
-        serde_json::json!({ "host": "127.0.0.2", "port": self.port, "statement_timeout": 10, "connect_timeout": 2 })
+        serde_json::json!({ "host": self.host, "port": self.port, "statement_timeout": 10, "connect_timeout": 2 })
     }
 }
 
@@ -318,7 +394,7 @@ impl Drop for Throwaway {
 #[test]
 fn kafka_broker_stopped_mid_stage_is_a_connection_error_and_cleanup_works_after() {
     let Some(_env) = env() else { return };
-    let mut t = Throwaway::start();
+    let mut t = Throwaway::start("127.0.0.2");
     let lab = "dedup_t_kafka_stop";
     let ns = Namespace::new(&lab.parse().unwrap(), 2);
     let mut b = open_with(lab, "default", t.settings());
@@ -543,15 +619,15 @@ fn cleanup_deletes_the_kafka_lab_topics_and_leaves_other_topics_alone() {
 fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_the_topics() {
     use dedup_lab_core::{CellStatus, JournalLine};
     let Some(_env) = env() else { return };
-    let mut t = Throwaway::start();
+    let mut t = Throwaway::start("127.0.0.3");
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("c.toml");
     std::fs::write(
         &cfg,
         format!(
-            "lab = \"dedup_t_kafka_midrun\"\n[systems.kafka]\nvariants = [\"default\"]\nhost = \"127.0.0.2\"\nport = {}\n\
+            "lab = \"dedup_t_kafka_midrun\"\n[systems.kafka]\nvariants = [\"default\"]\nhost = \"{}\"\nport = {}\n\
              connect_timeout = 2\nstatement_timeout = 10\n",
-            t.port
+            t.host, t.port
         ),
     )
     .unwrap();
@@ -588,7 +664,7 @@ fn a_broker_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_removes_th
             if cell.system == SystemKind::Kafka {
                 assert_eq!(status, CellStatus::Failed, "{cell}");
                 let reason = reason.unwrap_or_default();
-                assert!(reason.contains("127.0.0.2"), "names the broker: {reason}");
+                assert!(reason.contains(t.host), "names the broker: {reason}");
             } else {
                 assert_eq!(status, CellStatus::Ok, "{cell}: the run goes on");
             }

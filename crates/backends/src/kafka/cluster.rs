@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 const SYS: &str = "kafka";
@@ -205,7 +205,32 @@ impl Cluster {
                 code => return Err(self.err(&what, code, r.error_message.as_ref())),
             }
         }
-        self.wait_leaders(name, partitions)
+        self.wait_leaders(name, partitions)?;
+        self.wait_hosted(name, partitions)
+    }
+
+    /// Waits until the brokers report every partition of `name` in their log directories:
+    /// a broker that opens a partition's log after metadata names its leader (crabka-broker
+    /// 0.3.0 does so in a background loop) would otherwise open it after a quick deletion,
+    /// and keep its directory for good.
+    fn wait_hosted(&mut self, name: &str, partitions: i32) -> Result<(), BackendError> {
+        let all: Vec<i32> = (0..partitions).collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let hosted = self.log_dirs(&[(name.to_string(), all.clone())])?;
+            let parts: HashSet<i32> = hosted.iter().flat_map(|(_, _, ps)| ps.iter().map(|(p, _)| *p)).collect();
+            if parts.len() >= all.len() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BackendError::msg(format!(
+                    "kafka: topic {name}: the brokers host {} of its {partitions} partitions 30 s after it was created",
+                    parts.len()
+                ))
+                .classed(ErrorClass::Timeout));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_leaders(&mut self, name: &str, partitions: i32) -> Result<(), BackendError> {
@@ -466,8 +491,26 @@ impl Cluster {
     }
 
     /// Bytes on disk per partition of `topics`, summed over every broker's replicas
-    /// (`DescribeLogDirs`), with the log directories they are in.
+    /// (`DescribeLogDirs`), with the log directories (`broker:dir`) they are in.
     pub fn log_dir_sizes(&mut self, topics: &[(String, Vec<i32>)]) -> Result<(u64, Vec<String>), BackendError> {
+        let (mut total, mut dirs) = (0u64, Vec::new());
+        for (broker, dir, parts) in self.log_dirs(topics)? {
+            let here: u64 = parts.iter().map(|(_, size)| *size).sum();
+            if here > 0 || !parts.is_empty() {
+                dirs.push(format!("{broker}:{dir}"));
+            }
+            total += here;
+        }
+        Ok((total, dirs))
+    }
+
+    /// `DescribeLogDirs` for `topics` on every broker: per log directory (broker, path), the
+    /// partitions of `topics` it holds and their sizes (future replicas left out).
+    #[allow(clippy::type_complexity)]
+    fn log_dirs(
+        &mut self,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<Vec<(String, String, Vec<(i32, u64)>)>, BackendError> {
         let req = DescribeLogDirsRequest::default().with_topics(Some(
             topics
                 .iter()
@@ -478,7 +521,7 @@ impl Cluster {
             self.metadata(Some(&[]))?;
         }
         let nodes: Vec<i32> = self.brokers.keys().copied().collect();
-        let (mut total, mut dirs) = (0u64, Vec::new());
+        let mut out = Vec::new();
         for node in nodes {
             let conn = self.conn(node)?;
             let broker = conn.broker.clone();
@@ -497,22 +540,17 @@ impl Cluster {
                 if d.error_code != 0 {
                     continue;
                 }
-                let mut here = 0u64;
-                for t in &d.topics {
-                    here += t
-                        .partitions
-                        .iter()
-                        .filter(|p| !p.is_future_key)
-                        .map(|p| p.partition_size.max(0) as u64)
-                        .sum::<u64>();
-                }
-                if here > 0 || !d.topics.is_empty() {
-                    dirs.push(format!("{broker}:{}", d.log_dir.as_str()));
-                }
-                total += here;
+                let parts = d
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .filter(|p| !p.is_future_key)
+                    .map(|p| (p.partition_index, p.partition_size.max(0) as u64))
+                    .collect();
+                out.push((broker.clone(), d.log_dir.as_str().to_string(), parts));
             }
         }
-        Ok((total, dirs))
+        Ok(out)
     }
 
     /// Creates or replaces the SCRAM credentials of `user` (`AlterUserScramCredentials`), for

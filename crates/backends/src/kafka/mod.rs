@@ -199,27 +199,107 @@ pub struct KafkaBackend {
     broker_name: Option<String>,
     /// What [`server_version`](Backend::server_version) said, for every stage's notes.
     version_line: Option<String>,
+    /// What the backend had to repair since the last stage's notes (stranded directories).
+    repairs: Vec<String>,
+}
+
+/// The cluster client for validated settings (no connection is opened yet).
+fn cluster_for(s: &Settings) -> Result<Cluster, BackendError> {
+    let tls = match s.server.tls.mode {
+        SslMode::Disable => None,
+        _ => Some((crate::net::tls::client_config(&s.server)?, s.server.tls_name().to_string())),
+    };
+    let opts = ConnectOptions {
+        connect_timeout: s.server.connect_timeout,
+        io_timeout: Some(s.server.statement_timeout.unwrap_or(Duration::from_secs(120))),
+        tls,
+    };
+    let auth = wire::Auth { mechanism: s.mechanism, user: s.server.user.clone(), password: s.server.password.clone() };
+    let mut cluster = Cluster::new(s.bootstrap.clone(), opts, auth);
+    cluster.bootstrap_only = s.bootstrap_only;
+    Ok(cluster)
+}
+
+/// A plain producer for dedup-lab's own output topics (the metrics trace and the event
+/// stream), not for measuring: values without keys, gzip-compressed, to partition 0 of one
+/// topic, acknowledged by all replicas. The topic is created on first use when it is missing
+/// (one partition) and never deleted: it is output the user named, like the results
+/// directory, and outside every lab.
+pub struct TopicWriter {
+    s: Settings,
+    cluster: Cluster,
+    topic: String,
+    ready: bool,
+}
+
+impl TopicWriter {
+    /// Validates the settings (the same keys as `[systems.kafka]`); connects on first send.
+    pub fn open(cfg: &BackendConfig, topic: &str) -> Result<TopicWriter, BackendError> {
+        let s = Settings::from_config(cfg)?;
+        let cluster = cluster_for(&s)?;
+        Ok(TopicWriter { s, cluster, topic: topic.to_string(), ready: false })
+    }
+
+    /// `host:port` of the first bootstrap broker and the topic, for messages.
+    pub fn target(&self) -> String {
+        format!("topic {} at {}", self.topic, self.s.endpoint())
+    }
+
+    /// Sends `values` as one batch and waits for the acknowledgement.
+    pub fn send(&mut self, values: &[Vec<u8>]) -> Result<(), BackendError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        if !self.ready {
+            if self.cluster.partitions(&self.topic)?.is_none() {
+                self.cluster.create_topic(&self.topic, 1, self.s.replication_factor, &[])?;
+            }
+            self.ready = true;
+        }
+        let now = now_ms();
+        let recs: Vec<KRecord> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| krecord(None, Some(Bytes::copy_from_slice(v)), IndexMap::new(), i as i64, now))
+            .collect();
+        let batch = cluster::encode_batch(&recs, Compression::Gzip)?;
+        let r = self.cluster.send_produce(&self.topic, 0, batch, values.len() as u64).and_then(|s| self.cluster.ack(s));
+        if r.is_err() {
+            // Reconnect and re-check the topic on the next send (the broker may have restarted).
+            self.cluster.disconnect();
+            self.ready = false;
+        }
+        r.map(|_| ())
+    }
+
+    /// Every value in the topic, in order (for tests and checks; reads the whole topic).
+    pub fn read_all(&mut self) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut out = Vec::new();
+        let Some(parts) = self.cluster.partitions(&self.topic)? else { return Ok(out) };
+        let topic = self.topic.clone();
+        for p in parts {
+            self.cluster.fetch_all(&topic, p, &mut |mut batch: Bytes| {
+                let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| {
+                    BackendError::msg(format!("kafka: cannot decode a record batch of {topic}/{p}: {e}"))
+                        .classed(ErrorClass::BadRequest)
+                })?;
+                for set in sets {
+                    out.extend(set.records.iter().filter(|r| !r.control).filter_map(|r| r.value.as_ref().map(|v| v.to_vec())));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
 }
 
 impl KafkaBackend {
     pub fn open(cfg: &BackendConfig, variant: &str) -> Result<KafkaBackend, BackendError> {
         let v = Variant::parse(variant)?;
         let s = Settings::from_config(cfg)?;
-        let tls = match s.server.tls.mode {
-            SslMode::Disable => None,
-            _ => Some((crate::net::tls::client_config(&s.server)?, s.server.tls_name().to_string())),
-        };
-        let opts = ConnectOptions {
-            connect_timeout: s.server.connect_timeout,
-            io_timeout: Some(s.server.statement_timeout.unwrap_or(Duration::from_secs(120))),
-            tls,
-        };
-        let auth =
-            wire::Auth { mechanism: s.mechanism, user: s.server.user.clone(), password: s.server.password.clone() };
-        let mut cluster = Cluster::new(s.bootstrap.clone(), opts, auth);
-        cluster.bootstrap_only = s.bootstrap_only;
+        let cluster = cluster_for(&s)?;
         let broker_name = cfg.string("broker").filter(|b| !b.trim().is_empty());
-        Ok(KafkaBackend { s, v, cluster, live: HashMap::new(), broker_name, version_line: None })
+        Ok(KafkaBackend { s, v, cluster, live: HashMap::new(), broker_name, version_line: None, repairs: Vec::new() })
     }
 
     /// The cluster, for tests that set up a broker (SCRAM users).
@@ -463,6 +543,90 @@ impl KafkaBackend {
         Ok(out)
     }
 
+    /// Partition directories of the lab's topics that the broker's data directory (`data_dir`)
+    /// still holds although no topic of that name exists. crabka-broker 0.3.0 leaves one
+    /// behind when a deletion meets its compaction tick (the cleaner still holds the deleted
+    /// partition and writes into its directory), and reopens it, old records and all, when a
+    /// topic of that name is created again. Empty without `data_dir`.
+    fn stranded_dirs(&mut self, lab: &LabName) -> Result<Vec<(String, i32)>, BackendError> {
+        let Some(dir) = self.s.data_dir.clone() else { return Ok(Vec::new()) };
+        let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let listed: HashSet<String> = self.cluster.topics()?.into_iter().collect();
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some((t, p)) = name.rsplit_once('-') else { continue };
+            let Ok(p) = p.parse::<i32>() else { continue };
+            if is_lab_topic(lab, t) && !listed.contains(t) && e.path().is_dir() {
+                out.push((t.to_string(), p));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Has the broker remove the directories [`stranded_dirs`](Self::stranded_dirs) finds:
+    /// dedup-lab never deletes files on a broker's disk itself, so it creates each such topic
+    /// again (the broker reopens the directory it finds; delete policy, so no compaction can
+    /// race) and deletes it. A directory that survives that is an error naming it.
+    fn sweep_stranded(&mut self, lab: &LabName) -> Result<(), BackendError> {
+        let found = self.stranded_dirs(lab)?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        // The cleaner that held the deleted partition may still be writing; let it finish.
+        std::thread::sleep(Duration::from_secs(1));
+        let mut topics: std::collections::BTreeMap<String, i32> = std::collections::BTreeMap::new();
+        for (t, p) in &found {
+            let n = topics.entry(t.clone()).or_insert(0);
+            *n = (*n).max(p + 1);
+        }
+        let configs = [("cleanup.policy", "delete".to_string())];
+        for (t, n) in &topics {
+            self.cluster.create_topic(t, *n, self.s.replication_factor, &configs)?;
+            self.cluster.delete_topics(std::slice::from_ref(t))?;
+        }
+        let names = |v: &[(String, i32)]| v.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ");
+        let dir = self.s.data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+        let left = self.stranded_dirs(lab)?;
+        if !left.is_empty() {
+            return Err(BackendError::msg(format!(
+                "kafka: the broker at {} keeps the directories {} of deleted lab topics in {dir}, also after \
+                 dedup-lab created and deleted those topics again; stop the broker, remove them, and start it again",
+                self.s.endpoint(),
+                names(&left)
+            ))
+            .classed(ErrorClass::Server));
+        }
+        self.repairs.push(format!(
+            "the broker had left the directories {} of deleted topics in {dir}; dedup-lab created and deleted those \
+             topics again, and the broker removed them",
+            names(&found)
+        ));
+        Ok(())
+    }
+
+    /// A topic just created must be empty: a broker that reopened the files of an earlier topic
+    /// of the same name (see [`stranded_dirs`](Self::stranded_dirs)) would add their bytes
+    /// to every measurement of this one.
+    fn check_created_empty(&mut self, ns: &Namespace) -> Result<(), BackendError> {
+        let topics = self.ns_topics(ns)?;
+        let (bytes, _) = self.cluster.log_dir_sizes(&topics)?;
+        if bytes > 0 {
+            let names = topics.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(BackendError::msg(format!(
+                "kafka: the topics {names} hold {bytes} bytes right after dedup-lab created them: the broker at {} \
+                 reopened the files of earlier topics of those names (crabka-broker 0.3.0 leaves a deleted topic's \
+                 directory behind when the deletion meets its compaction); set `data_dir` to the broker's log \
+                 directory so dedup-lab can have them removed, or stop the broker and remove the lab's \
+                 directories by hand",
+                self.s.endpoint()
+            ))
+            .classed(ErrorClass::Server));
+        }
+        Ok(())
+    }
+
     fn log_bytes(&mut self, ns: &Namespace) -> Result<(u64, Vec<String>), BackendError> {
         let topics = self.ns_topics(ns)?;
         if topics.is_empty() {
@@ -556,13 +720,14 @@ impl Backend for KafkaBackend {
         let old = self.lab_topics(ns.lab())?;
         self.cluster.delete_topics(&old)?;
         self.live.clear();
+        self.sweep_stranded(ns.lab())?;
         let configs = self.topic_configs();
         for (i, _) in ns.containers() {
             let t = topic_name(ns.lab(), i);
             self.cluster.create_topic(&t, self.s.partitions, self.s.replication_factor, &configs)?;
             self.live.insert(t, HashSet::new());
         }
-        Ok(())
+        self.check_created_empty(ns)
     }
 
     fn bulk_insert(&mut self, ns: &Namespace, records: RecordStream<'_>) -> Result<u64, BackendError> {
@@ -674,7 +839,7 @@ impl Backend for KafkaBackend {
         for t in &topics {
             self.live.remove(t);
         }
-        Ok(())
+        self.sweep_stranded(ns.lab())
     }
 
     fn data_paths(&mut self, ns: &Namespace) -> Result<Vec<PathBuf>, BackendError> {
@@ -727,6 +892,7 @@ impl Backend for KafkaBackend {
         if let Some(v) = &self.version_line {
             notes.push(format!("broker: {v}"));
         }
+        notes.append(&mut self.repairs);
         notes.push(format!(
             "kafka topics: cleanup.policy {}, record batches {} (compression.type set to the producer's codec, so \
              a broker that keeps batches as produced stores them so)",
@@ -746,14 +912,18 @@ impl Backend for KafkaBackend {
     }
 
     fn inventory(&mut self, lab: &LabName) -> Result<Vec<String>, BackendError> {
-        Ok(self.lab_topics(lab)?.into_iter().map(|t| format!("topic {t}")).collect())
+        let mut out: Vec<String> = self.lab_topics(lab)?.into_iter().map(|t| format!("topic {t}")).collect();
+        for (t, p) in self.stranded_dirs(lab)? {
+            out.push(format!("directory {t}-{p} of a deleted topic, left on the broker's disk"));
+        }
+        Ok(out)
     }
 
     fn drop_lab(&mut self, lab: &LabName) -> Result<(), BackendError> {
         let topics = self.lab_topics(lab)?;
         self.cluster.delete_topics(&topics)?;
         self.live.clear();
-        Ok(())
+        self.sweep_stranded(lab)
     }
 
     fn reopen(&mut self) -> Result<Option<String>, BackendError> {
