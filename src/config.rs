@@ -28,6 +28,21 @@ pub struct RawConfig {
     /// `[storage_sim]`: the storage-layer dedup simulation (runs and `storage-sim`).
     #[serde(default)]
     pub storage_sim: RawStorageSim,
+    /// `[trace]`: the metrics trace and the event stream (`telemetry.rs`).
+    #[serde(default)]
+    pub trace: RawTrace,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrace {
+    /// Sampling interval of the metrics trace, e.g. `"100ms"` (default) or `"1s"`; `"off"`: none.
+    pub interval: Option<String>,
+    /// How often a sample also reads the physical size (default `"1s"`).
+    pub probe_interval: Option<String>,
+    /// `[trace.kafka]`: also send the trace and the events to Kafka (the connection keys of
+    /// `[systems.kafka]`, plus `metrics_topic` and `events_topic`).
+    pub kafka: Option<toml::Table>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -4,6 +4,7 @@ mod args;
 mod cmd;
 mod config;
 mod plan;
+mod telemetry;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -23,6 +23,7 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
         return resume(args, cfg, id, &exports);
     }
     let plan = run_plan(args, cfg)?;
+    let telemetry = crate::telemetry::options(&cfg.trace, &plan.spec.lab)?;
     if args.dry_run {
         print_plan(&plan);
         println!("dry run: nothing was connected to, created or written");
@@ -34,7 +35,7 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     dir.create(&info)?;
     let journal = Journal::create(&dir)?;
     eprintln!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
-    execute(plan.spec, dir, info, journal, args.threads, &exports)
+    execute(plan.spec, dir, info, journal, args.threads, &exports, telemetry)
 }
 
 fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> Result<ExitCode> {
@@ -49,6 +50,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
             })?;
         }
     }
+    let telemetry = crate::telemetry::options(&cfg.trace, &info.spec.lab)?;
     let (journal, report) = Journal::resume(&dir)?;
     eprintln!(
         "resuming run {run_id}: {} of {} cells finished, {} journal line(s) of unfinished cells set aside in {}",
@@ -60,7 +62,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
     info.status = "running".into();
     info.finished_at = None;
     dir.write_info(&info)?;
-    execute(info.spec.clone(), dir, info, journal, args.threads, exports)
+    execute(info.spec.clone(), dir, info, journal, args.threads, exports, telemetry)
 }
 
 fn execute(
@@ -70,8 +72,11 @@ fn execute(
     journal: Journal,
     threads: Option<usize>,
     exports: &[Format],
+    telemetry: dedup_lab_runner::telemetry::TelemetryOptions,
 ) -> Result<ExitCode> {
     super::install_signal_handlers()?;
+    let telemetry = dedup_lab_runner::telemetry::Telemetry::open(&dir.path, &info.run_id, telemetry)
+        .with_context(|| format!("cannot open the event stream and trace files in {}", dir.path.display()))?;
     let total = spec.cells().len() as u64;
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -107,7 +112,8 @@ fn execute(
         }
     };
     let threads = threads.unwrap_or_else(dedup_lab_datagen::dir::default_threads);
-    let engine = Engine::new(spec.clone(), dir.clone(), info, journal, threads, &mut observer);
+    let engine =
+        Engine::new(spec.clone(), dir.clone(), info, journal, threads, &mut observer).with_telemetry(telemetry);
     let outcome = engine.run();
     bar.finish_and_clear();
     if repeated > 0 {

@@ -727,4 +727,170 @@ fn one_unreachable_broker_is_one_line_with_the_number_of_cells_it_failed() {
         .filter(|l| matches!(l, dedup_lab_core::JournalLine::Cell { status: dedup_lab_core::CellStatus::Failed, .. }))
         .count();
     assert_eq!(failed, 14, "every cell is journaled");
+    // The event stream: each cell's first stage ends as failed, with the cause.
+    let events = jsonl(&crate::support::run_dir(&results).join("events.jsonl"));
+    let failed_stages: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "stage_end" && e["status"] == "failed").collect();
+    assert_eq!(failed_stages.len(), 14, "{events:#?}");
+    assert!(
+        failed_stages.iter().all(|e| e["stage"] == "bulk_insert"
+            && e["reason"].as_str().is_some_and(|r| r.contains("is the broker running")))
+    );
+}
+
+/// The values of `topic` on the local broker (the trace's and events' Kafka copies).
+fn topic_values(topic: &str) -> Vec<serde_json::Value> {
+    let cfg = config("dedup_t_kafka_admin", serde_json::json!({}));
+    let mut w = dedup_lab_backends::kafka::TopicWriter::open(&cfg, topic).unwrap();
+    w.read_all().unwrap().iter().map(|v| serde_json::from_slice(v).unwrap()).collect()
+}
+
+fn drop_topics(topics: &[&str]) {
+    let cfg = config("dedup_t_kafka_admin", serde_json::json!({}));
+    let mut b = dedup_lab_backends::kafka::KafkaBackend::open(&cfg, "default").unwrap();
+    let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    b.cluster().delete_topics(&names).unwrap();
+}
+
+fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `[trace.kafka]`: the events and the trace arrive in their topics, each line once and in
+/// the order of the files.
+#[test]
+fn trace_and_events_reach_their_kafka_topics_as_in_the_files() {
+    let Some(_env) = env() else { return };
+    let (metrics, events) = ("dedup-t-trace-metrics", "dedup-t-trace-events");
+    drop_topics(&[metrics, events]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_trace\"\n[trace]\ninterval = \"50ms\"\n[trace.kafka]\nhost = \"127.0.0.1\"\nport = {}\n\
+             metrics_topic = \"{metrics}\"\nevents_topic = \"{events}\"\n",
+            std::env::var("DEDUP_KAFKA_PORT").unwrap()
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let out = crate::support::run_env(
+        &[],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "files",
+            "--payload-types",
+            "random_binary",
+            "--grades",
+            "U0,U50",
+            "--records",
+            "800",
+            "--record-size",
+            "8KiB",
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::support::text_of(&out));
+    assert!(!crate::support::text_of(&out).contains("telemetry sink"), "{}", crate::support::text_of(&out));
+    let run = crate::support::run_dir(&results);
+    let (ev_file, tr_file) = (jsonl(&run.join("events.jsonl")), jsonl(&run.join("trace.jsonl")));
+    assert!(tr_file.len() >= 10 && ev_file.len() >= 20, "{} {}", tr_file.len(), ev_file.len());
+    assert_eq!(topic_values(events), ev_file, "the events topic holds the file's lines");
+    assert_eq!(topic_values(metrics), tr_file, "the metrics topic holds the file's lines");
+    drop_topics(&[metrics, events]);
+}
+
+/// A Kafka sink that cannot write (wrong credentials) or whose broker stops mid-run never
+/// hurts the run: it succeeds, the files are complete, and the sink says so in a handful of
+/// lines, not one per sample.
+#[test]
+fn a_failing_kafka_sink_is_a_handful_of_lines_and_the_run_and_its_files_are_complete() {
+    let Some(env) = env() else { return };
+    let run_args = |cfg: &std::path::Path, results: &std::path::Path| -> Vec<String> {
+        ["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()]
+            .iter()
+            .chain(&["--systems", "files", "--payload-types", "random_binary", "--grades", "U0"])
+            .chain(&["--records", "6000", "--record-size", "4KiB", "--stages", "perfile_insert,perfile_delete"])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let check = |results: &std::path::Path, text: &str| {
+        let run = crate::support::run_dir(results);
+        let ev = jsonl(&run.join("events.jsonl"));
+        assert_eq!(ev.last().unwrap()["event"], "run_end", "the event file is complete");
+        let tr = jsonl(&run.join("trace.jsonl"));
+        assert!(tr.len() >= 20, "samples every 10 ms: {}", tr.len());
+        assert_eq!(tr.iter().filter(|s| s["final"] == true).count(), 2, "each stage's last sample is there");
+        let sink_lines: Vec<&str> = text.lines().filter(|l| l.contains("telemetry sink")).collect();
+        assert!(!sink_lines.is_empty() && sink_lines.len() <= 4, "a handful of lines: {sink_lines:#?}");
+        sink_lines.join("\n")
+    };
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Wrong credentials on the SASL listener.
+    let cfg = tmp.path().join("auth.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_sinkauth\"\n[trace]\ninterval = \"10ms\"\n[trace.kafka]\nhost = \"127.0.0.1\"\n\
+             port = {}\nuser = \"dedup\"\nsasl_mechanism = \"SCRAM-SHA-512\"\npassword_env = \"DEDUP_T_WRONG_PW\"\n",
+            env.sasl_port
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("auth");
+    let args = run_args(&cfg, &results);
+    let out = crate::support::run_env(
+        &[("DEDUP_T_WRONG_PW", "not-the-password")],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let text = crate::support::text_of(&out);
+    assert!(out.status.success(), "{text}");
+    let said = check(&results, &text);
+    assert!(said.contains("sending failed") && said.contains("authentication"), "{said}");
+    assert!(!text.contains("not-the-password"), "the password never shows");
+
+    // The broker stops in the middle of the run.
+    let mut t = Throwaway::start("127.0.0.4");
+    let cfg = tmp.path().join("stop.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_sinkstop\"\n[trace]\ninterval = \"10ms\"\n[trace.kafka]\nhost = \"{}\"\nport = {}\n\
+             connect_timeout = 1\nstatement_timeout = 2\n",
+            t.host, t.port
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("stop");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .args(run_args(&cfg, &results))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the broker once the metrics topic has samples in it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !t.dir.path().join("dedup-lab-metrics-0").exists()
+        || std::fs::read_dir(t.dir.path().join("dedup-lab-metrics-0"))
+            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>())
+            .unwrap_or(0)
+            < 2048
+    {
+        assert!(std::time::Instant::now() < deadline, "no sample reached the broker");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.stop();
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::text_of(&out);
+    assert!(out.status.success(), "{text}");
+    let said = check(&results, &text);
+    assert!(said.contains("sending failed"), "{said}");
+    assert!(said.contains(t.host), "names the broker: {said}");
 }

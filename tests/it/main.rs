@@ -32,3 +32,4 @@ mod report_cli;
 mod run_cli;
 mod s3;
 mod storage_sim;
+mod telemetry;

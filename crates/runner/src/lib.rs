@@ -9,6 +9,7 @@ pub mod latency;
 pub mod native;
 pub mod probe;
 pub mod spec;
+pub mod telemetry;
 
 pub use engine::{Engine, Event, RunOutcome};
 pub use journal::{Journal, RunDir, RunInfo};

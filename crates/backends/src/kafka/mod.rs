@@ -284,7 +284,9 @@ impl TopicWriter {
                         .classed(ErrorClass::BadRequest)
                 })?;
                 for set in sets {
-                    out.extend(set.records.iter().filter(|r| !r.control).filter_map(|r| r.value.as_ref().map(|v| v.to_vec())));
+                    out.extend(
+                        set.records.iter().filter(|r| !r.control).filter_map(|r| r.value.as_ref().map(|v| v.to_vec())),
+                    );
                 }
                 Ok(())
             })?;

@@ -50,7 +50,9 @@ impl Engine<'_> {
             Some(f) => Feed::Native(self.native_feed(cell, ds, f)),
             None => Feed::Blob(ds.try_par_records(self.threads)),
         };
-        RecordSource::new(feed, cell, self.spec.readback)
+        let mut src = RecordSource::new(feed, cell, self.spec.readback);
+        src.progress = self.telemetry.as_ref().map(|t| t.progress());
+        src
     }
 
     fn native_feed(&self, cell: &CellPlan, ds: &Dataset, format: Format) -> NativeFeed {
@@ -99,6 +101,8 @@ pub(super) struct RecordSource {
     /// Native mode, for a deduplicating backend only: a 64-bit hash of each distinct record
     /// content sent.
     distinct: Option<HashSet<u64>>,
+    /// The telemetry's counters, bumped per record pulled (the trace's progress).
+    progress: Option<std::sync::Arc<crate::telemetry::Progress>>,
 }
 
 impl RecordSource {
@@ -116,6 +120,7 @@ impl RecordSource {
             last_file: None,
             pending_last: None,
             distinct: None,
+            progress: None,
         }
     }
 
@@ -219,6 +224,9 @@ impl Iterator for RecordSource {
         };
         self.rows += 1;
         self.bytes += record.data.len() as u64;
+        if let Some(p) = &self.progress {
+            p.add(1, record.data.len() as u64);
+        }
         if let Some(set) = self.distinct.as_mut() {
             let mut h = DefaultHasher::new();
             record.data.hash(&mut h);

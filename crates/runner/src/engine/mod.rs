@@ -16,6 +16,7 @@ use crate::journal::{Journal, RunDir, RunInfo};
 use crate::native::NativePlan;
 use crate::probe::Probe;
 use crate::spec::{CellPlan, RunSpec};
+use crate::telemetry::Telemetry;
 use crate::{RunError, interrupted};
 use dedup_lab_backends::BackendConfig;
 use dedup_lab_core::{Backend, CellKey, CellStatus, JournalLine, Namespace, Placement, Stage, SystemKind};
@@ -76,6 +77,10 @@ pub struct Engine<'a> {
     threads: usize,
     backends: HashMap<(SystemKind, String), Result<Box<dyn Backend>, String>>,
     observer: &'a mut dyn FnMut(Event),
+    /// The event stream and metrics trace, when the run has them.
+    telemetry: Option<Telemetry>,
+    /// The stage under way, for the event of a stage that fails.
+    current_stage: Option<Stage>,
 }
 
 impl<'a> Engine<'a> {
@@ -87,7 +92,31 @@ impl<'a> Engine<'a> {
         threads: usize,
         observer: &'a mut dyn FnMut(Event),
     ) -> Engine<'a> {
-        Engine { spec, dir, info, journal, threads: threads.max(1), backends: HashMap::new(), observer }
+        Engine {
+            spec,
+            dir,
+            info,
+            journal,
+            threads: threads.max(1),
+            backends: HashMap::new(),
+            observer,
+            telemetry: None,
+            current_stage: None,
+        }
+    }
+
+    /// Writes the event stream and the metrics trace through `t`.
+    pub fn with_telemetry(mut self, t: Telemetry) -> Self {
+        self.telemetry = Some(t);
+        self
+    }
+
+    /// Shows what the telemetry's sinks had to say (failures, recoveries) as warnings.
+    fn telemetry_messages(&mut self) {
+        let msgs = self.telemetry.as_ref().map(Telemetry::take_messages).unwrap_or_default();
+        for m in msgs {
+            (self.observer)(Event::Warning(m));
+        }
     }
 
     /// Uses `backend` for `(kind, variant)` instead of opening one from the registry (for
@@ -102,6 +131,10 @@ impl<'a> Engine<'a> {
         let cells = self.spec.cells();
         let total = cells.len();
         let mut out = RunOutcome { cells: total, ..Default::default() };
+        if let Some(t) = self.telemetry.as_mut() {
+            let systems: Vec<String> = self.spec.systems.iter().map(|s| s.kind.to_string()).collect();
+            t.run_start(total, &systems);
+        }
         for (index, cell) in cells.iter().enumerate() {
             if self.journal.is_finished(&cell.key) {
                 out.already_done += 1;
@@ -113,6 +146,9 @@ impl<'a> Engine<'a> {
                 break;
             }
             (self.observer)(Event::CellStart { index, total, key: &cell.key });
+            if let Some(t) = self.telemetry.as_mut() {
+                t.cell_start(&cell.key, index, total);
+            }
             let (status, reason) = match cell.over_budget() {
                 // Never half-written: a cell over the budget does not start at all.
                 Some(why) => (CellStatus::Skipped, Some(why)),
@@ -135,9 +171,27 @@ impl<'a> Engine<'a> {
                 reason: reason.clone(),
                 finished_at: dedup_lab_core::time::now_rfc3339(),
             })?;
+            if let Some(t) = self.telemetry.as_mut() {
+                t.cell_end(&cell.key, status, reason.as_deref());
+            }
             (self.observer)(Event::CellEnd { key: &cell.key, status, reason: reason.as_deref() });
+            self.telemetry_messages();
         }
         self.info.status = if out.interrupted { "interrupted" } else { "finished" }.into();
+        if let Some(t) = self.telemetry.as_mut() {
+            t.run_end(
+                &self.info.status,
+                serde_json::json!({
+                    "cells": out.cells,
+                    "ran": out.ran,
+                    "already_done": out.already_done,
+                    "failed": out.failed.len(),
+                    "invalid": out.invalid.len(),
+                    "skipped": out.skipped.len(),
+                }),
+            );
+        }
+        self.telemetry_messages();
         self.info.finished_at = Some(dedup_lab_core::time::now_rfc3339());
         self.dir.write_info(&self.info)?;
         // Embedded stores live under the run directory; drop the folder once it is empty.
@@ -191,6 +245,11 @@ impl<'a> Engine<'a> {
             }
         };
         let result = self.stages(cell, &ds, &ns, backend.as_mut());
+        if let (Some(stage), Some(t)) = (self.current_stage.take(), self.telemetry.as_mut())
+            && let Err(e) = &result
+        {
+            t.stage_failed(&cell.key, stage, &e.chain());
+        }
         let mut teardown_error = None;
         if !self.spec.keep
             && let Err(e) = backend.teardown(&ns)
@@ -256,12 +315,20 @@ impl<'a> Engine<'a> {
                 return Err(RunError::Interrupted);
             }
             (self.observer)(Event::Stage { key: &cell.key, stage });
+            self.current_stage = Some(stage);
+            if let Some(t) = self.telemetry.as_mut() {
+                t.stage_start(&cell.key, stage);
+            }
             if let Some(why) = stages::unsupported(b, stage) {
                 // Not run (no reset, no cache preparation either); neither valid nor invalid.
                 let mut m = self.unsupported_stage(cell, stage, ns, b, &probe, why)?;
                 m.invalid_reasons = validity::invalid_reasons(&StageFacts::of(&m, Expected::Exactly(0)));
                 reasons.extend(m.invalid_reasons.iter().cloned());
-                self.journal.append(&JournalLine::Stage(Box::new(m)))?;
+                self.journal.append(&JournalLine::Stage(Box::new(m.clone())))?;
+                self.current_stage = None;
+                if let Some(t) = self.telemetry.as_mut() {
+                    t.stage_end(&m);
+                }
                 continue;
             }
             if matches!(stage, Stage::BulkInsert | Stage::PerfileInsert) {
@@ -365,7 +432,11 @@ impl<'a> Engine<'a> {
             }
             m.valid = m.invalid_reasons.is_empty();
             reasons.extend(m.invalid_reasons.iter().cloned());
-            self.journal.append(&JournalLine::Stage(Box::new(m)))?;
+            self.journal.append(&JournalLine::Stage(Box::new(m.clone())))?;
+            self.current_stage = None;
+            if let Some(t) = self.telemetry.as_mut() {
+                t.stage_end(&m);
+            }
         }
         Ok(reasons)
     }

@@ -104,7 +104,18 @@ impl Engine<'_> {
         let method = probe.method(b, ns)?;
         let before = probe.read(b, ns)?;
         let started_at = dedup_lab_core::time::now_rfc3339();
-        let work = body(self, b)?;
+        if self.telemetry.as_ref().is_some_and(|t| t.tracing()) {
+            // The trace samples the physical size where the fs probe reads it.
+            let paths = if method == "fs" { b.data_paths(ns).unwrap_or_default() } else { Vec::new() };
+            if let Some(t) = self.telemetry.as_mut() {
+                t.body_start(&cell.key, stage, paths);
+            }
+        }
+        let work = body(self, b);
+        if let Some(t) = self.telemetry.as_mut() {
+            t.body_end();
+        }
+        let work = work?;
         if interrupted() {
             return Err(RunError::Interrupted);
         }
@@ -265,6 +276,9 @@ impl Engine<'_> {
             let d = t.elapsed();
             w.busy += d;
             w.latencies.as_mut().expect("set above").record(d);
+            if let Some(t) = &self.telemetry {
+                t.progress().latency(d);
+            }
             *w.rows_reported.as_mut().expect("set above") += reported;
             (self.observer)(Event::Records { n: 1 });
         }
@@ -296,6 +310,11 @@ impl Engine<'_> {
             let d = t.elapsed();
             w.busy += d;
             w.latencies.as_mut().expect("set above").record(d);
+            if let Some(t) = &self.telemetry {
+                let p = t.progress();
+                p.add(1, 0);
+                p.latency(d);
+            }
             *w.rows_reported.as_mut().expect("set above") += reported;
             w.rows_sent += 1;
             (self.observer)(Event::Records { n: 1 });
