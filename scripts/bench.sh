@@ -977,6 +977,54 @@ bench_storage-sim() {
   rm -rf -- "$dir"
 }
 
+# --- section: trace ---------------------------------------------------------------
+
+TRACE_RECORDS="${DEDUP_LAB_BENCH_TRACE_RECORDS:-40000}"
+[[ "$TRACE_RECORDS" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_TRACE_RECORDS must be a whole number"
+
+register_section trace "the measured throughput of a stage with the metrics trace on (100 ms, and 10 ms) vs off, same run otherwise: files per-record insert and delete, sqlite bulk insert"
+bench_trace() {
+  local dir
+  dir="$(scratch)/trace"
+  mkdir -p "$dir"
+  # The figure a stage journals (ops/s of its timed operations, MB/s of the bulk call):
+  # the stage's measured throughput, which tracing must not change beyond noise.
+  # Runs alternate off / 100 ms / 10 ms, REPEAT rounds; the best of each is kept.
+  stage_figure() { # RESULTS STAGE FIELD
+    awk -v st="\"stage\":\"$2\"" -v k="\"$3\":" '
+      index($0, "\"type\":\"stage\"") && index($0, st) {
+        i = index($0, k); v = substr($0, i + length(k)); sub(/[,}].*/, "", v); print v; exit }' \
+      "$(find "$1" -name measurements.jsonl | head -1)"
+  }
+  local system stage field size records label
+  for spec in "files perfile_insert ops_per_s 4KiB $TRACE_RECORDS" "files perfile_delete ops_per_s 4KiB $TRACE_RECORDS" \
+    "sqlite bulk_insert mb_per_s 64KiB $((TRACE_RECORDS / 4))"; do
+    read -r system stage field size records <<<"$spec"
+    local -A best=()
+    local round interval v
+    for ((round = 0; round < REPEAT; round++)); do
+      for interval in off 100ms 10ms; do
+        rm -rf -- "${dir:?}"/*
+        printf '[trace]\ninterval = "%s"\n' "$interval" >"$dir/c.toml"
+        "$BIN" run --config "$dir/c.toml" --results "$dir/r" --systems "$system" --payload-types random_binary \
+          --grades U50 --records "$records" --record-size "$size" --export none \
+          --stages "bulk_insert,perfile_insert,perfile_delete" >/dev/null 2>&1 || die "trace run ($system, $interval) failed"
+        v="$(stage_figure "$dir/r" "$stage" "$field")"
+        if [[ -z "${best[$interval]:-}" ]] || awk -v a="$v" -v b="${best[$interval]}" 'BEGIN { exit !(a > b) }'; then
+          best[$interval]="$v"
+        fi
+      done
+    done
+    label="$system $stage, $records × $size random_binary U50"
+    row "$label, trace off" "$(calc '%.0f' "${best[off]}") ${field/_per_s/\/s}" "best of $REPEAT"
+    row "$label, trace every 100 ms" "$(calc '%.0f' "${best[100ms]}") ${field/_per_s/\/s}" "best of $REPEAT"
+    row "**ratio 100 ms trace / off, $system $stage** (target ≥ 0.97, noise)" "**$(calc '%.3f' "${best[100ms]} / ${best[off]}")**" ""
+    row "ratio 10 ms trace / off, $system $stage" "$(calc '%.3f' "${best[10ms]} / ${best[off]}")" "ten times the default rate"
+    unset best
+  done
+  rm -rf -- "$dir"
+}
+
 # --- main ---------------------------------------------------------------------
 
 # Replaces (or appends) the block of section NAME in BENCH.md with FILE's content.

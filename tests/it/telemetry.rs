@@ -152,3 +152,85 @@ fn trace_settings_are_checked_before_anything_runs_and_off_writes_events_only() 
     assert!(!run.join("trace.jsonl").exists());
     assert!(lines(&run.join("events.jsonl")).len() > 5);
 }
+
+/// Every query of every panel and template variable of the Grafana dashboard in
+/// `deploy/grafana/`, with the identifiers it uses outside string literals and `$variables`.
+fn dashboard_queries() -> Vec<(String, Vec<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/dedup-lab.json");
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    fn walk(panels: &Value, exprs: &mut Vec<String>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let targets = p["targets"].as_array().cloned().unwrap_or_default();
+            if p["type"] != "row" {
+                assert!(!targets.is_empty(), "panel {:?} is fed by nothing", p["title"]);
+            }
+            for t in targets {
+                exprs.push(
+                    t["expr"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("panel {:?}: a target without expr", p["title"]))
+                        .to_string(),
+                );
+            }
+            walk(&p["panels"], exprs);
+        }
+    }
+    walk(&d["panels"], &mut exprs);
+    for v in d["templating"]["list"].as_array().unwrap() {
+        if v["type"] == "query" {
+            exprs.push(v["query"]["query"].as_str().unwrap().to_string());
+        }
+    }
+    exprs
+        .into_iter()
+        .map(|e| {
+            let mut ids = Vec::new();
+            let (mut cur, mut in_str, mut in_var) = (String::new(), false, false);
+            for c in e.chars().chain(std::iter::once(' ')) {
+                if in_str {
+                    in_str = c != '"';
+                    continue;
+                }
+                if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                    cur.push(c);
+                    continue;
+                }
+                if !cur.is_empty() && !in_var && !cur.chars().next().unwrap().is_ascii_digit() {
+                    ids.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+                in_var = c == '$';
+                in_str = c == '"';
+            }
+            (e, ids)
+        })
+        .collect()
+}
+
+/// The dashboard is built only on what dedup-lab pushes (the original's had panels fed by
+/// nothing): every metric and label in its queries is one the push code emits, and every
+/// emitted metric is shown somewhere.
+#[test]
+fn the_grafana_dashboard_uses_only_the_metrics_and_labels_dedup_lab_pushes() {
+    use dedup_lab_runner::telemetry::push::{LABELS, METRICS};
+    const PROMQL: &[&str] = &["avg", "sum", "min", "max", "count", "by", "without", "label_values"];
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 6, "{queries:?}");
+    let mut shown = std::collections::BTreeSet::new();
+    for (expr, ids) in &queries {
+        for id in ids {
+            let known = METRICS.iter().any(|(m, _)| m == id)
+                || LABELS.contains(&id.as_str())
+                || ["job", "instance"].contains(&id.as_str())
+                || PROMQL.contains(&id.as_str());
+            assert!(known, "{expr}: `{id}` is neither a metric nor a label dedup-lab pushes");
+            if id.starts_with("dedup_") {
+                shown.insert(id.clone());
+            }
+        }
+    }
+    for (m, _) in METRICS {
+        assert!(shown.contains(*m), "{m} is pushed but no panel shows it");
+    }
+}

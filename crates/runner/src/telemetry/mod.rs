@@ -9,6 +9,7 @@
 //! does not slow a stage beyond noise (see BENCH.md). A failing Kafka topic never holds up
 //! or fails the run (see [`sink`]).
 
+pub mod push;
 pub mod sink;
 
 use crate::latency::Latencies;
@@ -37,6 +38,8 @@ pub struct TelemetryOptions {
     pub probe_interval: Duration,
     /// Kafka topics for the trace and the events (`[trace.kafka]`).
     pub kafka: Option<KafkaTopics>,
+    /// Where each stage's figures are pushed (`[pushgateway]`; lines of [`push::stage_line`]).
+    pub push: Option<Box<dyn TopicSink>>,
 }
 
 impl Default for TelemetryOptions {
@@ -45,6 +48,7 @@ impl Default for TelemetryOptions {
             interval: Some(Duration::from_millis(100)),
             probe_interval: Duration::from_secs(1),
             kafka: None,
+            push: None,
         }
     }
 }
@@ -192,6 +196,7 @@ pub struct Telemetry {
     probe_interval: Duration,
     events: Output,
     trace: Option<Arc<Mutex<Output>>>,
+    push: Option<sink::Forwarder>,
     messages: Messages,
     progress: Arc<Progress>,
     sampler: Option<Sampler>,
@@ -223,7 +228,9 @@ impl Telemetry {
             Some(_) => Some(Arc::new(Mutex::new(Output::open(&run_dir.join(TRACE_FILE), metrics, messages.clone())?))),
             None => None,
         };
+        let push = opts.push.map(|p| sink::Forwarder::start(p, messages.clone()));
         Ok(Telemetry {
+            push,
             run: run_id.to_string(),
             interval: opts.interval,
             probe_interval: opts.probe_interval,
@@ -344,6 +351,9 @@ impl Telemetry {
         f["phys_delta_bytes"] = json!(m.physical.delta);
         f["edr"] = json!(m.edr_replica);
         self.event("stage_end", f);
+        if let (Some(p), Some(line)) = (&self.push, push::stage_line(&self.run, m)) {
+            p.push(&serde_json::to_vec(&line).expect("push lines serialise"));
+        }
     }
 
     /// A stage failed with an error (the cell fails).
@@ -369,6 +379,9 @@ impl Telemetry {
         }
         self.event("run_end", f);
         self.events.finish(FINISH_BOUND);
+        if let Some(p) = self.push.as_mut() {
+            p.finish(FINISH_BOUND, &self.messages);
+        }
         if let Some(t) = &self.trace
             && let Ok(mut t) = t.lock()
         {

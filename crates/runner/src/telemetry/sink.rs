@@ -107,8 +107,8 @@ fn say(messages: &Messages, m: String) {
     }
 }
 
-/// A Kafka topic fed from a thread of its own.
-struct Forwarder {
+/// A remote sink fed from a thread of its own.
+pub(crate) struct Forwarder {
     tx: Option<SyncSender<Vec<u8>>>,
     /// Lines dropped because the queue was full (the thread was stuck on a dead broker).
     overflow: Arc<AtomicU64>,
@@ -117,7 +117,7 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn start(mut writer: Box<dyn TopicSink>, messages: Messages) -> Forwarder {
+    pub(crate) fn start(mut writer: Box<dyn TopicSink>, messages: Messages) -> Forwarder {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
         let (done_tx, done) = std::sync::mpsc::channel();
         let target = format!("telemetry sink {}", writer.target());
@@ -165,7 +165,7 @@ impl Forwarder {
         Forwarder { tx: Some(tx), overflow, done, target }
     }
 
-    fn push(&self, line: &[u8]) {
+    pub(crate) fn push(&self, line: &[u8]) {
         if let Some(tx) = &self.tx
             && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line.to_vec())
         {
@@ -174,7 +174,7 @@ impl Forwarder {
     }
 
     /// Closes the queue and waits up to `bound` for the thread to send what is queued.
-    fn finish(&mut self, bound: Duration, messages: &Messages) {
+    pub(crate) fn finish(&mut self, bound: Duration, messages: &Messages) {
         self.tx = None;
         if self.done.recv_timeout(bound).is_err() {
             say(
