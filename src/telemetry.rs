@@ -109,6 +109,14 @@ impl dedup_lab_runner::telemetry::sink::TopicSink for KafkaSink {
     fn send(&mut self, lines: &[Vec<u8>]) -> Result<(), String> {
         self.0.send(lines).map_err(|e| e.chain())
     }
+
+    fn check(&mut self) -> Result<String, String> {
+        match self.0.check() {
+            Ok(true) => Ok("topic exists".into()),
+            Ok(false) => Ok("topic missing: created on the first send".into()),
+            Err(e) => Err(e.chain()),
+        }
+    }
 }
 
 #[cfg(test)]

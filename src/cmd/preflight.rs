@@ -13,36 +13,189 @@ fn lab(cfg: &RawConfig) -> Result<LabName> {
     Ok(cfg.lab.as_deref().unwrap_or("dedup_lab").parse()?)
 }
 
-/// Connect, authenticate, create and drop the namespace, check consistency.
+/// One line of the preflight table.
+struct Row {
+    target: String,
+    endpoint: String,
+    auth: String,
+    namespace: String,
+    consistency: String,
+    probe: String,
+    verdict: Result<(), String>,
+}
+
+impl Row {
+    fn new(target: String) -> Row {
+        let dash = || "—".to_string();
+        Row {
+            target,
+            endpoint: dash(),
+            auth: dash(),
+            namespace: dash(),
+            consistency: dash(),
+            probe: dash(),
+            verdict: Ok(()),
+        }
+    }
+
+    /// Marks the row failed, in the column the error class points at.
+    fn failed(&mut self, e: &dedup_lab_core::BackendError) {
+        use dedup_lab_core::ErrorClass as C;
+        match e.class() {
+            Some(C::Unreachable) => self.endpoint = format!("{} (unreachable)", self.endpoint),
+            Some(C::Timeout) => self.endpoint = format!("{} (no answer)", self.endpoint),
+            Some(C::Authentication) => self.auth = "FAILED".into(),
+            Some(C::Permission) => {
+                self.auth = "ok".into();
+                self.namespace = "FAILED (permission)".into()
+            }
+            Some(C::Config) => self.endpoint = format!("{} (configuration)", self.endpoint),
+            _ => self.namespace = "FAILED".into(),
+        }
+        self.verdict = Err(e.chain());
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let head = ["target", "endpoint", "auth", "namespace", "consistency", "probe reading", "verdict"];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.target.clone(),
+                r.endpoint.clone(),
+                r.auth.clone(),
+                r.namespace.clone(),
+                r.consistency.clone(),
+                r.probe.clone(),
+                if r.verdict.is_ok() { "ok".into() } else { "FAILED".into() },
+            ]
+        })
+        .collect();
+    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..7).map(width).collect();
+    let line = |c: &[String]| {
+        let parts: Vec<String> = c.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    println!();
+    line(&head.map(String::from));
+    for c in &cells {
+        line(c);
+    }
+    for r in rows {
+        if let Err(why) = &r.verdict {
+            println!("FAILED  {}: {why}", r.target);
+        }
+    }
+}
+
+/// One system in one variant: open, the backend's preflight (connect, authenticate, create
+/// and drop the namespace, consistency), then the size probe on an empty namespace.
+fn system_row(
+    lab: &LabName,
+    sys: &dedup_lab_runner::SystemSpec,
+    variant: &str,
+    scratch: &std::path::Path,
+    details: &mut Vec<String>,
+) -> Row {
+    let label = format!("{}/{variant}", sys.kind);
+    let mut row = Row::new(label.clone());
+    let embedded = dedup_lab_backends::entry(sys.kind).embedded;
+    let mut bcfg = backend_config_for(lab, sys.kind, &sys.settings);
+    bcfg.work_dir = scratch.to_path_buf();
+    let mut b = match dedup_lab_backends::open(sys.kind, variant, &bcfg) {
+        Ok(b) => b,
+        Err(e) => {
+            row.endpoint = "(not opened)".into();
+            row.failed(&e);
+            return row;
+        }
+    };
+    row.endpoint = b.endpoint();
+    let report = match b.preflight(&Namespace::new(lab, 2)) {
+        Ok(r) => r,
+        Err(e) => {
+            row.failed(&e);
+            return row;
+        }
+    };
+    row.auth = if embedded { "— (embedded)".into() } else { "ok".into() };
+    row.namespace = "created, dropped".into();
+    if report.checks.iter().any(|c| c.contains("consisten") || c.contains("fresh connection")) {
+        row.consistency = "ok".into();
+    }
+    details.push(format!("ok      {label} at {} {}", row.endpoint, report.server_version.unwrap_or_default()));
+    details.extend(report.checks.iter().map(|c| format!("        ✓ {c}")));
+    // The configured probe, once, on an empty namespace (created and torn down again).
+    let ns = Namespace::new(lab, 1);
+    let probe = dedup_lab_runner::probe::Probe::new(sys.probe);
+    let reading = b.reset(&ns).map_err(dedup_lab_runner::RunError::from).and_then(|()| {
+        let method = probe.method(b.as_mut(), &ns)?;
+        let bytes = probe.read(b.as_mut(), &ns)?;
+        Ok(format!("{method}: {}", dedup_lab_core::format_bytes(bytes)))
+    });
+    let torn = b.teardown(&ns);
+    match (reading, torn) {
+        (Ok(r), Ok(())) => row.probe = r,
+        (Err(e), _) => {
+            row.probe = "FAILED".into();
+            row.verdict = Err(format!("size probe: {}", e.chain()));
+        }
+        (Ok(r), Err(e)) => {
+            row.probe = r;
+            row.namespace = "FAILED (teardown)".into();
+            row.verdict = Err(format!("teardown after the probe reading: {}", e.chain()));
+        }
+    }
+    row
+}
+
+/// A telemetry sink: reach and authenticate without sending anything.
+fn sink_row(target: &str, sink: &mut dyn dedup_lab_runner::telemetry::sink::TopicSink) -> Row {
+    let mut row = Row::new(target.to_string());
+    row.endpoint = sink.target();
+    match sink.check() {
+        Ok(found) => {
+            row.auth = "ok".into();
+            row.namespace = found;
+        }
+        Err(why) => {
+            row.auth = "?".into();
+            row.verdict = Err(why);
+        }
+    }
+    row
+}
+
+/// Connect, authenticate, create and drop the namespace, check consistency, read the size
+/// probe, for every selected system in every variant, and reach every configured sink;
+/// one table at the end, exit code 1 when anything failed.
 pub fn preflight(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let lab = lab(cfg)?;
     let systems = system_specs(args.systems.as_ref(), cfg, &lab)?;
+    let mut telemetry = crate::telemetry::options(&cfg.trace, &lab)?;
     let scratch = tempdir()?;
-    let mut failed = 0;
+    let mut rows = Vec::new();
+    let mut details = Vec::new();
     for sys in &systems {
         for variant in &sys.variants {
-            let mut bcfg = backend_config_for(&lab, sys.kind, &sys.settings);
-            bcfg.work_dir = scratch.clone();
-            let label = format!("{}/{variant}", sys.kind);
-            let result = dedup_lab_backends::open(sys.kind, variant, &bcfg).and_then(|mut b| {
-                let endpoint = b.endpoint();
-                b.preflight(&Namespace::new(&lab, 2)).map(|r| (endpoint, r))
-            });
-            match result {
-                Ok((endpoint, r)) => {
-                    println!("ok      {label} at {endpoint} {}", r.server_version.unwrap_or_default());
-                    for c in r.checks {
-                        println!("        ✓ {c}");
-                    }
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!("FAILED  {label}: {}", e.chain());
-                }
-            }
+            rows.push(system_row(&lab, sys, variant, &scratch, &mut details));
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(k) = telemetry.kafka.as_mut() {
+        rows.push(sink_row("trace → kafka", k.metrics.as_mut()));
+        rows.push(sink_row("events → kafka", k.events.as_mut()));
+    }
+    if let Some(p) = telemetry.push.as_mut() {
+        rows.push(sink_row("pushgateway", p.as_mut()));
+    }
+    for d in details {
+        println!("{d}");
+    }
+    print_table(&rows);
+    let failed = rows.iter().filter(|r| r.verdict.is_err()).count();
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

@@ -894,3 +894,50 @@ fn a_failing_kafka_sink_is_a_handful_of_lines_and_the_run_and_its_files_are_comp
     assert!(said.contains("sending failed"), "{said}");
     assert!(said.contains(t.host), "names the broker: {said}");
 }
+
+/// `preflight` reaches the `[trace.kafka]` topics without sending anything: a row per topic
+/// with what it found, and a FAILED row with the cause when the credentials are wrong.
+#[test]
+fn preflight_reaches_the_trace_topics_and_names_a_sink_that_cannot_authenticate() {
+    let Some(env) = env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("ok.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_pfsink\"\n[trace.kafka]\nhost = \"127.0.0.1\"\nport = {}\nmetrics_topic = \"dedup-t-pf-m\"\n",
+            std::env::var("DEDUP_KAFKA_PORT").unwrap()
+        ),
+    )
+    .unwrap();
+    let out = crate::support::run(&["preflight", "--config", cfg.to_str().unwrap(), "--systems", "files"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("trace → kafka")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        row.contains("topic dedup-t-pf-m at 127.0.0.1:") && row.contains("topic missing") && row.ends_with("ok"),
+        "{row}"
+    );
+    assert!(topic_values("dedup-t-pf-m").is_empty(), "preflight sent nothing");
+    drop_topics(&["dedup-t-pf-m"]);
+
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_pfsink\"\n[trace.kafka]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"dedup\"\n\
+             sasl_mechanism = \"SCRAM-SHA-256\"\npassword_env = \"DEDUP_T_PF_PW\"\n",
+            env.sasl_port
+        ),
+    )
+    .unwrap();
+    let out = crate::support::run_env(
+        &[("DEDUP_T_PF_PW", "wrong-wrong")],
+        &["preflight", "--config", cfg.to_str().unwrap(), "--systems", "files"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("events → kafka") && l.ends_with("FAILED")), "{stdout}");
+    assert!(stdout.contains("FAILED  trace → kafka: ") && stdout.contains("authentication"), "{stdout}");
+    assert!(!stdout.contains("wrong-wrong"));
+}

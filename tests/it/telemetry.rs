@@ -234,3 +234,35 @@ fn the_grafana_dashboard_uses_only_the_metrics_and_labels_dedup_lab_pushes() {
         assert!(shown.contains(*m), "{m} is pushed but no panel shows it");
     }
 }
+
+/// `preflight` ends with one table: every system in every variant with its endpoint, auth,
+/// namespace, consistency, probe reading and verdict; a system that cannot be reached fails
+/// its rows (exit code 1) and the others still pass.
+#[test]
+fn preflight_prints_one_table_with_a_probe_reading_per_system_and_fails_on_any_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "lab = \"dedup_t_pftable\"\n[systems.postgresql]\nhost = \"127.0.0.1\"\nport = 1\nuser = \"u\"\nconnect_timeout = 1\n",
+    )
+    .unwrap();
+    let out =
+        crate::support::run(&["preflight", "--config", cfg.to_str().unwrap(), "--systems", "files,sqlite,postgresql"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let table: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("target ")).collect();
+    for col in ["endpoint", "auth", "namespace", "consistency", "probe reading", "verdict"] {
+        assert!(table[0].contains(col), "{}", table[0]);
+    }
+    let row =
+        |t: &str| *table.iter().find(|l| l.starts_with(&format!("{t} "))).unwrap_or_else(|| panic!("{t}: {stdout}"));
+    for ok in ["files/default", "sqlite/default"] {
+        let r = row(ok);
+        assert!(r.contains("created, dropped") && r.contains("fs: ") && r.trim_end().ends_with("ok"), "{r}");
+    }
+    for failed in ["postgresql/extended", "postgresql/external"] {
+        assert!(row(failed).contains("unreachable") && row(failed).trim_end().ends_with("FAILED"), "{}", row(failed));
+        assert!(stdout.contains(&format!("FAILED  {failed}: postgresql")), "{stdout}");
+    }
+}

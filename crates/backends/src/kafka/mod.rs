@@ -245,6 +245,13 @@ impl TopicWriter {
         format!("topic {} at {}", self.topic, self.s.endpoint())
     }
 
+    /// Connects, authenticates and reads the metadata: whether the topic exists (a missing
+    /// one is created on the first send). For `preflight`; sends nothing.
+    pub fn check(&mut self) -> Result<bool, BackendError> {
+        self.cluster.admin()?;
+        Ok(self.cluster.partitions(&self.topic)?.is_some())
+    }
+
     /// Sends `values` as one batch and waits for the acknowledgement.
     pub fn send(&mut self, values: &[Vec<u8>]) -> Result<(), BackendError> {
         if values.is_empty() {

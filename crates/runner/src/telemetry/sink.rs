@@ -96,6 +96,9 @@ pub trait TopicSink: Send + 'static {
     fn target(&self) -> String;
     /// Sends the lines (JSON values, no newline) as one batch.
     fn send(&mut self, lines: &[Vec<u8>]) -> Result<(), String>;
+    /// For `preflight`: reach and authenticate without sending; what was found (e.g. `topic
+    /// exists`), or why it cannot work.
+    fn check(&mut self) -> Result<String, String>;
 }
 
 /// Messages for the user, collected from the sink threads and shown by the engine.
