@@ -14,6 +14,12 @@ pub struct Cli {
     /// TOML configuration file (see dedup-lab.example.toml).
     #[arg(long, global = true, env = "DEDUP_LAB_CONFIG")]
     pub config: Option<PathBuf>,
+    /// More detail on stderr: -v each cell and stage as it runs, -vv trace (RUST_LOG also works).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Errors only on stderr (results and the final summary still print).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -3,6 +3,7 @@
 mod args;
 mod cmd;
 mod config;
+mod logging;
 mod plan;
 mod telemetry;
 
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -208,7 +208,7 @@ fn real_world_specs(
     seed: u64,
     verify: bool,
 ) -> Result<Vec<DatasetSpec>> {
-    eprintln!(
+    log::info!(
         "scanning real-world source {} ({}){}",
         def.name,
         def.path,
@@ -218,7 +218,7 @@ fn real_world_specs(
         Ok(scan) => scan,
         Err(DatasetError::Interrupted) => bail!("interrupted by a signal while scanning {}", def.path),
         Err(e) => {
-            eprintln!("error: real-world source {}: {e}; its datasets fail", def.name);
+            log::error!("real-world source {}: {e}; its datasets fail", def.name);
             return Ok(grades
                 .iter()
                 .map(|&g| realworld::failed_dataset(def, g, record_size, seed, e.to_string()))
@@ -226,9 +226,9 @@ fn real_world_specs(
         }
     };
     for w in &scan.warnings {
-        eprintln!("warning: real-world source {}: {w}", def.name);
+        log::warn!("real-world source {}: {w}", def.name);
     }
-    eprintln!(
+    log::info!(
         "  {}: {} file(s), {} leaves, {} in {} records",
         def.name,
         scan.files.len(),

@@ -26,11 +26,11 @@ fn build(paths: &[PathBuf], allow_mixed: bool) -> Result<Report> {
     for w in &report.warnings {
         match w.kind {
             WarningKind::Outlier => outliers += 1,
-            _ => eprintln!("warning: {}", w.message),
+            _ => log::warn!("{}", w.message),
         }
     }
     if outliers > 0 {
-        eprintln!(
+        log::info!(
             "note: {outliers} value(s) flagged as outliers by the median/MAD rule (kept in every figure; listed in the report)"
         );
     }

@@ -34,7 +34,7 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let info = RunDir::new_info(&run_id, plan.spec.clone(), env!("DEDUP_LAB_GIT_COMMIT"));
     dir.create(&info)?;
     let journal = Journal::create(&dir)?;
-    eprintln!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
+    log::info!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
     execute(plan.spec, dir, info, journal, args.threads, &exports, telemetry)
 }
 
@@ -52,7 +52,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
     }
     let telemetry = crate::telemetry::options(&cfg.trace, &info.spec.lab)?;
     let (journal, report) = Journal::resume(&dir)?;
-    eprintln!(
+    log::info!(
         "resuming run {run_id}: {} of {} cells finished, {} journal line(s) of unfinished cells set aside in {}",
         report.finished_cells,
         info.spec.cells().len(),
@@ -88,16 +88,24 @@ fn execute(
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut repeated = 0usize;
     let mut observer = |e: Event| match e {
-        Event::CellStart { key, .. } => bar.set_message(key.to_string()),
+        Event::CellStart { key, index, total } => {
+            log::debug!("cell {} of {total}: {key}", index + 1);
+            bar.set_message(key.to_string())
+        }
         Event::AlreadyDone { .. } => bar.inc(1),
-        Event::Stage { key, stage } => bar.set_message(format!("{key} · {stage}")),
+        Event::Stage { key, stage } => {
+            bar.suspend(|| log::debug!("{key} · {stage}"));
+            bar.set_message(format!("{key} · {stage}"))
+        }
         Event::Records { .. } => {}
         Event::CellEnd { key, status, reason } => {
             bar.inc(1);
-            if status != CellStatus::Ok {
+            if status == CellStatus::Ok {
+                bar.suspend(|| log::debug!("ok: {key}"));
+            } else {
                 let reason = reason.unwrap_or("");
                 if seen.insert(format!("{status:?}: {reason}")) {
-                    bar.suspend(|| eprintln!("{status:?}: {key}: {reason}"));
+                    bar.suspend(|| log::warn!("{status:?}: {key}: {reason}"));
                 } else {
                     repeated += 1;
                 }
@@ -105,7 +113,7 @@ fn execute(
         }
         Event::Warning(w) => {
             if seen.insert(format!("warning: {w}")) {
-                bar.suspend(|| eprintln!("warning: {w}"))
+                bar.suspend(|| log::warn!("{w}"))
             } else {
                 repeated += 1;
             }
@@ -117,13 +125,13 @@ fn execute(
     let outcome = engine.run();
     bar.finish_and_clear();
     if repeated > 0 {
-        eprintln!("({repeated} repeated failure or warning line(s) not shown while running; counted below)");
+        log::info!("({repeated} repeated failure or warning line(s) not shown while running; counted below)");
     }
     let outcome = outcome.context("the run stopped")?;
 
     let (lines, bad) = journal::read_journal(&dir.journal_path())?;
     for b in &bad {
-        eprintln!("warning: {} line {} is unreadable and was skipped: {}", journal::JOURNAL_FILE, b.line, b.error);
+        log::warn!("{} line {} is unreadable and was skipped: {}", journal::JOURNAL_FILE, b.line, b.error);
     }
     let rows = dedup_lab_report::summarize(&lines);
     print!("{}", dedup_lab_report::summary_table(&rows, &ideal_ratios(&spec)));

@@ -266,3 +266,51 @@ fn preflight_prints_one_table_with_a_probe_reading_per_system_and_fails_on_any_f
         assert!(stdout.contains(&format!("FAILED  {failed}: postgresql")), "{stdout}");
     }
 }
+
+/// `-q`, the default, `-v` and `RUST_LOG`: how much goes to stderr. Results and the final
+/// summary always print; progress bars never reach a stderr that is not a terminal.
+#[test]
+fn quiet_default_verbose_and_rust_log_set_what_stderr_shows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "lab = \"dedup_t_logs\"\n[systems.postgresql]\nvariants = [\"extended\"]\nhost = \"127.0.0.1\"\nport = 1\nuser = \"u\"\nconnect_timeout = 1\n",
+    )
+    .unwrap();
+    let run = |envs: &[(&str, &str)], flags: &[&str]| {
+        let results = tmp.path().join(format!("r{}", flags.join("")));
+        let mut args = vec!["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()];
+        args.extend_from_slice(&[
+            "--systems",
+            "files,postgresql",
+            "--payload-types",
+            "random_binary",
+            "--grades",
+            "U0",
+        ]);
+        args.extend_from_slice(&["--records", "20", "--record-size", "4KiB", "--export", "none"]);
+        args.extend_from_slice(flags);
+        let out = crate::support::run_env(envs, &args);
+        assert_eq!(out.status.code(), Some(1), "the postgresql cell fails: {}", crate::support::text_of(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("results: "), "results always print");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let default = run(&[], &[]);
+    assert!(default.lines().any(|l| l.starts_with("run ") && l.contains("cells, results in")), "{default}");
+    assert!(default.contains("warning: Failed: postgresql/extended"), "the failure as it happens: {default}");
+    assert!(default.contains("FAILED  1 cells") || default.contains("FAILED  postgresql"), "{default}");
+    assert!(!default.contains(" · bulk_insert"), "no debug lines by default: {default}");
+    assert!(!default.contains('\r') && !default.contains("\u{1b}["), "no progress bar off a terminal: {default:?}");
+
+    let quiet = run(&[], &["-q"]);
+    assert!(!quiet.contains("warning:") && !quiet.lines().any(|l| l.starts_with("run ")), "{quiet}");
+    assert!(quiet.contains("failed and 0 invalid of 2 cells"), "the summary stays: {quiet}");
+
+    let verbose = run(&[], &["-v"]);
+    assert!(verbose.contains(" · bulk_insert") && verbose.contains("ok: files"), "{verbose}");
+
+    let rust_log = run(&[("RUST_LOG", "dedup_lab=debug,nonsense=loudest")], &["-q"]);
+    assert!(rust_log.contains(" · perfile_delete"), "RUST_LOG wins over -q for what it names: {rust_log}");
+    assert!(rust_log.contains("RUST_LOG: `nonsense=loudest` is not a level"), "{rust_log}");
+}
