@@ -205,8 +205,8 @@ pub struct RunArgs {
     /// (U0/U50/U90/U95/U99, within/across, cold/warm, 3 runs, at the size you set). Flags override it.
     #[arg(long)]
     pub preset: Option<String>,
-    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, all, none
-    /// (default: all).
+    /// Exports written into the run directory at the end, comma-separated: csv, json, md, tex, html, compat
+    /// (experiment_results.csv), all, none (default: all).
     #[arg(long, value_delimiter = ',')]
     pub export: Option<Vec<String>>,
     /// Do not run the storage-layer dedup simulation over the lab's data files after insert stages.
@@ -233,7 +233,8 @@ pub struct ReportArgs {
     /// Where to write the report (default: the first directory given).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Formats, comma-separated: csv, json, md, tex, html, all, none (default: all).
+    /// Formats, comma-separated: csv, json, md, tex, html, compat (experiment_results.csv), all, none
+    /// (default: all).
     #[arg(long, value_delimiter = ',')]
     pub format: Option<Vec<String>>,
     /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).

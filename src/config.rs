@@ -14,7 +14,7 @@ pub struct RawConfig {
     pub lab: Option<String>,
     /// Where run results go (default `results`).
     pub results_dir: Option<PathBuf>,
-    /// Exports written at the end of a run and by `report` (default: all of csv, json, md, tex, html).
+    /// Exports written at the end of a run and by `report` (default: all of csv, json, md, tex, html, compat).
     pub exports: Option<Vec<String>>,
     #[serde(default)]
     pub matrix: RawMatrix,

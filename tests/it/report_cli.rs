@@ -82,9 +82,22 @@ fn report_accepts_run_dirs_and_results_roots() {
     // A run directory, default output = the directory itself, default formats = all.
     let out = output(bin().arg("report").arg(&run));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for f in ["report.csv", "report.json", "report.md", "report.html", "tex/edr_bulk_insert.tex", "tex/stages.csv"] {
+    for f in [
+        "report.csv",
+        "report.json",
+        "report.md",
+        "report.html",
+        "tex/edr_bulk_insert.tex",
+        "tex/stages.csv",
+        "experiment_results.csv",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    // One row per stage execution: 12 cells × 3 repetitions × 4 stages, all valid.
+    let compat = std::fs::read_to_string(run.join("experiment_results.csv")).unwrap();
+    assert!(compat.starts_with("system,payload_type,dup_grade,insertion_mode,stage,duration_ms,"), "{compat}");
+    assert_eq!(compat.lines().count(), 1 + 12 * 3 * 4);
+    assert!(compat.lines().skip(1).all(|l| l.ends_with("Z,")), "no row has an error:\n{compat}");
     let stdout = text(&out.stdout);
     assert!(stdout.contains("EDR bulk") && stdout.contains("36 ok"), "{stdout}");
     // The results root, to another directory, two formats.

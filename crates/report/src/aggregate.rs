@@ -111,6 +111,53 @@ pub fn redact(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The label of the dataset a cell of run `info` measured.
+fn dataset_of(info: &RunInfo, k: &CellKey) -> String {
+    info.spec
+        .datasets
+        .iter()
+        .find(|d| d.payload_name() == k.payload && d.grade == k.grade)
+        .map(dataset_label)
+        .unwrap_or_else(|| "unknown dataset".into())
+}
+
+/// The stage executions of one run in journal order (see [`Report::executions`]): every
+/// stage line (the last one where a stage of a cell is journaled twice, as in the
+/// figures) and the end line of every failed cell.
+fn executions(s: &Source) -> Vec<Execution> {
+    let mut last_stage: HashMap<(&CellKey, Stage), usize> = HashMap::new();
+    let mut last_end: HashMap<&CellKey, usize> = HashMap::new();
+    for (i, l) in s.lines.iter().enumerate() {
+        match l {
+            JournalLine::Stage(m) => last_stage.insert((&m.cell, m.stage), i),
+            JournalLine::Cell { cell, .. } => last_end.insert(cell, i),
+        };
+    }
+    let mut out = Vec::new();
+    for (i, l) in s.lines.iter().enumerate() {
+        let (cell, what) = match l {
+            JournalLine::Stage(m) if last_stage.get(&(&m.cell, m.stage)) == Some(&i) => {
+                (&m.cell, Executed::Stage(m.clone()))
+            }
+            JournalLine::Cell { cell, status: CellStatus::Failed, reason, finished_at }
+                if last_end.get(cell) == Some(&i) =>
+            {
+                let failed = Executed::Failed {
+                    cell: cell.clone(),
+                    // Stages run in the planned order, and a failing one journals nothing.
+                    stage: s.info.spec.stages.iter().copied().find(|st| !last_stage.contains_key(&(cell, *st))),
+                    reason: reason.clone().unwrap_or_else(|| "no reason recorded".into()),
+                    finished_at: finished_at.clone(),
+                };
+                (cell, failed)
+            }
+            _ => continue,
+        };
+        out.push(Execution { dataset: dataset_of(&s.info, cell), what });
+    }
+    out
+}
+
 struct CellData<'a> {
     run_id: &'a str,
     key: &'a CellKey,
@@ -226,18 +273,11 @@ pub fn aggregate(
     let mut totals = Totals::default();
     let mut cells: Vec<CellData> = Vec::new();
     let mut source_infos = Vec::new();
+    let mut stage_executions = Vec::new();
     for s in &used {
+        stage_executions.extend(executions(s));
         let run_id = s.info.run_id.as_str();
         let mut by_cell: BTreeMap<&CellKey, CellData> = BTreeMap::new();
-        let dataset_of = |k: &CellKey| {
-            s.info
-                .spec
-                .datasets
-                .iter()
-                .find(|d| d.payload_name() == k.payload && d.grade == k.grade)
-                .map(dataset_label)
-                .unwrap_or_else(|| "unknown dataset".into())
-        };
         for (i, l) in s.lines.iter().enumerate() {
             let key = match l {
                 JournalLine::Stage(m) => &m.cell,
@@ -246,7 +286,7 @@ pub fn aggregate(
             let c = by_cell.entry(key).or_insert_with(|| CellData {
                 run_id,
                 key,
-                dataset: dataset_of(key),
+                dataset: dataset_of(&s.info, key),
                 status: None,
                 reason: None,
                 stages: BTreeMap::new(),
@@ -529,6 +569,7 @@ pub fn aggregate(
         groups: out_groups,
         problem_cells,
         warnings,
+        executions: stage_executions,
     })
 }
 

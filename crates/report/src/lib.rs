@@ -3,7 +3,8 @@
 //! - [`load`] reads result directories (a run directory or a results root);
 //! - [`aggregate`] merges runs and computes the statistics per cell and stage (pure);
 //! - [`export`] renders the aggregated [`model::Report`] as CSV, JSON, Markdown, LaTeX and
-//!   HTML (pure functions to bytes); [`write_artifacts`] puts them on disk;
+//!   HTML, and its stage executions as the original harness's `experiment_results.csv`
+//!   (pure functions to bytes); [`write_artifacts`] puts them on disk;
 //! - [`summary`] is the end-of-run terminal table.
 
 pub mod aggregate;

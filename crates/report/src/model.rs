@@ -2,7 +2,7 @@
 //! JSON export.
 
 use crate::stats::Stats;
-use dedup_lab_core::{CacheState, Grade, InsertionMode, Placement, Stage};
+use dedup_lab_core::{CacheState, CellKey, Grade, InsertionMode, Measurement, Placement, Stage};
 use dedup_lab_datagen::Analysis;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,6 +29,46 @@ pub struct Report {
     /// Every repetition that is not a valid, finished cell, with its reason.
     pub problem_cells: Vec<CellIssue>,
     pub warnings: Vec<Warning>,
+    /// Every stage execution, not aggregated, in journal order (the sources in the order
+    /// given, each run once): what the compatibility export `experiment_results.csv` has a
+    /// row for. Not part of the JSON export, which has the valid ones as samples.
+    #[serde(skip)]
+    pub executions: Vec<Execution>,
+}
+
+/// One stage execution of one repetition, as journaled.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The dataset label of the cell (see [`DatasetInfo::label`]).
+    pub dataset: String,
+    pub what: Executed,
+}
+
+#[derive(Debug, Clone)]
+pub enum Executed {
+    /// A journaled stage: finished (valid or invalid) or not run because the system does
+    /// not support it. When the journal has the same stage of a cell twice, the last one.
+    Stage(Box<Measurement>),
+    /// The end of a failed cell: its failing stage has no line of its own.
+    Failed {
+        cell: CellKey,
+        /// The first planned stage without a line (the one that failed); `None` when every
+        /// stage has one (the cell failed afterwards, e.g. in its teardown).
+        stage: Option<Stage>,
+        /// The error chain.
+        reason: String,
+        /// When the failure was journaled (RFC 3339 UTC).
+        finished_at: String,
+    },
+}
+
+impl Execution {
+    pub fn cell(&self) -> &CellKey {
+        match &self.what {
+            Executed::Stage(m) => &m.cell,
+            Executed::Failed { cell, .. } => cell,
+        }
+    }
 }
 
 /// One merged run directory.

@@ -1,6 +1,7 @@
 //! Exporters: pure functions from an aggregated [`Report`] to files (bytes with a relative
 //! path). Writing them to disk is the caller's job.
 
+pub mod compat;
 pub mod csv;
 pub mod fmt;
 pub mod html;
@@ -42,10 +43,13 @@ pub enum Format {
     Markdown,
     Latex,
     Html,
+    /// `experiment_results.csv`, the original harness's columns (one row per stage execution).
+    Compat,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [Format::Csv, Format::Json, Format::Markdown, Format::Latex, Format::Html];
+    pub const ALL: [Format; 6] =
+        [Format::Csv, Format::Json, Format::Markdown, Format::Latex, Format::Html, Format::Compat];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +58,7 @@ impl Format {
             Format::Markdown => "md",
             Format::Latex => "tex",
             Format::Html => "html",
+            Format::Compat => "compat",
         }
     }
 
@@ -64,10 +69,11 @@ impl Format {
             Format::Markdown => &markdown::Markdown,
             Format::Latex => &latex::Latex,
             Format::Html => &html::Html,
+            Format::Compat => &compat::Compat,
         }
     }
 
-    /// Parses a comma-separated list (`csv,json,md,tex,html`, `all`, or `none`).
+    /// Parses a comma-separated list (`csv,json,md,tex,html,compat`, `all`, or `none`).
     pub fn parse_list(list: &[String]) -> Result<Vec<Format>, String> {
         let mut out = Vec::new();
         for item in list.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
@@ -98,7 +104,10 @@ impl FromStr for Format {
             "md" | "markdown" => Ok(Format::Markdown),
             "tex" | "latex" => Ok(Format::Latex),
             "html" => Ok(Format::Html),
-            _ => Err(format!("invalid export format {s:?}: valid formats: csv, json, md, tex, html (or all, none)")),
+            "compat" | "experiment_results" => Ok(Format::Compat),
+            _ => Err(format!(
+                "invalid export format {s:?}: valid formats: csv, json, md, tex, html, compat (or all, none)"
+            )),
         }
     }
 }
@@ -128,6 +137,9 @@ mod tests {
         assert_eq!(l("html, csv,html").unwrap(), vec![Format::Csv, Format::Html]);
         assert_eq!(l("latex,markdown").unwrap(), vec![Format::Markdown, Format::Latex]);
         assert!(l("none").unwrap().is_empty());
-        assert!(l("pdf").unwrap_err().contains("valid formats"));
+        assert_eq!(l("experiment_results,compat").unwrap(), vec![Format::Compat]);
+        assert_eq!("compat".parse::<Format>().unwrap().to_string(), "compat");
+        let err = l("pdf").unwrap_err();
+        assert!(err.contains("valid formats: csv, json, md, tex, html, compat (or all, none)"), "{err}");
     }
 }

@@ -37,6 +37,7 @@ fn exporters_match_their_snapshots() {
             "tex/performance.tex",
             "tex/stages.csv",
             "report.html",
+            "experiment_results.csv",
         ]
     );
 }

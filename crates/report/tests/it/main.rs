@@ -8,6 +8,7 @@ mod support;
 
 mod aggregate;
 mod browser;
+mod compat;
 mod exporters;
 mod load;
 mod storage;
