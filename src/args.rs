@@ -45,6 +45,9 @@ pub enum Command {
         run_id: Option<String>,
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Look again every SECS seconds (default 2) until the run ends.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
     },
     /// List and drop what interrupted runs left in the lab namespace of each selected system.
     Cleanup(CleanupArgs),

@@ -41,9 +41,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cleanup(a) => preflight::cleanup(&a, &cfg),
         Command::Report(a) => report::run(&a, &cfg),
         Command::StorageSim(a) => storage_sim::run(&a, &cfg),
-        Command::Status { run_id, results } => {
+        Command::Status { run_id, results, watch } => {
             let results = results.or(cfg.results_dir.clone()).unwrap_or_else(|| "results".into());
-            status::run(run_id.as_deref(), results)
+            status::run(run_id.as_deref(), results, watch)
         }
     };
     if result.is_err() && realworld::interrupted() {

@@ -815,7 +815,7 @@ fn a_failing_kafka_sink_is_a_handful_of_lines_and_the_run_and_its_files_are_comp
         ["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()]
             .iter()
             .chain(&["--systems", "files", "--payload-types", "random_binary", "--grades", "U0"])
-            .chain(&["--records", "6000", "--record-size", "4KiB", "--stages", "perfile_insert,perfile_delete"])
+            .chain(&["--records", "1500", "--record-size", "4KiB", "--stages", "perfile_insert,perfile_delete"])
             .map(|s| s.to_string())
             .collect()
     };

@@ -153,7 +153,7 @@ fn sigterm_tears_down_the_namespace_and_the_run_can_resume() {
 
     let status = output(bin().args(["status", "--results", &results.display().to_string()]));
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("left") && text.contains("--resume"), "{text}");
+    assert!(text.contains("pending") && text.contains("--resume"), "{text}");
 
     let id = run.file_name().unwrap().to_string_lossy().into_owned();
     let out = output(bin().args(["run", "--results", &results.display().to_string(), "--resume", &id]));

@@ -103,7 +103,7 @@ fn the_trace_samples_every_stage_and_ends_at_its_row_count() {
             "--grades",
             "U0",
             "--records",
-            "3000",
+            "800",
             "--record-size",
             "8KiB",
         ],
@@ -115,13 +115,13 @@ fn the_trace_samples_every_stage_and_ends_at_its_row_count() {
     let stages: Vec<&str> = finals.iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["bulk_insert", "perfile_insert", "perfile_delete", "maintenance"]);
     for f in &finals {
-        let want = if f["stage"] == "maintenance" { 0 } else { 3000 };
+        let want = if f["stage"] == "maintenance" { 0 } else { 800 };
         assert_eq!(f["ops"].as_u64(), Some(want), "{f}");
         assert!(f["rss_bytes"].as_u64().is_some_and(|r| r > 1 << 20), "{f}");
         assert!(f["phys_bytes"].as_u64().is_some(), "the last sample reads the fs probe: {f}");
     }
     let bulk_final = finals[0];
-    assert_eq!(bulk_final["bytes"].as_u64(), Some(3000 * 8192));
+    assert_eq!(bulk_final["bytes"].as_u64(), Some(800 * 8192));
     // The per-record stages have latency windows; progress grows monotonically.
     let perfile: Vec<&Value> = tr.iter().filter(|s| s["stage"] == "perfile_insert").collect();
     assert!(perfile.len() >= 3, "a 20 ms interval over the per-record stage: {}", perfile.len());
@@ -313,4 +313,68 @@ fn quiet_default_verbose_and_rust_log_set_what_stderr_shows() {
     let rust_log = run(&[("RUST_LOG", "dedup_lab=debug,nonsense=loudest")], &["-q"]);
     assert!(rust_log.contains(" · perfile_delete"), "RUST_LOG wins over -q for what it names: {rust_log}");
     assert!(rust_log.contains("RUST_LOG: `nonsense=loudest` is not a level"), "{rust_log}");
+}
+
+/// `status` of a run that is still going: the current cell and stage from the event stream,
+/// the last sample, the pace; a journal line being written is not a torn write; `--watch`
+/// follows the run to its end.
+#[test]
+fn status_follows_a_running_run_and_watch_ends_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_status\"\n[trace]\ninterval = \"20ms\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .args(["--systems", "files", "--payload-types", "random_binary", "--grades", "U0,U50"])
+        .args(["--records", "1500", "--record-size", "4KiB", "--stages", "bulk_insert,perfile_insert"])
+        .args(["--export", "none"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |extra: &[&str]| {
+        let mut a = vec!["status", "--results", results.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        let out = crate::support::run(&a);
+        assert!(out.status.success(), "{}", crate::support::text_of(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Wait until the second cell's per-record stage is under way (one cell done: a pace).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let seen = loop {
+        let text = if results.exists() { status(&[]) } else { String::new() };
+        if text.contains("current cell 2 of 2")
+            && text.contains("stage perfile_insert")
+            && text.contains("last sample:")
+        {
+            break text;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before status saw its second cell: {text}");
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(seen.contains("(running;") && seen.contains("1 ok") && seen.contains("1 pending"), "{seen}");
+    assert!(seen.contains("estimate: ") && seen.contains("written so far: "), "{seen}");
+    assert!(!seen.contains("warning"), "{seen}");
+    // --watch looks again until the run ends, then stops by itself.
+    let t = std::time::Instant::now();
+    let watched = status(&["--watch", "0.2"]);
+    assert!(child.wait().unwrap().success());
+    assert!(t.elapsed() < std::time::Duration::from_secs(120));
+    assert!(watched.matches("run ").count() >= 2, "looked more than once: {watched}");
+    assert!(watched.trim_end().lines().rev().any(|l| l.contains("(finished;")), "{watched}");
+    // A journal line without its newline is being written: no warning. A complete line that
+    // does not parse is one.
+    let run = crate::support::run_dir(&results);
+    let journal = run.join("measurements.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"type\":\"sta").unwrap();
+    assert!(!status(&[]).contains("warning"));
+    std::io::Write::write_all(&mut f, b"\n").unwrap();
+    assert!(status(&[]).contains("warning: journal line"));
+    let out = crate::support::run(&["status", "--results", results.to_str().unwrap(), "--watch", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::support::text_of(&out).contains("--watch 0: expected seconds from 0.1 to 3600"));
 }
