@@ -1557,7 +1557,8 @@ prom_install() {
   [[ -x "$PROM_NODE_EXPORTER_BIN" ]] || pkgs+=(prometheus-node-exporter)
   [[ -x "$PROM_PUSHGATEWAY_BIN" ]] || pkgs+=(prometheus-pushgateway)
   command -v curl >/dev/null 2>&1 || pkgs+=(curl)
-  command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+  # A bcrypt hash for the exporter's basic auth: python3's crypt (gone in Python 3.13), else htpasswd.
+  prom_python_crypt || command -v htpasswd >/dev/null 2>&1 || pkgs+=(apache2-utils)
   if ((${#pkgs[@]} > 0)); then
     apt_install "${pkgs[@]}"
   fi
@@ -1581,11 +1582,20 @@ prom_show_logs() {
   done
 }
 
-# A bcrypt hash of the password on stdin (node-exporter's web.yml wants one).
-# Cost 4 (16 rounds): a test server, and every scrape is checked against it.
+prom_python_crypt() {
+  command -v python3 >/dev/null 2>&1 && python3 -W ignore -c 'import crypt' 2>/dev/null
+}
+
+# A bcrypt hash of the password on stdin (node-exporter's web.yml wants one; the
+# password never appears on a command line). Cost 4: a test server, and every
+# scrape is checked against it.
 prom_bcrypt() {
-  python3 -W ignore -c 'import crypt, sys
+  if prom_python_crypt; then
+    python3 -W ignore -c 'import crypt, sys
 print(crypt.crypt(sys.stdin.read().strip(), crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))'
+  else
+    htpasswd -niBC 4 "$PROM_EXPORTER_USER" | head -n1 | cut -d: -f2-
+  fi
 }
 
 # Started detached (setsid), stdin closed, our lock fd closed; exec, so $! is the server's pid.
@@ -1622,8 +1632,8 @@ prom_up() {
   mkdir -p -- "$PROM_TEXTFILE_DIR" "$PROM_TSDB"
   printf '%s %s %s\n' "$prom" "$gw" "$exporter" >"$PROM_PORT_FILE"
   [[ -s "$PROM_PWFILE" ]] || write_secret_file "$PROM_PWFILE" "$(gen_password)"
-  hash="$(read_password_file "$PROM_PWFILE" | prom_bcrypt)" || die "prometheus: python3 could not make a bcrypt hash"
-  [[ "$hash" == '$2'* ]] || die "prometheus: python3's crypt made no bcrypt hash"
+  hash="$(read_password_file "$PROM_PWFILE" | prom_bcrypt)" || die "prometheus: could not make a bcrypt hash"
+  [[ "$hash" == '$2'* ]] || die "prometheus: no bcrypt hash from python3's crypt or htpasswd"
   (
     umask 077
     printf 'basic_auth_users:\n  %s: %s\n' "$PROM_EXPORTER_USER" "$hash" >"$PROM_DIR/web.yml"
