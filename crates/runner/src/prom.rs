@@ -616,8 +616,11 @@ pub fn sum_exposition(text: &str, metric: &str, filters: &[(String, String)]) ->
     Ok(out)
 }
 
+/// A series' labels, `(name, value)` in the order given.
+type Labels = Vec<(String, String)>;
+
 /// `{a="x",b="y"} rest` → the labels and the rest; no `{` → no labels.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let Some(mut rest) = s.strip_prefix('{') else { return Ok((Vec::new(), s)) };
     let mut labels = Vec::new();
     loop {
