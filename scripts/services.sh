@@ -38,6 +38,8 @@
 #   DEDUP_LAB_S3_PORT          SeaweedFS S3 port       (default 18333; also _MASTER_PORT 19333,
 #                              _VOLUME_PORT 19340, _FILER_PORT 18888; gRPC = port + 10000)
 #   DEDUP_LAB_KAFKA_PORT       Kafka plaintext port    (default 19092; SASL +1, SASL_SSL +2)
+#   DEDUP_LAB_PROM_PORT / _PUSHGATEWAY_PORT / _NODE_EXPORTER_PORT
+#                              Prometheus, Pushgateway, node-exporter (default 29090 / 29091 / 29100)
 #   DEDUP_LAB_CACHE_DIR        cache for downloaded and built servers (default ~/.cache/dedup-lab)
 
 set -euo pipefail
@@ -1505,6 +1507,230 @@ kafka_status() {
 }
 
 register_system kafka kafka
+
+# ===========================================================================
+# Prometheus (with node-exporter and the Pushgateway)
+# ===========================================================================
+# What the remote size probes and the Pushgateway client are tested against:
+# Debian's `prometheus`, `prometheus-node-exporter` and `prometheus-pushgateway`,
+# run directly as three processes (never their systemd units or init scripts;
+# where apt's postinst starts those, they stay on the Debian default ports
+# 9090/9100/9091 and we ignore them: ours use other ports), all on 127.0.0.1,
+# state in $SERVICES_DIR/prometheus:
+#   node-exporter  ONLY the textfile collector, on <state>/textfile: tests publish
+#                  Longhorn- and kube-state-shaped series by writing *.prom files
+#                  there; basic auth (user `dedup`, bcrypt hash in web.yml), so
+#                  the probes' authentication is tested against a real server;
+#   pushgateway    no persistence, no auth;
+#   prometheus     TSDB in <state>/tsdb, scrapes both every second (the
+#                  exporter with basic auth, the gateway with honor_labels).
+# `up` waits until Prometheus is ready and sees both targets up.
+
+PROM_HOST="127.0.0.1"
+PROM_DIR="$SERVICES_DIR/prometheus"
+PROM_TEXTFILE_DIR="$PROM_DIR/textfile"
+PROM_TSDB="$PROM_DIR/tsdb"
+PROM_PWFILE="$PROM_DIR/node-exporter.password"
+PROM_PORT_FILE="$PROM_DIR/ports"
+PROM_MARKER="$PROM_DIR/$MARKER_NAME"
+PROM_EXPORTER_USER="dedup"
+PROM_BIN=/usr/bin/prometheus
+PROM_NODE_EXPORTER_BIN=/usr/bin/prometheus-node-exporter
+PROM_PUSHGATEWAY_BIN=/usr/bin/prometheus-pushgateway
+
+# "<prometheus> <pushgateway> <node-exporter>": the recorded ports win over the environment.
+prom_ports() {
+  if [[ -r "$PROM_PORT_FILE" ]]; then
+    head -n1 -- "$PROM_PORT_FILE"
+  else
+    printf '%s %s %s' "${DEDUP_LAB_PROM_PORT:-29090}" "${DEDUP_LAB_PUSHGATEWAY_PORT:-29091}" \
+      "${DEDUP_LAB_NODE_EXPORTER_PORT:-29100}"
+  fi
+}
+
+# The three processes, by the name of their pid and log files.
+prom_procs() { printf '%s\n' node-exporter pushgateway prometheus; }
+
+prom_install() {
+  local pkgs=() b
+  [[ -x "$PROM_BIN" ]] || pkgs+=(prometheus)
+  [[ -x "$PROM_NODE_EXPORTER_BIN" ]] || pkgs+=(prometheus-node-exporter)
+  [[ -x "$PROM_PUSHGATEWAY_BIN" ]] || pkgs+=(prometheus-pushgateway)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+  # A bcrypt hash for the exporter's basic auth: python3's crypt (gone in Python 3.13), else htpasswd.
+  prom_python_crypt || command -v htpasswd >/dev/null 2>&1 || pkgs+=(apache2-utils)
+  if ((${#pkgs[@]} > 0)); then
+    apt_install "${pkgs[@]}"
+  fi
+  for b in "$PROM_BIN" "$PROM_NODE_EXPORTER_BIN" "$PROM_PUSHGATEWAY_BIN"; do
+    [[ -x "$b" ]] || die "prometheus: $b missing after install"
+  done
+}
+
+prom_running() {
+  local pidf="$PROM_DIR/$1.pid"
+  [[ -s "$pidf" ]] && kill -0 "$(head -n1 -- "$pidf")" 2>/dev/null
+}
+
+prom_show_logs() {
+  local p
+  for p in $(prom_procs); do
+    if [[ -r "$PROM_DIR/$p.log" ]]; then
+      log "last 20 lines of $PROM_DIR/$p.log:"
+      tail -n 20 -- "$PROM_DIR/$p.log" >&2
+    fi
+  done
+}
+
+prom_python_crypt() {
+  command -v python3 >/dev/null 2>&1 && python3 -W ignore -c 'import crypt' 2>/dev/null
+}
+
+# A bcrypt hash of the password on stdin (node-exporter's web.yml wants one; the
+# password never appears on a command line). Cost 4: a test server, and every
+# scrape is checked against it.
+prom_bcrypt() {
+  if prom_python_crypt; then
+    python3 -W ignore -c 'import crypt, sys
+print(crypt.crypt(sys.stdin.read().strip(), crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))'
+  else
+    htpasswd -niBC 4 "$PROM_EXPORTER_USER" | head -n1 | cut -d: -f2-
+  fi
+}
+
+# Started detached (setsid), stdin closed, our lock fd closed; exec, so $! is the server's pid.
+prom_start() {
+  local name="$1"
+  shift
+  (cd / && exec setsid "$@" </dev/null >>"$PROM_DIR/$name.log" 2>&1 9>&-) &
+  printf '%s\n' "$!" >"$PROM_DIR/$name.pid"
+}
+
+# Ready: Prometheus answers /-/ready and sees both of its targets up.
+prom_ready() {
+  local prom="$1"
+  curl -sf --max-time 2 "http://$PROM_HOST:$prom/-/ready" >/dev/null 2>&1 || return 1
+  curl -sf --max-time 2 "http://$PROM_HOST:$prom/api/v1/query?query=sum(up)" 2>/dev/null |
+    grep -q '"value":\[[0-9.]*,"2"\]'
+}
+
+prom_up() {
+  local prom gw exporter p hash waited=0
+  read -r prom gw exporter <<<"$(prom_ports)"
+  if [[ -f "$PROM_MARKER" ]] && prom_is_up; then
+    log "prometheus: already running on $PROM_HOST:$prom; nothing to do"
+    return 0
+  fi
+  for p in $(prom_procs); do
+    prom_running "$p" && die "prometheus: $p from $PROM_DIR runs without the others; '$PROG down prometheus' first"
+  done
+  for p in "$prom" "$gw" "$exporter"; do
+    [[ "$p" =~ ^[0-9]+$ ]] || die "prometheus: bad port '$p'"
+    tcp_port_busy "$p" && die "prometheus: port $p on $PROM_HOST is taken by another process \
+(set DEDUP_LAB_PROM_PORT / DEDUP_LAB_PUSHGATEWAY_PORT / DEDUP_LAB_NODE_EXPORTER_PORT)"
+  done
+  mkdir -p -- "$PROM_TEXTFILE_DIR" "$PROM_TSDB"
+  printf '%s %s %s\n' "$prom" "$gw" "$exporter" >"$PROM_PORT_FILE"
+  [[ -s "$PROM_PWFILE" ]] || write_secret_file "$PROM_PWFILE" "$(gen_password)"
+  hash="$(read_password_file "$PROM_PWFILE" | prom_bcrypt)" || die "prometheus: could not make a bcrypt hash"
+  [[ "$hash" == '$2'* ]] || die "prometheus: no bcrypt hash from python3's crypt or htpasswd"
+  (
+    umask 077
+    printf 'basic_auth_users:\n  %s: %s\n' "$PROM_EXPORTER_USER" "$hash" >"$PROM_DIR/web.yml"
+    cat >"$PROM_DIR/prometheus.yml" <<EOF
+# Written by dedup-lab scripts/services.sh on every start; edits are lost.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: node
+    static_configs: [{targets: ["$PROM_HOST:$exporter"]}]
+    basic_auth:
+      username: $PROM_EXPORTER_USER
+      password_file: $PROM_PWFILE
+  - job_name: pushgateway
+    honor_labels: true
+    static_configs: [{targets: ["$PROM_HOST:$gw"]}]
+EOF
+  )
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$PROM_MARKER"
+  log "prometheus: starting node-exporter (textfile collector only) on $PROM_HOST:$exporter"
+  prom_start node-exporter "$PROM_NODE_EXPORTER_BIN" --web.listen-address="$PROM_HOST:$exporter" \
+    --web.config.file="$PROM_DIR/web.yml" --collector.disable-defaults --collector.textfile \
+    --collector.textfile.directory="$PROM_TEXTFILE_DIR"
+  log "prometheus: starting the pushgateway on $PROM_HOST:$gw"
+  prom_start pushgateway "$PROM_PUSHGATEWAY_BIN" --web.listen-address="$PROM_HOST:$gw"
+  log "prometheus: starting $("$PROM_BIN" --version 2>&1 | head -n1) on $PROM_HOST:$prom"
+  prom_start prometheus "$PROM_BIN" --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_TSDB" \
+    --storage.tsdb.retention.time=1d --web.listen-address="$PROM_HOST:$prom"
+  until prom_ready "$prom"; do
+    for p in $(prom_procs); do
+      if ! prom_running "$p"; then
+        prom_show_logs
+        die "prometheus: $p exited during start-up (state kept; '$PROG down prometheus' cleans up)"
+      fi
+    done
+    if ((waited >= START_TIMEOUT * 4)); then
+      prom_show_logs
+      die "prometheus: not ready (or a target not up) after ${START_TIMEOUT}s (state kept; '$PROG down prometheus' cleans up)"
+    fi
+    sleep 0.25
+    waited=$((waited + 1))
+  done
+  log "prometheus: up after ~$((waited / 4))s (prometheus :$prom, pushgateway :$gw, node-exporter :$exporter, textfiles $PROM_TEXTFILE_DIR)"
+}
+
+prom_down() {
+  local p pid
+  if [[ ! -f "$PROM_MARKER" ]]; then
+    log "prometheus: not started by $PROG; nothing to stop"
+    return 0
+  fi
+  for p in prometheus pushgateway node-exporter; do
+    if prom_running "$p"; then
+      pid="$(head -n1 -- "$PROM_DIR/$p.pid")"
+      log "prometheus: stopping $p (pid $pid)"
+      stop_process "$pid"
+    fi
+  done
+  rm -rf -- "$PROM_DIR"
+  log "prometheus: removed $PROM_DIR"
+}
+
+prom_is_up() {
+  local p
+  [[ -f "$PROM_MARKER" ]] || return 1
+  for p in $(prom_procs); do prom_running "$p" || return 1; done
+}
+
+prom_env() {
+  local prom gw exporter
+  read -r prom gw exporter <<<"$(prom_ports)"
+  print_export DEDUP_PROM_URL "http://$PROM_HOST:$prom"
+  print_export DEDUP_PROM_TEXTFILE_DIR "$PROM_TEXTFILE_DIR"
+  print_export DEDUP_NODE_EXPORTER_URL "http://$PROM_HOST:$exporter/metrics"
+  print_export DEDUP_NODE_EXPORTER_USER "$PROM_EXPORTER_USER"
+  print_export DEDUP_NODE_EXPORTER_PASSWORD "$(read_password_file "$PROM_PWFILE")"
+  print_export DEDUP_PUSHGATEWAY_URL "http://$PROM_HOST:$gw"
+}
+
+prom_status() {
+  local prom gw exporter
+  read -r prom gw exporter <<<"$(prom_ports)"
+  if prom_is_up; then
+    printf 'prometheus: running on %s:%s (pid %s), pushgateway :%s (pid %s), node-exporter :%s (pid %s), textfiles %s\n' \
+      "$PROM_HOST" "$prom" "$(head -n1 -- "$PROM_DIR/prometheus.pid")" "$gw" \
+      "$(head -n1 -- "$PROM_DIR/pushgateway.pid")" "$exporter" "$(head -n1 -- "$PROM_DIR/node-exporter.pid")" \
+      "$PROM_TEXTFILE_DIR"
+  elif [[ -f "$PROM_MARKER" ]]; then
+    printf 'prometheus: started by %s but not (fully) running (state in %s)\n' "$PROG" "$PROM_DIR"
+  else
+    printf 'prometheus: not running\n'
+  fi
+}
+
+register_system prometheus prom
 
 # ===========================================================================
 # (next systems: mariadb, clickhouse, redis, kafka/tansu, s3/seaweedfs —

@@ -274,6 +274,9 @@ pub fn system_specs(
         }
         sections.push(kind);
         dedup_lab_backends::entry(kind).check_keys(name, table.keys().map(String::as_str))?;
+        // The probe settings too, so a wrong one is found before a run that selects the system.
+        dedup_lab_runner::probe::ProbeKind::from_settings(name, &serde_json::to_value(table)?)
+            .map_err(anyhow::Error::msg)?;
     }
     let mut out = Vec::new();
     for kind in kinds {
@@ -290,10 +293,8 @@ pub fn system_specs(
                 anyhow::anyhow!("config [systems.{kind}] replicas = {v:?}: expected a whole number from 1 to 1000")
             })? as u32,
         };
-        let probe = match table.get("probe").map(|v| v.as_str().unwrap_or("?")) {
-            None => dedup_lab_runner::probe::ProbeKind::Auto,
-            Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!("config [systems.{kind}] probe: {e}"))?,
-        };
+        let probe =
+            dedup_lab_runner::probe::ProbeKind::from_settings(kind.name(), &settings).map_err(anyhow::Error::msg)?;
         let max_bytes = match table.get("max_bytes") {
             None => None,
             Some(toml::Value::Integer(n)) if *n > 0 => Some(*n as u64),

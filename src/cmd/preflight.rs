@@ -129,11 +129,11 @@ fn system_row(
     details.extend(report.checks.iter().map(|c| format!("        ✓ {c}")));
     // The configured probe, once, on an empty namespace (created and torn down again).
     let ns = Namespace::new(lab, 1);
-    let probe = dedup_lab_runner::probe::Probe::new(sys.probe);
-    let reading = b.reset(&ns).map_err(dedup_lab_runner::RunError::from).and_then(|()| {
+    let reading = dedup_lab_runner::probe::Probe::new(&sys.probe, sys.kind.name()).and_then(|probe| {
+        b.reset(&ns)?;
         let method = probe.method(b.as_mut(), &ns)?;
-        let bytes = probe.read(b.as_mut(), &ns)?;
-        Ok(format!("{method}: {}", dedup_lab_core::format_bytes(bytes)))
+        let r = probe.read(b.as_mut(), &ns)?;
+        Ok(format!("{method}: {}", dedup_lab_core::format_bytes(r.bytes)))
     });
     let torn = b.teardown(&ns);
     match (reading, torn) {

@@ -242,11 +242,11 @@ fn print_plan(plan: &RunPlan) {
     println!("plan: {} cells", cells.len());
     for s in &spec.systems {
         println!(
-            "  system {:<12} variants: {}  replicas: {}  probe: {:?}",
+            "  system {:<12} variants: {}  replicas: {}  probe: {}",
             s.kind.name(),
             s.variants.join(", "),
             s.replicas,
-            s.probe
+            s.probe.name()
         );
         if let Some(max) = s.max_bytes {
             let mine: Vec<_> = cells.iter().filter(|c| c.key.system == s.kind).collect();

@@ -26,6 +26,7 @@ mod mariadb;
 mod native;
 mod postgresql;
 mod postgresql_cold;
+mod prometheus;
 mod realworld_cli;
 mod redis;
 mod report_cli;

@@ -38,6 +38,10 @@ pub const ENGINE_KEYS: &[SettingKey] = &[
     plain("variants"),
     plain("replicas"),
     plain("probe"),
+    // The remote size probes' tables, `[systems.<name>.prometheus]` / `.scrape]` (checked by
+    // the runner's `ProbeKind::from_settings`).
+    plain("prometheus"),
+    plain("scrape"),
     plain("max_bytes"),
     plain("cold_command"),
     plain("cold_timeout"),

@@ -8,6 +8,7 @@ pub mod journal;
 pub mod latency;
 pub mod native;
 pub mod probe;
+pub mod prom;
 pub mod spec;
 pub mod telemetry;
 

@@ -160,6 +160,7 @@ impl RunSpec {
                     }
                 }
             }
+            out.extend(sys.probe.secret_env_names());
         }
         out
     }

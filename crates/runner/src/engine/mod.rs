@@ -292,8 +292,10 @@ impl<'a> Engine<'a> {
         ns: &Namespace,
         b: &mut dyn Backend,
     ) -> Result<Vec<String>, RunError> {
-        let probe =
-            Probe::new(self.spec.system(cell.key.system).map(|s| s.probe).unwrap_or(crate::probe::ProbeKind::Auto));
+        let probe = Probe::new(
+            self.spec.system(cell.key.system).map_or(&crate::probe::ProbeKind::Auto, |s| &s.probe),
+            cell.key.system.name(),
+        )?;
         let n = cell.dataset.records;
         let native = native_format(cell).is_some();
         let fallback = match native_plan(cell) {

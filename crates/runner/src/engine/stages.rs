@@ -119,10 +119,13 @@ impl Engine<'_> {
         if interrupted() {
             return Err(RunError::Interrupted);
         }
-        let after = probe.read(b, ns)?;
+        let after = probe.read_after(b, ns, before.bytes)?;
         let internal_after = b.sizes(ns)?;
         let counted = b.count(ns)?;
         let mut notes = work.notes;
+        notes.extend(before.note.into_iter().map(|n| format!("before: {n}")));
+        notes.extend(after.note.into_iter().map(|n| format!("after: {n}")));
+        let (before, after) = (before.bytes, after.bytes);
         notes.extend(b.take_notes());
         let deduplicates = b.deduplicates().is_some();
         let (mut matched, mut collapsed) = (0, 0);
@@ -188,7 +191,8 @@ impl Engine<'_> {
         let started_at = dedup_lab_core::time::now_rfc3339();
         let internal = b.sizes(ns)?;
         let method = probe.method(b, ns)?;
-        let at = probe.read(b, ns)?;
+        let reading = probe.read(b, ns)?;
+        let at = reading.bytes;
         Ok(Measurement {
             cell: cell.key.clone(),
             stage,
@@ -212,7 +216,7 @@ impl Engine<'_> {
             internal_after: internal,
             readback_sampled: 0,
             readback_matched: 0,
-            notes: vec![format!("unsupported: {reason}")],
+            notes: std::iter::once(format!("unsupported: {reason}")).chain(reading.note).collect(),
             valid: false,
             invalid_reasons: Vec::new(),
             unsupported: Some(reason),
