@@ -31,6 +31,8 @@ pub struct RawConfig {
     /// `[trace]`: the metrics trace and the event stream (`telemetry.rs`).
     #[serde(default)]
     pub trace: RawTrace,
+    /// `[pushgateway]`: push every stage's figures (`url`, `job`, `timeout`, credentials).
+    pub pushgateway: Option<toml::Table>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

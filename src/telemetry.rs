@@ -1,7 +1,6 @@
 //! `[trace]`: validates the telemetry settings into [`TelemetryOptions`] before anything
 //! connects, and provides the Kafka topics the runner's sinks write to.
 
-use crate::config::RawTrace;
 use anyhow::{Result, bail};
 use dedup_lab_core::LabName;
 use dedup_lab_runner::telemetry::{EVENTS_TOPIC, KafkaTopics, METRICS_TOPIC, TelemetryOptions};
@@ -30,8 +29,9 @@ fn duration(key: &str, text: &str) -> Result<Duration> {
     }
 }
 
-/// The validated `[trace]` section.
-pub fn options(raw: &RawTrace, lab: &LabName) -> Result<TelemetryOptions> {
+/// The validated `[trace]` and `[pushgateway]` sections.
+pub fn options(cfg: &crate::config::RawConfig, lab: &LabName) -> Result<TelemetryOptions> {
+    let raw = &cfg.trace;
     let mut o = TelemetryOptions::default();
     match raw.interval.as_deref().map(str::trim) {
         Some("off") => o.interval = None,
@@ -44,7 +44,52 @@ pub fn options(raw: &RawTrace, lab: &LabName) -> Result<TelemetryOptions> {
     if let Some(table) = &raw.kafka {
         o.kafka = Some(kafka_topics(table, lab)?);
     }
+    if let Some(table) = &cfg.pushgateway {
+        o.push = Some(pushgateway(table)?);
+    }
     Ok(o)
+}
+
+/// `[pushgateway]`: where each stage's figures are pushed. The credentials are read here
+/// (a variable that is not set is an error before the run starts); nothing connects.
+pub fn pushgateway(table: &toml::Table) -> Result<Box<dyn dedup_lab_runner::telemetry::sink::TopicSink>> {
+    use dedup_lab_runner::prom::PushTarget;
+    let at = "config [pushgateway]";
+    const KEYS: &[&str] =
+        &["url", "job", "timeout", "token_env", "token_file", "user", "password_env", "password_file"];
+    for key in table.keys() {
+        if key == "token" || key == "password" {
+            bail!(
+                "{at} has `{key}`: secrets never go in the config file; name a variable with `{key}_env`, or a file with `{key}_file`"
+            );
+        }
+        if !KEYS.contains(&key.as_str()) {
+            bail!("{at} has an unknown key `{key}`; valid keys: {}", KEYS.join(", "));
+        }
+    }
+    let json = serde_json::to_value(table)?;
+    let t = json.as_object().expect("a table is an object");
+    let url = t
+        .get("url")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| anyhow::anyhow!("{at} needs `url`, e.g. url = \"http://pushgateway:9091\""))?;
+    let auth = dedup_lab_runner::probe::auth_spec(at, t).map_err(anyhow::Error::msg)?;
+    let mut target = PushTarget::new(url).map_err(|e| anyhow::anyhow!("{at}: {}", e.chain()))?;
+    if let Some(job) = t.get("job") {
+        let job =
+            job.as_str().ok_or_else(|| anyhow::anyhow!("{at} job = {job}: expected a name such as \"dedup_lab\""))?;
+        target = target.with_job(job).map_err(|e| anyhow::anyhow!("{at}: {}", e.chain()))?;
+    }
+    if let Some(v) = t.get("timeout") {
+        let secs = v
+            .as_f64()
+            .filter(|s| *s > 0.0 && *s <= 600.0)
+            .ok_or_else(|| anyhow::anyhow!("{at} timeout = {v}: expected seconds above 0 and at most 600, e.g. 10"))?;
+        target =
+            target.with_timeout(Duration::from_secs_f64(secs)).map_err(|e| anyhow::anyhow!("{at}: {}", e.chain()))?;
+    }
+    let target = target.with_auth(auth.resolve(at).map_err(|e| anyhow::anyhow!("{}", e.chain()))?);
+    Ok(Box::new(dedup_lab_runner::telemetry::push::PushSink(target)))
 }
 
 #[cfg(feature = "kafka")]
@@ -133,7 +178,11 @@ mod tests {
             assert!(e.contains("[trace] interval") && e.contains("\"100ms\""), "{bad}: {e}");
         }
         let lab: LabName = "dedup_lab".parse().unwrap();
-        let off = options(&RawTrace { interval: Some("off".into()), ..Default::default() }, &lab).unwrap();
+        let cfg = crate::config::RawConfig {
+            trace: crate::config::RawTrace { interval: Some("off".into()), ..Default::default() },
+            ..Default::default()
+        };
+        let off = options(&cfg, &lab).unwrap();
         assert!(off.interval.is_none());
     }
 }

@@ -174,7 +174,7 @@ fn sink_row(target: &str, sink: &mut dyn dedup_lab_runner::telemetry::sink::Topi
 pub fn preflight(args: &PreflightArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let lab = lab(cfg)?;
     let systems = system_specs(args.systems.as_ref(), cfg, &lab)?;
-    let mut telemetry = crate::telemetry::options(&cfg.trace, &lab)?;
+    let mut telemetry = crate::telemetry::options(cfg, &lab)?;
     let scratch = tempdir()?;
     let mut rows = Vec::new();
     let mut details = Vec::new();

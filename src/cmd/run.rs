@@ -23,7 +23,7 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
         return resume(args, cfg, id, &exports);
     }
     let plan = run_plan(args, cfg)?;
-    let telemetry = crate::telemetry::options(&cfg.trace, &plan.spec.lab)?;
+    let telemetry = crate::telemetry::options(cfg, &plan.spec.lab)?;
     if args.dry_run {
         print_plan(&plan);
         println!("dry run: nothing was connected to, created or written");
@@ -50,7 +50,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
             })?;
         }
     }
-    let telemetry = crate::telemetry::options(&cfg.trace, &info.spec.lab)?;
+    let telemetry = crate::telemetry::options(cfg, &info.spec.lab)?;
     let (journal, report) = Journal::resume(&dir)?;
     log::info!(
         "resuming run {run_id}: {} of {} cells finished, {} journal line(s) of unfinished cells set aside in {}",

@@ -600,3 +600,82 @@ fn probe_settings_are_checked_before_the_run_starts() {
         assert!(!err.contains("abc"), "the secret is not echoed: {err}");
     }
 }
+
+/// `[pushgateway]` in a real run: after every stage the engine pushes its figures, and
+/// Prometheus (scraping the gateway) shows them with the cell's labels and the run id; an
+/// undefined EDR is not pushed; `preflight` reaches the gateway; a gateway that is not there
+/// is one line and the run is unharmed.
+#[test]
+fn a_run_pushes_every_stage_to_the_gateway_and_prometheus_shows_it() {
+    let Some(env) = env() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, format!("lab = \"dedup_t_pushrun\"\n[pushgateway]\nurl = \"{}\"\n", env.gateway)).unwrap();
+    let results = tmp.path().join("r");
+    let out = run_env(
+        &[],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "files",
+            "--payload-types",
+            "random_binary",
+            "--grades",
+            "U50",
+            "--records",
+            "40",
+            "--record-size",
+            "16KiB",
+            "--export",
+            "none",
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(!text_of(&out).contains("telemetry sink"), "{}", text_of(&out));
+    let run = crate::support::run_dir(&results);
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    let lines = journal(&results);
+    let measured = stages(&lines);
+    let durations = wait_for(&env, &format!("dedup_duration_ms{{run=\"{id}\"}}"), |r| r.len() == measured.len());
+    for m in &measured {
+        let s = durations.iter().find(|s| s["metric"]["stage"] == m.stage.to_string()).unwrap();
+        assert_eq!(s["metric"]["system"], "files");
+        assert_eq!(
+            (s["metric"]["payload"].as_str(), s["metric"]["grade"].as_str()),
+            (Some("random_binary"), Some("U50"))
+        );
+        assert!((value_of(s) - m.duration_ns as f64 / 1e6).abs() < 1e-6, "{s} vs {}", m.duration_ns);
+    }
+    let edr = promql(&env, &format!("dedup_edr{{run=\"{id}\"}}"));
+    let with_edr: Vec<_> = measured.iter().filter(|m| m.edr_replica.is_some()).collect();
+    assert_eq!(edr.len(), with_edr.len(), "only defined EDRs are pushed: {edr:?}");
+    let bulk = measured.iter().find(|m| m.stage == Stage::BulkInsert).unwrap();
+    let pushed = edr.iter().find(|s| s["metric"]["stage"] == "bulk_insert").unwrap();
+    assert!((value_of(pushed) - bulk.edr_replica.unwrap()).abs() < 1e-9);
+    let delta = promql(&env, &format!("dedup_phys_delta_bytes{{run=\"{id}\",stage=\"perfile_delete\"}}"));
+    let del = measured.iter().find(|m| m.stage == Stage::PerfileDelete).unwrap();
+    assert_eq!(value_of(&delta[0]) as i64, del.physical.delta);
+
+    let pf = run_env(&[], &["preflight", "--config", cfg.to_str().unwrap(), "--systems", "files"]);
+    let pf_out = text_of(&pf);
+    assert!(
+        pf.status.success() && pf_out.lines().any(|l| l.starts_with("pushgateway") && l.ends_with("ok")),
+        "{pf_out}"
+    );
+
+    // Nothing listening: the run succeeds, the gateway's failure is a line or two.
+    std::fs::write(&cfg, "lab = \"dedup_t_pushrun\"\n[pushgateway]\nurl = \"http://127.0.0.1:1\"\ntimeout = 1\n")
+        .unwrap();
+    let out = run_env(
+        &[],
+        &["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap(), "--systems", "files"],
+    );
+    let all = text_of(&out);
+    assert!(out.status.success(), "{all}");
+    let said: Vec<&str> = all.lines().filter(|l| l.contains("pushgateway http://127.0.0.1:1")).collect();
+    assert!(!said.is_empty() && said.len() <= 3, "{said:#?}");
+}

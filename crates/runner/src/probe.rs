@@ -113,7 +113,45 @@ impl ProbeKind {
     }
 }
 
-type Table = serde_json::Map<String, serde_json::Value>;
+/// A settings table, as JSON.
+pub type Table = serde_json::Map<String, serde_json::Value>;
+
+/// The credentials of a table (`token_env` / `token_file`, or `user` with `password_env` /
+/// `password_file`), checked for contradictions; `at` names the table in messages. Names
+/// only: no secret is read here.
+pub fn auth_spec(at: &str, t: &Table) -> Result<AuthSpec, String> {
+    let string = |key: &str| -> Result<Option<String>, String> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(v) => Err(format!("{at} {key} = {v}: expected a non-empty string")),
+        }
+    };
+    let auth = AuthSpec {
+        token_env: string("token_env")?,
+        token_file: string("token_file")?.map(Into::into),
+        user: string("user")?,
+        password_env: string("password_env")?,
+        password_file: string("password_file")?.map(Into::into),
+    };
+    let token = auth.token_env.is_some() || auth.token_file.is_some();
+    let password = auth.password_env.is_some() || auth.password_file.is_some();
+    if auth.token_env.is_some() && auth.token_file.is_some() {
+        return Err(format!("{at} has token_env and token_file: give one"));
+    }
+    if auth.password_env.is_some() && auth.password_file.is_some() {
+        return Err(format!("{at} has password_env and password_file: give one"));
+    }
+    if token && (auth.user.is_some() || password) {
+        return Err(format!("{at} has a bearer token and basic authentication (user/password): give one"));
+    }
+    if auth.user.is_some() != password {
+        return Err(format!(
+            "{at}: basic authentication needs both `user` and `password_env` (or `password_file`); one is missing"
+        ));
+    }
+    Ok(auth)
+}
 
 /// Reads `[systems.<system>.<name>]`: checks the keys, and returns the settings every remote
 /// probe has (url, credentials, timeout, settle, CA file).
@@ -154,29 +192,7 @@ fn remote_common(
     };
     let url = string("url")?.ok_or_else(|| format!("{at} needs `url`, e.g. url = \"http://prometheus:9090\""))?;
     crate::prom::check_url(&format!("{at} url"), &url)?;
-    let auth = AuthSpec {
-        token_env: string("token_env")?,
-        token_file: string("token_file")?.map(Into::into),
-        user: string("user")?,
-        password_env: string("password_env")?,
-        password_file: string("password_file")?.map(Into::into),
-    };
-    let token = auth.token_env.is_some() || auth.token_file.is_some();
-    let password = auth.password_env.is_some() || auth.password_file.is_some();
-    if auth.token_env.is_some() && auth.token_file.is_some() {
-        return Err(format!("{at} has token_env and token_file: give one"));
-    }
-    if auth.password_env.is_some() && auth.password_file.is_some() {
-        return Err(format!("{at} has password_env and password_file: give one"));
-    }
-    if token && (auth.user.is_some() || password) {
-        return Err(format!("{at} has a bearer token and basic authentication (user/password): give one"));
-    }
-    if auth.user.is_some() != password {
-        return Err(format!(
-            "{at}: basic authentication needs both `user` and `password_env` (or `password_file`); one is missing"
-        ));
-    }
+    let auth = auth_spec(&at, t)?;
     let timeout = secs("timeout", 10.0, "10")?;
     let polls =
         match t.get("settle_polls") {

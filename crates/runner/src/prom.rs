@@ -789,6 +789,19 @@ impl PushTarget {
         Ok(self)
     }
 
+    /// The gateway's address (no credentials), for messages.
+    pub fn url(&self) -> String {
+        redacted_url(&self.url)
+    }
+
+    /// Reaches the gateway with the credentials without pushing (`GET /api/v1/status`), for
+    /// `preflight`.
+    pub fn check(&self) -> Result<(), RunError> {
+        let req = self.http.get(&format!("{}/api/v1/status", self.url));
+        self.auth.apply(req).call()?;
+        Ok(())
+    }
+
     /// `<url>/metrics/job/<job>/<label>/<value>/…`: the group of these labels. Values that
     /// are not plain (a `/`, `=`, `,`, space, empty) go base64url-encoded (`<label>@base64`).
     fn group_url(&self, labels: &[(&str, &str)]) -> String {

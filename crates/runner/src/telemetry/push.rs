@@ -3,8 +3,42 @@
 //! The sending itself goes through a [`TopicSink`](super::sink::TopicSink) on a thread of
 //! its own, with the sinks' backoff, so a gateway that is down never holds up a run.
 
+use crate::prom::{PushTarget, push_stage};
 use dedup_lab_core::Measurement;
 use serde_json::{Value, json};
+
+/// The gateway as a telemetry sink: each line (a [`stage_line`]) becomes one group.
+pub struct PushSink(pub PushTarget);
+
+impl super::sink::TopicSink for PushSink {
+    fn target(&self) -> String {
+        format!("pushgateway {}", self.0.url())
+    }
+
+    fn send(&mut self, lines: &[Vec<u8>]) -> Result<(), String> {
+        for line in lines {
+            let v: Value = serde_json::from_slice(line).map_err(|e| format!("not a stage line: {e}"))?;
+            let labels: Vec<(&str, &str)> = v["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("")))
+                .collect();
+            let metrics: Vec<(&str, f64)> = v["metrics"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?)))
+                .collect();
+            push_stage(&self.0, &labels, &metrics).map_err(|e| e.chain())?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<String, String> {
+        self.0.check().map(|()| "reachable; pushes one group per stage".into()).map_err(|e| e.chain())
+    }
+}
 
 /// Every metric pushed, with its meaning.
 pub const METRICS: &[(&str, &str)] = &[
