@@ -574,6 +574,13 @@ fn a_failing_query_fails_the_cell_instead_of_giving_a_number() {
         }
         other => panic!("expected a failed cell: {other:?}"),
     }
+    // preflight reads the configured probe too: its row fails with the same sentence.
+    let pf = run_env(&[], &["preflight", "--config", cfg.to_str().unwrap(), "--systems", "files"]);
+    let pf_text = text_of(&pf);
+    assert_eq!(pf.status.code(), Some(1), "{pf_text}");
+    let row = pf_text.lines().find(|l| l.starts_with("files/default ")).unwrap_or_else(|| panic!("{pf_text}"));
+    assert!(row.contains("created, dropped") && row.contains("FAILED"), "{row}");
+    assert!(pf_text.contains(&format!("FAILED  files/default: size probe: {want}")), "{pf_text}");
 }
 
 /// Probe settings are checked before anything connects (no server needed).
