@@ -548,6 +548,15 @@ fn a_run_measures_through_the_prometheus_probe() {
     }
     assert_eq!(measured[0].stage, Stage::BulkInsert);
     assert!(matches!(lines.last(), Some(JournalLine::Cell { status: CellStatus::Ok, .. })), "{lines:?}");
+    // The trace samples the same metric: each stage's last sample has a reading of it.
+    let trace = std::fs::read_to_string(crate::support::run_dir(&results).join("trace.jsonl")).unwrap();
+    let finals: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|s| s["final"] == true)
+        .collect();
+    assert_eq!(finals.len(), 2);
+    assert!(finals.iter().all(|s| s["phys_bytes"].as_u64().is_some()), "{finals:?}");
 }
 
 /// A query that finds nothing fails the cell with the probe's sentence; no stage line carries

@@ -478,7 +478,7 @@ mod tests {
         let e = entry(SystemKind::Sqlite).check_keys("sqlite", ["host"]).unwrap_err().to_string();
         assert!(
             e.contains(
-                "valid keys: variants, replicas, probe, max_bytes, cold_command, cold_timeout, cold_pass_env, dir"
+                "valid keys: variants, replicas, probe, prometheus, scrape, max_bytes, cold_command, cold_timeout, cold_pass_env, dir"
             ),
             "{e}"
         );

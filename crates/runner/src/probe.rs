@@ -295,6 +295,10 @@ enum Remote {
     Scrape(ScrapeSource),
 }
 
+/// A reader of the physical size for the metrics trace's samples, independent of the backend
+/// (it runs on the sampler's thread); `None` from it: that reading failed.
+pub type SampleReader = Box<dyn FnMut() -> Option<u64> + Send>;
+
 /// A configured probe, ready to read (a remote one with its client and credentials).
 pub struct Probe {
     kind: ProbeKind,
@@ -334,6 +338,26 @@ impl Probe {
             k => k.clone(),
         };
         Ok((kind, paths))
+    }
+
+    /// For the trace: the fs probe's paths, or a client of its own for a remote probe, read
+    /// once per sample without settling (a sample shows where the metric stands, it is not a
+    /// measurement); `None` for a probe that asks the system itself (`internal`).
+    pub fn sample_reader(&self, backend: &mut dyn Backend, ns: &Namespace, system: &str) -> Option<SampleReader> {
+        match &self.kind {
+            ProbeKind::Prometheus(p) => {
+                let src = PromSource::new(system, p).ok()?;
+                Some(Box::new(move || src.read().ok()))
+            }
+            ProbeKind::Scrape(p) => {
+                let src = ScrapeSource::new(system, p).ok()?;
+                Some(Box::new(move || src.read().ok()))
+            }
+            _ => match self.resolve(backend, ns).ok()? {
+                (ProbeKind::Fs, paths) => Some(Box::new(move || allocated_bytes(&paths).ok())),
+                _ => None,
+            },
+        }
     }
 
     /// The method label for measurements, e.g. `fs`, `internal`, `prometheus:<query>`.

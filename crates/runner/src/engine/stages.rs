@@ -105,10 +105,9 @@ impl Engine<'_> {
         let before = probe.read(b, ns)?;
         let started_at = dedup_lab_core::time::now_rfc3339();
         if self.telemetry.as_ref().is_some_and(|t| t.tracing()) {
-            // The trace samples the physical size where the fs probe reads it.
-            let paths = if method == "fs" { b.data_paths(ns).unwrap_or_default() } else { Vec::new() };
+            let reader = probe.sample_reader(b, ns, cell.key.system.name());
             if let Some(t) = self.telemetry.as_mut() {
-                t.body_start(&cell.key, stage, paths);
+                t.body_start(&cell.key, stage, reader);
             }
         }
         let work = body(self, b);

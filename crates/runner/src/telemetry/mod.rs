@@ -13,10 +13,11 @@ pub mod push;
 pub mod sink;
 
 use crate::latency::Latencies;
+use crate::probe::SampleReader;
 use dedup_lab_core::{CellKey, CellStatus, LatencySummary, Measurement, Stage};
 use serde_json::{Value, json};
 use sink::{Messages, Output, TopicSink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ const FINISH_BOUND: Duration = Duration::from_secs(10);
 pub struct TelemetryOptions {
     /// Sampling interval of the metrics trace; `None`: no trace (events are still written).
     pub interval: Option<Duration>,
-    /// How often a sample also reads the physical size (the `fs` probe's paths).
+    /// How often a sample also reads the physical size (the probe's [`SampleReader`]).
     pub probe_interval: Duration,
     /// Kafka topics for the trace and the events (`[trace.kafka]`).
     pub kafka: Option<KafkaTopics>,
@@ -128,10 +129,10 @@ struct SampleContext {
     stage: String,
     interval: Duration,
     probe_interval: Duration,
-    paths: Vec<PathBuf>,
+    reader: Option<SampleReader>,
 }
 
-fn sample_loop(ctx: SampleContext, progress: Arc<Progress>, out: Arc<Mutex<Output>>, stop: Arc<AtomicBool>) {
+fn sample_loop(mut ctx: SampleContext, progress: Arc<Progress>, out: Arc<Mutex<Output>>, stop: Arc<AtomicBool>) {
     let start = Instant::now();
     let (mut last_t, mut last_ops, mut last_bytes) = (start, 0u64, 0u64);
     let (_, mut last_cpu) = process_stats();
@@ -172,12 +173,9 @@ fn sample_loop(ctx: SampleContext, progress: Arc<Progress>, out: Arc<Mutex<Outpu
             "final": stopping,
         });
         let probe_due = last_probe.is_none_or(|p| now.duration_since(p) >= ctx.probe_interval) || stopping;
-        if !ctx.paths.is_empty() && probe_due {
+        if let Some(read) = ctx.reader.as_mut().filter(|_| probe_due) {
             last_probe = Some(now);
-            v["phys_bytes"] = match crate::probe::allocated_bytes(&ctx.paths) {
-                Ok(b) => json!(b),
-                Err(_) => Value::Null,
-            };
+            v["phys_bytes"] = json!(read());
         }
         if let Ok(mut o) = out.lock() {
             o.write(&v);
@@ -290,13 +288,13 @@ impl Telemetry {
         self.event("stage_start", f);
     }
 
-    /// Whether samples are taken (the caller then looks up the probe's paths).
+    /// Whether samples are taken (the caller then makes the probe's sample reader).
     pub fn tracing(&self) -> bool {
         self.trace.is_some()
     }
 
-    /// The stage's body begins: the sampler starts, with the `fs` probe's paths, if any.
-    pub fn body_start(&mut self, key: &CellKey, stage: Stage, paths: Vec<PathBuf>) {
+    /// The stage's body begins: the sampler starts, with the probe's sample reader, if any.
+    pub fn body_start(&mut self, key: &CellKey, stage: Stage, reader: Option<SampleReader>) {
         self.stop_sampler();
         self.progress.reset();
         if let (Some(interval), Some(out)) = (self.interval, self.trace.clone()) {
@@ -307,7 +305,7 @@ impl Telemetry {
                 stage: stage.to_string(),
                 interval,
                 probe_interval: self.probe_interval,
-                paths,
+                reader,
             };
             let stop = Arc::new(AtomicBool::new(false));
             let (p, s) = (self.progress.clone(), stop.clone());
