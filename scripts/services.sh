@@ -1399,7 +1399,7 @@ kafka_up() {
     return 0
   fi
   [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] || die "kafka: bad port '$KAFKA_PORT'"
-  for p in "$KAFKA_PORT" "$((KAFKA_PORT + 1))" "$((KAFKA_PORT + 2))" 9093; do
+  for p in "$KAFKA_PORT" "$((KAFKA_PORT + 1))" "$((KAFKA_PORT + 2))" "$((KAFKA_PORT + 3))" 9093; do
     tcp_port_busy "$p" && die "kafka: port $p on $KAFKA_HOST is taken by another process (set DEDUP_LAB_KAFKA_PORT; crabka's controller always uses 9093)"
   done
   mkdir -p -- "$KAFKA_DATA"
@@ -1439,9 +1439,12 @@ sasl_config = { enabled_mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256"] }
 type = "simple"
 super_users = ["ANONYMOUS", "dedup"]
 EOF
-  log "kafka: starting crabka-broker $KAFKA_BROKER_VERSION on $KAFKA_HOST:$KAFKA_PORT (+1 SASL, +2 SASL_SSL)"
+  log "kafka: starting crabka-broker $KAFKA_BROKER_VERSION on $KAFKA_HOST:$KAFKA_PORT (+1 SASL, +2 SASL_SSL, +3 metrics)"
   # exec: the pid file holds the broker's own pid; 9>&-: it must not hold our lock.
-  (cd / && RUST_LOG=warn exec setsid "$KAFKA_BIN" --config-file "$KAFKA_DIR/broker.toml" --metrics-listen-addr none \
+  # The metrics endpoint with the disk scanner every second: crabka_broker_partition_disk_bytes
+  # per partition, what a Kafka exporter's log size is to the `scrape` probe.
+  (cd / && RUST_LOG=warn exec setsid "$KAFKA_BIN" --config-file "$KAFKA_DIR/broker.toml" \
+    --metrics-listen-addr "$KAFKA_HOST:$((KAFKA_PORT + 3))" --partition-disk-scan-interval-secs 1 \
     </dev/null >>"$KAFKA_LOG" 2>&1 9>&-) &
   echo $! >"$KAFKA_PIDFILE"
   date -u +%Y-%m-%dT%H:%M:%SZ >"$KAFKA_MARKER"
@@ -1493,6 +1496,7 @@ kafka_env() {
   print_export DEDUP_KAFKA_TEST_PASSWORD "$(read_password_file "$KAFKA_PWFILE")"
   print_export DEDUP_KAFKA_TEST_PID_FILE "$KAFKA_PIDFILE"
   print_export DEDUP_KAFKA_TEST_BIN "$KAFKA_BIN"
+  print_export DEDUP_KAFKA_TEST_METRICS_URL "http://$KAFKA_HOST:$((KAFKA_PORT + 3))/metrics"
 }
 
 kafka_status() {

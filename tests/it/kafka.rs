@@ -305,11 +305,17 @@ fn kafka_codecs_and_hash_compaction_change_what_the_broker_stores() {
     assert_eq!(b.bulk_insert(&ns, &mut recs).unwrap(), 60);
     // Closes the last full segment: one more record (a 7th distinct value).
     b.insert_one(&ns, &blob(60, 0, value(99))).unwrap();
+    // Against what was written, not the size before maintenance: the broker's own cleaner
+    // round (every 30 s) may already have compacted closed segments by then.
+    let written: u64 = 61 * 32 * 1024;
     let before = b.sizes(&ns).unwrap().total_bytes.unwrap();
-    assert!(before >= 60 * 32 * 1024, "{before}");
     let m = b.maintenance(&ns).unwrap();
     let after = b.sizes(&ns).unwrap().total_bytes.unwrap();
-    assert!(after * 3 < before, "compaction by hash should drop most copies: {before} -> {after} ({})", m.action);
+    assert!(
+        after * 3 < written && after <= before,
+        "compaction by hash should drop most copies: {written} written, {before} before, {after} after ({})",
+        m.action
+    );
     assert_eq!(b.count(&ns).unwrap(), 7, "one record per distinct value");
     assert!(b.deduplicates().is_some());
     let on_disk: u64 = topic_dirs(&env, ns.lab())
@@ -318,7 +324,7 @@ fn kafka_codecs_and_hash_compaction_change_what_the_broker_stores() {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    assert!(on_disk < before, "the files shrank too: {on_disk} vs {before}");
+    assert!(on_disk * 2 < written, "the files shrank too: {on_disk} on disk for {written} written");
     b.teardown(&ns).unwrap();
 }
 
@@ -940,4 +946,71 @@ fn preflight_reaches_the_trace_topics_and_names_a_sink_that_cannot_authenticate(
     assert!(stdout.lines().any(|l| l.starts_with("events → kafka") && l.ends_with("FAILED")), "{stdout}");
     assert!(stdout.contains("FAILED  trace → kafka: ") && stdout.contains("authentication"), "{stdout}");
     assert!(!stdout.contains("wrong-wrong"));
+}
+
+/// Sizes of a cluster dedup-lab cannot ask directly, through the `scrape` probe of an
+/// exporter's per-partition log size: here crabka's own metrics endpoint (its disk scanner
+/// publishes `crabka_broker_partition_disk_bytes` every second), summed over the lab's
+/// topics. The probe waits for the new topics' series to appear and for the value to move and
+/// hold; incompressible records take their own size, zstd shrinks text.
+#[test]
+fn a_run_measures_kafka_through_a_scrape_of_the_brokers_partition_sizes() {
+    let Some(_env) = env() else { return };
+    let Some(url) = crate::support::server_env("kafka", &["DEDUP_KAFKA_TEST_METRICS_URL"]) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "lab = \"dedup_t_kafka_scrape\"\n[systems.kafka]\nvariants = [\"compression=none\", \"compression=zstd\"]\n\
+             probe = \"scrape\"\n[systems.kafka.scrape]\nurl = \"{}\"\nmetric = \"crabka_broker_partition_disk_bytes\"\n\
+             labels = {{ topic = \"dedup-lab-dedup-t-kafka-scrape-*\" }}\nsettle_interval = 0.5\nsettle_polls = 3\n\
+             settle_bound = 30\n",
+            url[0]
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("r");
+    let out = crate::support::run_env(
+        &[],
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--systems",
+            "kafka",
+            "--payload-types",
+            "random_binary,text_document",
+            "--grades",
+            "U0",
+            "--records",
+            "40",
+            "--record-size",
+            "64KiB",
+            "--stages",
+            "bulk_insert",
+            "--export",
+            "none",
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::support::text_of(&out));
+    let lines = crate::support::journal(&results);
+    let measured = crate::support::stages(&lines);
+    assert_eq!(measured.len(), 4);
+    for m in &measured {
+        assert!(
+            m.physical.method.starts_with("scrape:crabka_broker_partition_disk_bytes{topic="),
+            "{}",
+            m.physical.method
+        );
+        assert!(m.notes.iter().any(|n| n.starts_with("after: probe settled after")), "{:?}", m.notes);
+        let edr = m.edr_replica.unwrap();
+        match (m.cell.variant.as_str(), m.cell.payload.as_str()) {
+            (_, "random_binary") => assert!((edr - 1.0).abs() < 0.1, "{}: incompressible: EDR {edr}", m.cell),
+            ("compression=zstd", "text_document") => assert!(edr > 1.5, "{}: zstd shrinks text: EDR {edr}", m.cell),
+            _ => {}
+        }
+    }
 }

@@ -389,10 +389,10 @@ impl Probe {
         }
     }
 
-    fn read_remote(remote: &Remote) -> Result<u64, RunError> {
+    fn read_remote(remote: &Remote) -> Result<Result<u64, RunError>, RunError> {
         match remote {
-            Remote::Prom(p) => p.read(),
-            Remote::Scrape(s) => s.read(),
+            Remote::Prom(p) => p.try_read(),
+            Remote::Scrape(s) => s.try_read(),
         }
     }
 
@@ -401,7 +401,7 @@ impl Probe {
     pub fn read(&self, backend: &mut dyn Backend, ns: &Namespace) -> Result<Reading, RunError> {
         backend.settle(ns)?;
         if let Some((remote, settle)) = &self.remote {
-            return crate::prom::settle_steady(settle, || Self::read_remote(remote));
+            return crate::prom::settle_series(settle, None, || Self::read_remote(remote));
         }
         let mut last = self.read_once(backend, ns)?;
         for _ in 1..MAX_READS {
@@ -421,7 +421,7 @@ impl Probe {
         match &self.remote {
             Some((remote, settle)) => {
                 backend.settle(ns)?;
-                crate::prom::settle_moved(settle, before, || Self::read_remote(remote))
+                crate::prom::settle_series(settle, Some(before), || Self::read_remote(remote))
             }
             None => self.read(backend, ns),
         }

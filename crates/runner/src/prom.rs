@@ -323,6 +323,12 @@ impl PromSource {
 
     /// One reading: the query's value summed over every series, in bytes.
     pub fn read(&self) -> Result<u64, RunError> {
+        self.try_read()?
+    }
+
+    /// One reading, or `Ok(Err(why))` when the answer has no series (a namespace just
+    /// created may not be in the metrics yet): `why` is the error to give if it stays so.
+    pub fn try_read(&self) -> Result<Result<u64, RunError>, RunError> {
         let query = self.query();
         let fail = |why: String| {
             RunError::Backend(
@@ -337,9 +343,9 @@ impl PromSource {
             Failure::Answer(why) => fail(why),
         })?;
         if answer.series.is_empty() {
-            return Err(fail(self.why_empty()));
+            return Ok(Err(fail(self.why_empty())));
         }
-        to_bytes(&answer).map_err(fail)
+        to_bytes(&answer).map(Ok).map_err(fail)
     }
 
     /// Asks an instant query; the answer's series and values, strictly checked.
@@ -546,6 +552,11 @@ impl ScrapeSource {
 
     /// One reading: the metric summed over the matching series, in bytes.
     pub fn read(&self) -> Result<u64, RunError> {
+        self.try_read()?
+    }
+
+    /// One reading, or `Ok(Err(why))` when no series matches (yet): as [`PromSource::try_read`].
+    pub fn try_read(&self) -> Result<Result<u64, RunError>, RunError> {
         let url = &self.probe.url;
         let selector = self.probe.selector();
         // The text format, not protobuf or OpenMetrics, whatever the endpoint prefers.
@@ -561,16 +572,17 @@ impl ScrapeSource {
         };
         let found = sum_exposition(&text, &self.probe.metric, &self.probe.labels).map_err(fail)?;
         if found.matched == 0 {
-            return Err(fail(if found.of_metric == 0 {
+            return Ok(Err(fail(if found.of_metric == 0 {
                 format!("no series: the endpoint has no metric {} at all (check `metric` and `url`)", self.probe.metric)
             } else {
                 format!(
                     "no series: none of the endpoint's {} series of {} matches the labels (check `labels`)",
                     found.of_metric, self.probe.metric
                 )
-            }));
+            })));
         }
         to_bytes(&Answer { series: vec![Series { labels: Default::default(), value: found.sum }] })
+            .map(Ok)
             .map_err(|_| fail(format!("the sum over {} matching series is {}, not a size", found.matched, found.sum)))
     }
 }
@@ -696,6 +708,45 @@ pub fn settle_steady(s: &Settle, read: impl FnMut() -> Result<u64, RunError>) ->
 /// waiting for the move the first poll would often still show the old size.
 pub fn settle_moved(s: &Settle, before: u64, read: impl FnMut() -> Result<u64, RunError>) -> Result<Reading, RunError> {
     settle(s, Some(before), read)
+}
+
+/// As [`settle_steady`] (`before` = `None`) or [`settle_moved`], for a metric whose series
+/// may not exist yet (an exporter publishes a namespace created a moment ago on its next
+/// round): an answer without series is polled again until the series appear, within
+/// `settle_bound`; one that stays empty is the error `read` gave for it, never a number.
+pub fn settle_series(
+    s: &Settle,
+    before: Option<u64>,
+    mut read: impl FnMut() -> Result<Result<u64, RunError>, RunError>,
+) -> Result<Reading, RunError> {
+    let started = Instant::now();
+    let first = loop {
+        match read()? {
+            Ok(v) => break v,
+            Err(empty) if started.elapsed() + s.interval() > s.bound() => return Err(empty),
+            Err(_) => {
+                std::thread::sleep(s.interval());
+                if interrupted() {
+                    return Err(RunError::Interrupted);
+                }
+            }
+        }
+    };
+    let waited = started.elapsed().as_secs_f64();
+    let rest = Settle { bound_secs: (s.bound_secs - waited).max(s.interval_secs), ..*s };
+    let mut first = Some(first);
+    let mut r = settle(&rest, before, || match first.take() {
+        Some(v) => Ok(v),
+        None => read().and_then(|r| r),
+    })?;
+    if waited >= s.interval_secs {
+        let wait = format!("waited {waited:.1} s for the metric's series to appear");
+        r.note = Some(match r.note {
+            Some(n) => format!("{wait}; {n}"),
+            None => wait,
+        });
+    }
+    Ok(r)
 }
 
 fn settle(
