@@ -134,14 +134,12 @@ impl Conn {
 
     /// The APIs among `keys` the broker does not offer in a version we speak.
     pub fn missing(&self, keys: &[ApiKey]) -> Vec<String> {
-        keys.iter().filter(|k| self.version_of(**k).is_none()).map(|k| format!("{k:?}")).collect()
+        missing_of(&self.versions, keys)
     }
 
     /// The version to use for `key`: the highest both sides speak.
     pub fn version_of(&self, key: ApiKey) -> Option<i16> {
-        let (bmin, bmax) = *self.versions.get(&(key as i16))?;
-        let v = bmax.min(our_max(key));
-        (v >= bmin).then_some(v)
+        version_in(&self.versions, key)
     }
 
     fn authenticate(&mut self, auth: &Auth) -> Result<(), BackendError> {
@@ -296,4 +294,36 @@ impl Conn {
 
 fn api_key<R: Request>() -> ApiKey {
     R::KEY
+}
+
+/// The version to use for `key` given the broker's ApiVersions ranges (`api key → (min,
+/// max)`): the highest both sides speak, or `None`.
+fn version_in(versions: &HashMap<i16, (i16, i16)>, key: ApiKey) -> Option<i16> {
+    let (bmin, bmax) = *versions.get(&(key as i16))?;
+    let v = bmax.min(our_max(key));
+    (v >= bmin).then_some(v)
+}
+
+/// The APIs among `keys` that the ranges do not offer in a version we speak.
+fn missing_of(versions: &HashMap<i16, (i16, i16)>, keys: &[ApiKey]) -> Vec<String> {
+    keys.iter().filter(|k| version_in(versions, **k).is_none()).map(|k| format!("{k:?}")).collect()
+}
+
+#[cfg(test)]
+mod missing_tests {
+    use super::*;
+
+    /// A broker without DescribeLogDirs (as tansu 0.6.0) and one whose Produce starts above
+    /// the versions we speak: both named, nothing else.
+    #[test]
+    fn apis_a_broker_lacks_or_offers_only_in_versions_we_do_not_speak_are_named() {
+        let used = crate::kafka::cluster::USED_APIS;
+        let mut all: HashMap<i16, (i16, i16)> = used.iter().map(|k| (*k as i16, (0, our_max(*k)))).collect();
+        assert!(missing_of(&all, used).is_empty());
+        all.remove(&(ApiKey::DescribeLogDirs as i16));
+        all.insert(ApiKey::Produce as i16, (our_max(ApiKey::Produce) + 1, our_max(ApiKey::Produce) + 3));
+        assert_eq!(missing_of(&all, used), ["Produce", "DescribeLogDirs"]);
+        all.insert(ApiKey::Fetch as i16, (4, 20));
+        assert_eq!(version_in(&all, ApiKey::Fetch), Some(our_max(ApiKey::Fetch)), "the highest both speak");
+    }
 }
