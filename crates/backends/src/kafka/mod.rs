@@ -339,23 +339,38 @@ impl KafkaBackend {
         (h % self.s.partitions as u64) as i32
     }
 
-    fn to_krecord(&self, r: Record, offset: i64, now: i64) -> Result<(Vec<u8>, KRecord), BackendError> {
-        if r.data.len() > self.s.max_message_bytes {
+    /// The message of a record: its bytes (blob), or for a native record the JSON object of
+    /// its row (one JSON message per record, as a producer of events sends them).
+    fn to_krecord(
+        &self,
+        r: Record,
+        schema: Option<&Schema>,
+        offset: i64,
+        now: i64,
+    ) -> Result<(Vec<u8>, KRecord), BackendError> {
+        let key = self.kafka_key(&r);
+        let value = match (&r.row, schema) {
+            (Some(row), Some(s)) => s.encode_json_object(row).map_err(|e| {
+                BackendError::msg(format!("kafka: record {}: {}: {}", r.id.key, e.schema, e.why))
+                    .classed(ErrorClass::BadRequest)
+            })?,
+            _ => r.data,
+        };
+        if value.len() > self.s.max_message_bytes {
             return Err(BackendError::msg(format!(
                 "kafka: record {} has {} bytes, more than max_message_bytes ({}); raise `max_message_bytes` (and \
                  the broker's message.max.bytes) or use smaller records",
                 r.id.key,
-                r.data.len(),
+                value.len(),
                 self.s.max_message_bytes
             ))
             .classed(ErrorClass::Config));
         }
-        let key = self.kafka_key(&r);
         let mut headers = IndexMap::new();
         if self.v.policy == Policy::CompactHash {
             headers.insert(StrBytes::from_static_str("id"), Some(Bytes::from(r.id.key.clone().into_bytes())));
         }
-        Ok((key.clone(), krecord(Some(key), Some(Bytes::from(r.data)), headers, offset, now)))
+        Ok((key.clone(), krecord(Some(key), Some(Bytes::from(value)), headers, offset, now)))
     }
 
     /// Sends the batch of `topic`/`partition` and queues its acknowledgement.
@@ -389,7 +404,7 @@ impl KafkaBackend {
                 let r = r?;
                 let topic = self.topic_of(ns, &r.id)?;
                 let size = r.data.len();
-                let (key, rec) = self.to_krecord(r, 0, now)?;
+                let (key, rec) = self.to_krecord(r, ns.schema(), 0, now)?;
                 let slot_key = (topic.clone(), self.partition_of(&key));
                 let slot = pending.entry(slot_key.clone()).or_default();
                 if !slot.0.is_empty() && slot.1 + size > self.s.batch_bytes {
@@ -764,7 +779,7 @@ impl Backend for KafkaBackend {
 
     fn insert_one(&mut self, ns: &Namespace, r: &Record) -> Result<u64, BackendError> {
         let topic = self.topic_of(ns, &r.id)?;
-        let (key, rec) = self.to_krecord(r.clone(), 0, now_ms())?;
+        let (key, rec) = self.to_krecord(r.clone(), ns.schema(), 0, now_ms())?;
         let n = self.produce_one(&topic, key.clone(), rec.value, rec.headers)?;
         if let Some(set) = self.live.get_mut(&topic) {
             set.insert(key);
@@ -805,7 +820,19 @@ impl Backend for KafkaBackend {
                 found = Some(r.value.as_ref().map(|v| v.to_vec()));
             }
         })?;
-        Ok(found.flatten())
+        let found = found.flatten();
+        let Some(schema) = ns.schema() else { return Ok(found) };
+        let Some(value) = found else { return Ok(None) };
+        // A native record's message is the JSON object of its row: back to its canonical
+        // encoding, what the record's data is.
+        let row = schema.decode_json_object(&value).and_then(|row| schema.encode(&row)).map_err(|e| {
+            BackendError::msg(format!(
+                "kafka: the message of record {} in {topic} is not the JSON object of a {} row: {}",
+                id.key, e.schema, e.why
+            ))
+            .classed(ErrorClass::BadRequest)
+        })?;
+        Ok(Some(row))
     }
 
     fn maintenance(&mut self, ns: &Namespace) -> Result<MaintenanceReport, BackendError> {
@@ -883,7 +910,8 @@ impl Backend for KafkaBackend {
 
     fn native_storage(&self, _schema: &Schema) -> String {
         format!(
-            "one message per native record: its canonical encoding (JSON for JSON documents), keyed by {}, {} batches",
+            "one message per native record: the JSON object of its row (columns by name, NULLs left out), keyed by \
+             {}, {} batches",
             if self.v.policy == Policy::CompactHash {
                 "the SHA-256 of the value (record key in header `id`)"
             } else {
