@@ -282,24 +282,31 @@ impl TopicWriter {
     /// Every value in the topic, in order (for tests and checks; reads the whole topic).
     pub fn read_all(&mut self) -> Result<Vec<Vec<u8>>, BackendError> {
         let mut out = Vec::new();
-        let Some(parts) = self.cluster.partitions(&self.topic)? else { return Ok(out) };
         let topic = self.topic.clone();
-        for p in parts {
-            self.cluster.fetch_all(&topic, p, &mut |mut batch: Bytes| {
-                let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| {
-                    BackendError::msg(format!("kafka: cannot decode a record batch of {topic}/{p}: {e}"))
-                        .classed(ErrorClass::BadRequest)
-                })?;
-                for set in sets {
-                    out.extend(
-                        set.records.iter().filter(|r| !r.control).filter_map(|r| r.value.as_ref().map(|v| v.to_vec())),
-                    );
-                }
-                Ok(())
-            })?;
-        }
+        scan_topic(&mut self.cluster, &topic, &mut |r| out.extend(r.value.as_ref().map(|v| v.to_vec())))?;
         Ok(out)
     }
+}
+
+/// Reads every record of `topic` (control records left out) and calls `f` on each, in log
+/// order per partition; `false` when the topic does not exist.
+fn scan_topic(cluster: &mut Cluster, topic: &str, f: &mut dyn FnMut(&KRecord)) -> Result<bool, BackendError> {
+    let Some(parts) = cluster.partitions(topic)? else { return Ok(false) };
+    for p in parts {
+        cluster.fetch_all(topic, p, &mut |mut batch: Bytes| {
+            let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| {
+                BackendError::msg(format!("kafka: cannot decode a record batch of {topic}/{p}: {e}"))
+                    .classed(ErrorClass::BadRequest)
+            })?;
+            for set in sets {
+                for r in set.records.iter().filter(|r| !r.control) {
+                    f(r);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(true)
 }
 
 impl KafkaBackend {
@@ -468,22 +475,7 @@ impl KafkaBackend {
     /// Reads every record of `topic` (control records left out) and calls `f` on each, in log
     /// order per partition; `false` when the topic does not exist.
     fn scan(&mut self, topic: &str, f: &mut dyn FnMut(&KRecord)) -> Result<bool, BackendError> {
-        let Some(parts) = self.cluster.partitions(topic)? else { return Ok(false) };
-        for p in parts {
-            self.cluster.fetch_all(topic, p, &mut |mut batch: Bytes| {
-                let sets = RecordBatchDecoder::decode_all(&mut batch).map_err(|e| {
-                    BackendError::msg(format!("kafka: cannot decode a record batch of {topic}/{p}: {e}"))
-                        .classed(ErrorClass::BadRequest)
-                })?;
-                for set in sets {
-                    for r in set.records.iter().filter(|r| !r.control) {
-                        f(r);
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        Ok(true)
+        scan_topic(&mut self.cluster, topic, f)
     }
 
     /// The live keys of `topic` (latest record per key is not a tombstone).

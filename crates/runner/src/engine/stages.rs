@@ -280,7 +280,7 @@ impl Engine<'_> {
             w.busy += d;
             w.latencies.as_mut().expect("set above").record(d);
             if let Some(t) = &self.telemetry {
-                t.progress().latency(d);
+                t.timed_op(0, 0, d);
             }
             *w.rows_reported.as_mut().expect("set above") += reported;
             (self.observer)(Event::Records { n: 1 });
@@ -314,9 +314,7 @@ impl Engine<'_> {
             w.busy += d;
             w.latencies.as_mut().expect("set above").record(d);
             if let Some(t) = &self.telemetry {
-                let p = t.progress();
-                p.add(1, 0);
-                p.latency(d);
+                t.timed_op(1, 0, d);
             }
             *w.rows_reported.as_mut().expect("set above") += reported;
             w.rows_sent += 1;

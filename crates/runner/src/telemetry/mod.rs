@@ -241,9 +241,18 @@ impl Telemetry {
         })
     }
 
-    /// The counters the stage loops bump.
+    /// The counters the stage loops bump (a handle for the record feed).
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
+    }
+
+    /// One timed operation of a per-record stage: its latency, and `ops`/`bytes` done when
+    /// the record feed does not count them (deletes).
+    pub fn timed_op(&self, ops: u64, bytes: u64, d: Duration) {
+        if ops > 0 || bytes > 0 {
+            self.progress.add(ops, bytes);
+        }
+        self.progress.latency(d);
     }
 
     fn event(&mut self, kind: &str, mut fields: Value) {
