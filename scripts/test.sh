@@ -94,12 +94,14 @@ begin "cargo test: build"
 cargo test -j "$jobs" --workspace --all-targets --no-run
 end
 
+# --no-fail-fast: every test binary runs and reports, and the run fails at the end (one
+# failing unit test would otherwise hide every later binary's result).
 # `tee -a`: when stderr is a file (a local `.ci/run > log 2>&1`), plain tee would reopen and truncate it.
 # One line per test binary in the timings: cargo prints "Running <binary>" before and
 # "test result: … finished in Xs" after each.
 begin "cargo test: run"
 set +e
-cargo test -j "$jobs" --workspace --all-targets 2>&1 | tee -a /dev/stderr | awk '
+cargo test -j "$jobs" --workspace --all-targets --no-fail-fast 2>&1 | tee -a /dev/stderr | awk '
     /^ *Running / {
         name = $2
         if (name == "unittests") { c = $4; sub(/.*deps\//, "", c); sub(/-[0-9a-f]+\)$/, "", c); name = "unit tests of " c }

@@ -6,7 +6,7 @@
 //!
 //! Without the server these tests print why and pass; under `scripts/test.sh`
 //! (`DEDUP_LAB_REQUIRE_SERVERS=1`) a missing server fails them. The test user may use only
-//! `dedup_lab` and `dedup_t_ch_0` … `dedup_t_ch_9`; each test has its own lab.
+//! `dedup_lab` and `dedup_t_ch_0` … `dedup_t_ch_9`; each test has its own lab (`_9`: `secrets.rs`).
 
 use dedup_lab_backends::{BackendConfig, conformance};
 use dedup_lab_core::{Backend, ErrorClass, Namespace, SystemKind};

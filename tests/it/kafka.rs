@@ -127,7 +127,7 @@ fn kafka_native_mode_round_trips_in_compact_key() {
 
 /// The SCRAM credentials of `user` for both mechanisms, set through the plaintext listener
 /// (the broker's metadata holds them; services.sh cannot, it has no Kafka client).
-fn scram_user(user: &str, password: &str) {
+pub(crate) fn scram_user(user: &str, password: &str) {
     let cfg = config("dedup_t_kafka_admin", serde_json::json!({}));
     let mut b = dedup_lab_backends::kafka::KafkaBackend::open(&cfg, "default").unwrap();
     for sha512 in [true, false] {

@@ -7,10 +7,10 @@
 mod chromium;
 #[path = "../../crates/datagen/tests/support/corpus.rs"]
 mod corpus;
-#[path = "../../crates/backends/tests/support/mariadb.rs"]
+#[path = "../../crates/backends/tests/it/support/mariadb.rs"]
 #[allow(dead_code)] // shared with the backend tests, which use all of it
 mod mariadb_server;
-#[path = "../../crates/backends/tests/support/pgcluster.rs"]
+#[path = "../../crates/backends/tests/it/support/pgcluster.rs"]
 #[allow(dead_code)] // shared with the backend tests, which use all of it
 mod pgcluster;
 mod support;
@@ -32,5 +32,6 @@ mod redis;
 mod report_cli;
 mod run_cli;
 mod s3;
+mod secrets;
 mod storage_sim;
 mod telemetry;

@@ -5,7 +5,7 @@
 //! Without the server these tests print why and pass; under `scripts/test.sh`
 //! (`DEDUP_LAB_REQUIRE_SERVERS=1`) a missing server fails them.
 
-use crate::support::{journal, run};
+use crate::support::{files_with_content, journal, run};
 use dedup_lab_core::{CellStatus, JournalLine, Stage, SystemKind};
 use std::process::{Command, Stdio};
 
@@ -168,24 +168,6 @@ fn a_wrong_password_fails_its_cells_and_the_run_goes_on() {
     assert_eq!(cells, 3, "two PostgreSQL variants failed, the sqlite cell ran");
 }
 
-/// Every file below `dir`, with its content.
-fn files_with_content(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let content = std::fs::read(&p).unwrap();
-                out.push((p, content));
-            }
-        }
-    }
-    out
-}
-
 /// The server's real password, on a run that succeeds, appears in no output and no file
 /// the run wrote: stdout, stderr, run.json, the journal, every export, the scratch space.
 #[test]
@@ -275,4 +257,61 @@ fn a_postgresql_run_killed_and_resumed_keeps_what_it_measured() {
     assert_eq!((n, cells.len()), (8, 8), "2 variants × 2 payloads × 2 grades, each once");
     assert!(run.join("discarded.jsonl").is_file());
     assert!(!schema_exists(&env, "dedup_t_resume"), "no lab schema is left behind");
+}
+
+/// Every measured stage records dedup-lab's own CPU time (and share of the machine) and,
+/// with the test server's pid file in `DEDUP_PG_SERVER_PID_FILES`, the server's CPU time
+/// read through the postmaster's process tree; the end-of-run summary says both. The
+/// embedded store beside it has no server figure.
+#[test]
+fn each_stage_records_the_tools_and_the_servers_cpu_time() {
+    let Some(_env) = pg() else { return };
+    let Ok(pid_file) = std::env::var("DEDUP_PG_SERVER_PID_FILES") else {
+        assert!(!crate::support::servers_required(), "scripts/services.sh env names the server's pid file");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "lab = \"dedup_t_footprint\"\n[systems.postgresql]\nvariants = [\"extended\"]\n").unwrap();
+    let results = tmp.path().join("r");
+    let stdout = crate::support::ok(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--systems",
+        "postgresql,files",
+        "--payload-types",
+        "text_document",
+        "--grades",
+        "U50",
+        "--records",
+        "400",
+        "--record-size",
+        "64KiB",
+    ]);
+    assert!(stdout.contains("instrument: dedup-lab used"), "{stdout}");
+    assert!(stdout.contains("the servers"), "{stdout}");
+    let lines = journal(&results);
+    let (mut pg_stages, mut server_ns, mut tool_ns) = (0, 0u64, 0u64);
+    for m in crate::support::stages(&lines) {
+        let f = m.footprint.as_ref().unwrap_or_else(|| panic!("{} {}: no footprint", m.cell, m.stage));
+        assert!(f.wall_ns > 0 && f.cores >= 1, "{f:?}");
+        let share = f.tool_share().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{} {}: share {share}", m.cell, m.stage);
+        tool_ns += f.tool_cpu_ns();
+        if m.cell.system == SystemKind::Postgresql {
+            pg_stages += 1;
+            server_ns += f.server_cpu_ns.unwrap_or_else(|| panic!("{} {}: {:?}", m.cell, m.stage, f.server_note));
+            assert!(f.server_note.as_deref().unwrap_or_default().contains(&pid_file), "{f:?}");
+        } else {
+            assert_eq!((f.server_cpu_ns, f.server_note.as_deref()), (None, None), "{}: no server", m.cell);
+        }
+    }
+    assert!(pg_stages >= 4, "every PostgreSQL stage measured ({pg_stages})");
+    // 25 MiB of text through COPY and 400 single-row inserts cost the server measurable CPU
+    // (the kernel counts in 10 ms ticks), and generating them costs dedup-lab some.
+    assert!(server_ns >= 10_000_000, "server CPU {server_ns} ns");
+    assert!(tool_ns > 0, "tool CPU {tool_ns} ns");
 }

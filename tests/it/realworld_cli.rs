@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
@@ -370,24 +370,33 @@ fn a_resumed_run_refuses_a_changed_source() {
     assert!(o.stderr.contains("a.bin: now 50000 B"), "{}", o.stderr);
 }
 
-/// Sends SIGINT once `ready` holds, returns the exit code.
-fn interrupt_when(mut cmd: Command, ready: impl Fn() -> bool) -> (i32, String) {
+/// Runs `cmd` with the scratch hold FIFO (`DEDUP_LAB_TEST_HOLD_FIFO`) at `fifo` and sends
+/// SIGINT while it is held at its first scratch file; returns the exit code and stderr.
+/// Deterministic: the command cannot get past that file until the test has signalled it.
+fn interrupt_while_spooling(mut cmd: Command, fifo: &Path) -> (i32, String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(fifo);
+    assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success(), "mkfifo {}", fifo.display());
+    cmd.env("DEDUP_LAB_TEST_HOLD_FIFO", fifo);
     let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut sent = false;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    // A non-blocking open for writing fails (ENXIO) until the command opens the FIFO to read:
+    // right after it created its first scratch file.
+    let writer = loop {
+        match fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo) {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if child.try_wait().unwrap().is_some() {
+                    let out = child.wait_with_output().unwrap();
+                    panic!("the command ended before its first scratch file: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("opening {}: {e}", fifo.display()),
         }
-        if ready() {
-            Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-            sent = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    };
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    drop(writer); // end of the FIFO: the command goes on and meets the signal's flag
     let out = child.wait_with_output().unwrap();
-    assert!(sent, "the command ended before it could be interrupted: {}", String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -414,13 +423,13 @@ fn ctrl_c_removes_the_scratch_files() {
     fs::create_dir_all(&scratch).unwrap();
     let def = format!("big={}", tgz.display());
     let common = ["--real-world", &def, "--grades", "U50", "--record-size", "64KiB"];
-    let spooling = || entries(&scratch).iter().any(|e| e.starts_with("dedup-lab-scratch-"));
+    let fifo = t.path().join("hold.fifo");
 
     let out = t.path().join("out");
     let mut cmd = bin();
     cmd.args(["generate", "--threads", "1", "--output", out.to_str().unwrap()]).args(common);
     cmd.env("DEDUP_LAB_SCRATCH", &scratch);
-    let (code, stderr) = interrupt_when(cmd, spooling);
+    let (code, stderr) = interrupt_while_spooling(cmd, &fifo);
     assert_eq!(code, 130, "{stderr}");
     assert!(entries(&scratch).is_empty(), "scratch left behind: {:?}", entries(&scratch));
     assert!(!out.join("big/U50").exists(), "a half-written dataset is removed");
@@ -429,7 +438,7 @@ fn ctrl_c_removes_the_scratch_files() {
     let mut cmd = bin();
     cmd.args(["run", "--systems", "files", "--results", res.to_str().unwrap()]).args(common);
     cmd.args(["--scratch", scratch.to_str().unwrap()]);
-    let (code, stderr) = interrupt_when(cmd, spooling);
+    let (code, stderr) = interrupt_while_spooling(cmd, &fifo);
     assert_eq!(code, 130, "{stderr}");
     assert!(entries(&scratch).is_empty(), "scratch left behind: {:?}", entries(&scratch));
 }

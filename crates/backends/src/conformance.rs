@@ -9,7 +9,7 @@
 //! nothing behind. Native insertion mode has its own part ([`run_native_suite`]).
 //!
 //! Built with the `conformance` feature, so the same suite runs from the root crate's
-//! `tests/` and from `crates/backends/tests`. A failed check panics with the backend's
+//! `tests/` and from `crates/backends/tests/it`. A failed check panics with the backend's
 //! name and what it did, as a test should.
 
 use crate::local::allocated_bytes;

@@ -203,3 +203,21 @@ pub fn kill_and_resume(results: &Path, args: &[String], extra_lines: &[usize]) -
     assert!(partial_lines > 0, "some kill must have hit a cell in the middle (else the test proves nothing)");
     (run, kills)
 }
+
+/// Every file below `dir`, with its content.
+pub fn files_with_content(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let content = std::fs::read(&p).unwrap();
+                out.push((p, content));
+            }
+        }
+    }
+    out
+}

@@ -193,6 +193,7 @@ impl Scratch {
             .create_new(true)
             .open(&path)
             .map_err(|e| DatasetError::Invalid(format!("cannot create scratch file {}: {e}", path.display())))?;
+        hold_for_test();
         Ok((f, TempFile(path)))
     }
 
@@ -201,6 +202,22 @@ impl Scratch {
     pub(crate) fn read_path(&self, path: &Path, size: u64, mtime_ns: i64) -> Result<PathBuf, DatasetError> {
         stage(&self.session, path, size, mtime_ns)
     }
+}
+
+/// The test hook `DEDUP_LAB_TEST_HOLD_FIFO`: when it names a FIFO, the process's first
+/// scratch file, once created, waits until a writer has opened that FIFO and closed it again.
+/// The interrupt test sends its signal in that window, so it knows a spool is in progress
+/// without racing the clock (a fast machine used to finish before the test looked). Unset,
+/// it costs one environment lookup per process.
+fn hold_for_test() {
+    static HOLD: std::sync::Once = std::sync::Once::new();
+    HOLD.call_once(|| {
+        if let Some(fifo) = std::env::var_os("DEDUP_LAB_TEST_HOLD_FIFO")
+            && let Ok(mut f) = File::open(fifo)
+        {
+            let _ = std::io::copy(&mut f, &mut std::io::sink());
+        }
+    });
 }
 
 /// Removes its file when dropped.

@@ -68,6 +68,14 @@ impl Backend for Lying {
 }
 
 fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
+    let (invalid, lines) = run_cell(6, |inner| Box::new(Lying { inner, corrupt_reads }));
+    assert_eq!(invalid, 1);
+    lines
+}
+
+/// One SQLite cell of `records` records through `wrap(real backend)`: the count of invalid
+/// cells and the journal.
+fn run_cell(records: u64, wrap: impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend>) -> (usize, Vec<JournalLine>) {
     let tmp = tempfile::tempdir().unwrap();
     let spec = RunSpec {
         lab: "dedup_lab".parse().unwrap(),
@@ -83,7 +91,7 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
         datasets: vec![DatasetSpec {
             payload: PayloadType::RandomBinary,
             grade: Grade::U50,
-            records: 6,
+            records,
             record_size: RecordSize::Fixed(8192),
             seed: 1,
             real_world: None,
@@ -106,11 +114,10 @@ fn run_with(corrupt_reads: bool) -> Vec<JournalLine> {
     let inner = dedup_lab_backends::open(SystemKind::Sqlite, "default", &cfg).unwrap();
     let mut observer = |_e: dedup_lab_runner::Event| {};
     let outcome = Engine::new(spec, dir.clone(), info, journal, 1, &mut observer)
-        .with_backend(SystemKind::Sqlite, "default", Box::new(Lying { inner, corrupt_reads }))
+        .with_backend(SystemKind::Sqlite, "default", wrap(inner))
         .run()
         .unwrap();
-    assert_eq!(outcome.invalid.len(), 1, "{outcome:?}");
-    read_journal(&dir.journal_path()).unwrap().0
+    (outcome.invalid.len(), read_journal(&dir.journal_path()).unwrap().0)
 }
 
 fn stage(lines: &[JournalLine], want: Stage) -> &dedup_lab_core::Measurement {
@@ -147,4 +154,24 @@ fn corrupted_read_back_makes_the_cell_invalid() {
     assert_eq!(per.readback_sampled, 3);
     assert_eq!(per.readback_matched, 0);
     assert!(per.invalid_reasons.iter().any(|r| r.contains("read back differ")), "{:?}", per.invalid_reasons);
+}
+
+/// A dataset that yields no records (nothing fails, nothing is sent) must not pass as a
+/// measurement of an empty store: every stage that sends is invalid, "no rows were sent",
+/// and the run counts the cell invalid (the CLI then exits 1).
+#[test]
+fn a_dataset_that_yields_no_records_makes_the_cell_invalid() {
+    let (invalid, lines) = run_cell(0, |inner| inner);
+    assert_eq!(invalid, 1, "the run counts the cell invalid");
+    for want in [Stage::BulkInsert, Stage::PerfileInsert] {
+        let m = stage(&lines, want);
+        assert_eq!(m.rows_sent, 0);
+        assert!(!m.valid, "{want:?}");
+        assert!(m.invalid_reasons.iter().any(|r| r.ends_with("no rows were sent")), "{:?}", m.invalid_reasons);
+    }
+    let cell = lines.iter().find_map(|l| match l {
+        JournalLine::Cell { status, .. } => Some(*status),
+        _ => None,
+    });
+    assert_eq!(cell, Some(CellStatus::Invalid));
 }

@@ -6,10 +6,8 @@
 //! These need only the MariaDB server binaries, not `scripts/services.sh`. Without them the
 //! server tests print why and return (they fail with `DEDUP_LAB_REQUIRE_SERVERS=1`).
 
-#![cfg(feature = "mariadb")]
-
-mod support;
-
+use crate::support::mariadb::{MariaServer, ServerOptions, free_port, hex_token};
+use crate::support::*;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{Backend, ErrorClass, SystemKind};
 use rcgen::{
@@ -18,8 +16,6 @@ use rcgen::{
 };
 use serde_json::json;
 use std::net::TcpListener;
-use support::mariadb::{MariaServer, ServerOptions, free_port, hex_token};
-use support::*;
 
 fn server(opts: &ServerOptions) -> Option<MariaServer> {
     if let Some(why) = MariaServer::unavailable() {

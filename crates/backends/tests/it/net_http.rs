@@ -4,8 +4,6 @@
 //! classes, secrets kept out of messages, timeouts, a refused port, streamed request and
 //! response bodies, and TLS verification of the CA and the name.
 
-#![cfg(feature = "http")]
-
 use dedup_lab_backends::BackendConfig;
 use dedup_lab_backends::net::http::{EXCERPT_BYTES, HttpClient, HttpOptions, base_url};
 use dedup_lab_backends::net::settings::{Defaults, NameOverride, ServerSettings, SslMode};

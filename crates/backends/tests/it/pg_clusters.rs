@@ -6,10 +6,8 @@
 //! These need only the PostgreSQL server binaries, not `scripts/services.sh`. Without them
 //! the cluster tests print why and return (they fail with `DEDUP_LAB_REQUIRE_SERVERS=1`).
 
-#![cfg(feature = "postgresql")]
-
-mod support;
-
+use crate::support::pgcluster::{ClusterOptions, PgCluster, free_port, hex_token};
+use crate::support::*;
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{Backend, BackendError, ErrorClass, SystemKind};
@@ -23,8 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use support::pgcluster::{ClusterOptions, PgCluster, free_port, hex_token};
-use support::*;
 
 fn cluster(opts: &ClusterOptions) -> Option<PgCluster> {
     if let Some(why) = PgCluster::unavailable() {

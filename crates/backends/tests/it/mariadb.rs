@@ -5,18 +5,14 @@
 //! `DEDUP_LAB_REQUIRE_SERVERS=1` it fails instead. Each test uses its own lab name, so they
 //! can run in parallel against one server.
 
-#![cfg(feature = "mariadb")]
-
-mod support;
-
+use crate::support::mariadb::{SharedServer, hex_token, shared_env};
+use crate::support::*;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{
     Backend, Column, ColumnType, ErrorClass, LabName, Namespace, Record, RecordId, RowEncoding, Schema, SystemKind,
     Value,
 };
 use serde_json::json;
-use support::mariadb::{SharedServer, hex_token, shared_env};
-use support::*;
 
 const NO_SERVER: &str = "no local MariaDB test server in the environment (DEDUP_MARIADB_* unset; run \
                          `scripts/services.sh up mariadb` and eval `scripts/services.sh env mariadb`)";

@@ -5,10 +5,7 @@
 //! `DEDUP_LAB_REQUIRE_SERVERS=1` it fails instead. Each test uses its own lab name, so they
 //! can run in parallel against one server.
 
-#![cfg(feature = "postgresql")]
-
-mod support;
-
+use crate::support::*;
 use dedup_lab_backends::postgresql::PgBackend;
 use dedup_lab_backends::{BackendConfig, open};
 use dedup_lab_core::{
@@ -16,7 +13,6 @@ use dedup_lab_core::{
     Value,
 };
 use serde_json::json;
-use support::*;
 
 const NO_SERVER: &str = "no local PostgreSQL test server in the environment (DEDUP_PG_HOST/PORT/USER/PASSWORD unset; \
                          run `scripts/services.sh up postgresql` and eval `scripts/services.sh env postgresql`)";
@@ -309,7 +305,7 @@ fn preflight_passes_on_one_server_and_leaves_nothing() {
 #[test]
 fn wrong_password_names_system_endpoint_and_fix_but_not_the_password() {
     let lab = "dedup_t_wrongpw";
-    let wrong = format!("wrong-{}", support::pgcluster::hex_token(8));
+    let wrong = format!("wrong-{}", crate::support::pgcluster::hex_token(8));
     let (_guard, file) = secret_file(&wrong);
     let Some(cfg) = config(lab, json!({"password_file": file.to_str().unwrap()})) else {
         return skip(NO_SERVER);
