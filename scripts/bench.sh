@@ -31,6 +31,7 @@
 #   DEDUP_LAB_BENCH_SIM_GIB  GiB per dataset that `storage-sim` reads for throughput (default 1)
 #   DEDUP_LAB_BENCH_SIM_RSS_GIB  GiB of distinct data `storage-sim` reads while its peak RSS
 #                            is measured (default 10; needs that much free space)
+#   DEDUP_LAB_BENCH_RUN_RSS_GIB  GiB of the dataset `rss` runs on each system (default 2)
 #
 # Adding a section: write a function bench_<name> that calls `row` for every
 # figure, and `register_section <name> "<description>"`.
@@ -1023,6 +1024,57 @@ bench_trace() {
     unset best
   done
   rm -rf -- "$dir"
+}
+
+# --- section: rss -----------------------------------------------------------------
+
+RUN_RSS_GIB="${DEDUP_LAB_BENCH_RUN_RSS_GIB:-2}"
+register_section rss "peak RSS of the whole dedup-lab process (the kernel's count: Rust, SQLite, zstd and every other C allocation) for a bulk + per-record run of a ${RUN_RSS_GIB} GiB dataset on PostgreSQL and on each embedded backend"
+bench_rss() {
+  ensure_tool /usr/bin/time time
+  ensure_tool python3 python3
+  [[ "$RUN_RSS_GIB" =~ ^[1-9][0-9]*$ ]] || die "DEDUP_LAB_BENCH_RUN_RSS_GIB must be a whole number of GiB"
+  bash "$REPO/scripts/services.sh" up postgresql >&2
+  eval "$(bash "$REPO/scripts/services.sh" env postgresql)"
+  # 512 KiB records, half of them duplicates (the dedup bookkeeping is part of the cost);
+  # every default variant of the embedded stores (their compression runs in our process),
+  # one PostgreSQL variant (its compression runs in the server).
+  local records=$((RUN_RSS_GIB * 2048)) dir="$(scratch)/rss" system
+  for system in postgresql sqlite lsm files; do
+    mkdir -p -- "$dir"
+    printf 'lab = "dedup_lab_bench_rss"\n' >"$dir/bench.toml"
+    [[ "$system" == postgresql ]] && printf '[systems.postgresql]\nvariants = ["extended"]\n' >>"$dir/bench.toml"
+    local timelog="$dir/time.log" t0 t1
+    t0="$(now)"
+    /usr/bin/time -v -o "$timelog" "$BIN" --config "$dir/bench.toml" run --results "$dir/results" \
+      --systems "$system" --payload-types random_binary --grades U50 --records "$records" --record-size 512KiB \
+      --stages bulk_insert,perfile_insert >"$dir/out.log" 2>&1 ||
+      { tail -n 20 "$dir/out.log" >&2; die "rss: the run on $system failed (log above)"; }
+    t1="$(now)"
+    local figures
+    figures="$(python3 - "$timelog" "$dir/results" <<'PY'
+import glob, json, sys
+t = dict(l.strip().split(": ", 1) for l in open(sys.argv[1]) if ": " in l)
+stages, cells, bad = 0, 0, 0
+for path in glob.glob(sys.argv[2] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] == "stage":
+            stages += 1
+            bad += not m["valid"]
+        elif m["type"] == "cell":
+            cells += 1
+print(int(t["Maximum resident set size (kbytes)"]), float(t["User time (seconds)"]) + float(t["System time (seconds)"]), cells, stages, bad)
+PY
+)"
+    local rss_kib cpu cells stages bad
+    read -r rss_kib cpu cells stages bad <<<"$figures"
+    [[ "$bad" == 0 && "$stages" -gt 0 ]] || die "rss: $system: $bad of $stages stages invalid"
+    row "peak RSS, $system: bulk_insert + perfile_insert of ${RUN_RSS_GIB} GiB (${records} × 512 KiB, U50) (target ≤ 128 MiB)" \
+      "$(calc '%.1f' "$rss_kib / 1024") MiB" \
+      "$cells cell(s), $stages valid stages; $(calc '%.0f' "$t1 - $t0") s wall, $(calc '%.0f' "$cpu") s CPU of dedup-lab"
+    rm -rf -- "$dir"
+  done
 }
 
 # --- main ---------------------------------------------------------------------
