@@ -334,3 +334,73 @@ fn a_cold_command_that_restarts_the_server_is_run_before_every_stage() {
         assert_eq!(m.rows_counted, Some(6));
     }
 }
+
+/// The server is killed (SIGKILL) in the middle of a journaled run's bulk stage: the mariadb
+/// cell is journaled as failed with an error naming the endpoint, the files cell after it
+/// still runs, and once the server is back `cleanup --systems mariadb` drops the lab
+/// database the dead stage left.
+#[test]
+fn a_server_killed_mid_run_fails_its_cell_the_run_goes_on_and_cleanup_drops_the_lab() {
+    if let Some(why) = MariaServer::unavailable() {
+        if crate::support::servers_required() {
+            panic!("DEDUP_LAB_REQUIRE_SERVERS=1 but a throwaway MariaDB server cannot start: {why}");
+        }
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let mut srv = MariaServer::start(&ServerOptions::default()).expect("a throwaway server starts");
+    let lab = "dedup_t_m_midrun";
+    let settings = srv.settings(serde_json::json!({ "variants": ["dynamic"], "statement_timeout": 20 }));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    let table: String = settings.as_object().unwrap().iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    std::fs::write(&cfg, format!("lab = \"{lab}\"\n[systems.mariadb]\n{table}")).unwrap();
+    let results = tmp.path().join("r");
+    let child = Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .args(["--systems", "mariadb,files", "--payload-types", "random_binary", "--grades", "U0"])
+        .args(["--records", "4000", "--record-size", "64KiB", "--stages", "bulk_insert"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once the lab's table file holds 32 MiB: LOAD DATA is streaming.
+    let ibd = srv.data_dir().join(lab).join("c0.ibd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while std::fs::metadata(&ibd).map_or(0, |m| m.len()) <= 32 << 20 {
+        assert!(std::time::Instant::now() < deadline, "the bulk stage never reached 32 MiB in {}", ibd.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    srv.kill();
+    let out = child.wait_with_output().unwrap();
+    let all = crate::support::text_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let endpoint = format!("127.0.0.1:{}", srv.port);
+    let mut seen = 0;
+    for l in journal(&results) {
+        if let JournalLine::Cell { cell, status, reason, .. } = l {
+            if cell.system == SystemKind::Mariadb {
+                assert_eq!(status, CellStatus::Failed, "{cell}");
+                let reason = reason.unwrap_or_default();
+                assert!(reason.contains(&endpoint), "names the server: {reason}");
+            } else {
+                assert_eq!(status, CellStatus::Ok, "{cell}: the run goes on");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "one mariadb and one files cell journaled: {all}");
+
+    srv.start_again().expect("the server starts again (crash recovery)");
+    let args =
+        ["cleanup", "--config", cfg.to_str().unwrap(), "--results", results.to_str().unwrap(), "--systems", "mariadb"];
+    let listed = crate::support::ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(listed.contains(lab), "the dead stage's database is found: {listed}");
+    let dropped = crate::support::ok(&args);
+    assert!(dropped.contains("dropped mariadb"), "{dropped}");
+    assert!(crate::support::ok(&args).contains("clean   mariadb"), "nothing is left");
+    let left =
+        srv.sql(&format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{lab}'")).unwrap();
+    assert_eq!(left, vec![vec!["0".to_string()]], "the server itself has no lab database");
+}
