@@ -490,6 +490,8 @@ pg_env() {
   print_export DEDUP_PG_DATABASE "$PG_TEST_DB"
   print_export DEDUP_PG_PASSWORD "$test_pw"
   print_export DEDUP_PG_DATA_DIR "$PG_DATA"
+  # The footprint reads the server's CPU time through its process tree (README "footprint").
+  print_export DEDUP_PG_SERVER_PID_FILES "$PG_DATA/postmaster.pid"
   print_export DEDUP_PG_SOCKET_DIR "$PG_RUN"
   print_export DEDUP_PG_SUPERUSER "$PG_SUPERUSER"
   print_export DEDUP_PG_SUPERUSER_PASSWORD "$su_pw"
@@ -696,6 +698,7 @@ mariadb_env() {
   print_export DEDUP_MARIADB_USER "$MARIADB_TEST_USER"
   print_export DEDUP_MARIADB_PASSWORD "$test_pw"
   print_export DEDUP_MARIADB_DATA_DIR "$MARIADB_DATA"
+  print_export DEDUP_MARIADB_SERVER_PID_FILES "$MARIADB_PID"
   print_export DEDUP_MARIADB_SOCKET "$MARIADB_SOCKET"
   print_export DEDUP_MARIADB_ROOT_PASSWORD "$root_pw"
 }
@@ -1129,6 +1132,7 @@ ch_env() {
   print_export DEDUP_CLICKHOUSE_PASSWORD "$test_pw"
   print_export DEDUP_CLICKHOUSE_SSLMODE disable
   print_export DEDUP_CLICKHOUSE_DATA_DIR "$CH_DATA"
+  print_export DEDUP_CLICKHOUSE_SERVER_PID_FILES "$CH_PID"
   print_export DEDUP_CLICKHOUSE_ADMIN_PASSWORD "$admin_pw"
   print_export DEDUP_CLICKHOUSE_PID_FILE "$CH_PID"
 }
@@ -1296,6 +1300,7 @@ s3_env() {
   print_export DEDUP_S3_FLAVOUR "seaweedfs"
   print_export DEDUP_S3_MASTER_URL "http://$S3_HOST:$S3_MASTER_PORT"
   print_export DEDUP_S3_DATA_DIR "$S3_DATA"
+  print_export DEDUP_S3_SERVER_PID_FILES "$S3_PIDFILE"
   print_export DEDUP_S3_WEED "$S3_WEED"
   print_export DEDUP_S3_PYTHON "$S3_VENV/bin/python"
 }
@@ -1487,6 +1492,7 @@ kafka_env() {
   print_export DEDUP_KAFKA_PORT "$KAFKA_PORT"
   print_export DEDUP_KAFKA_BROKER "crabka-broker $KAFKA_BROKER_VERSION"
   print_export DEDUP_KAFKA_DATA_DIR "$KAFKA_DATA"
+  print_export DEDUP_KAFKA_SERVER_PID_FILES "$KAFKA_PIDFILE"
   # Tests only: the SASL and SASL_SSL listeners, the CA, the password of User:dedup (the
   # tests create its SCRAM credentials), the broker's pid, and the binary (fault tests start
   # a throwaway broker of their own on 127.0.0.2).

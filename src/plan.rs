@@ -305,6 +305,9 @@ pub fn system_specs(
         dedup_lab_backends::available(kind)?;
         let bcfg = dedup_lab_runner::engine::backend_config_for(lab, kind, &settings);
         let variants = dedup_lab_backends::variants(kind, &bcfg)?;
+        // The server processes the footprint reads: a bad value is refused before anything runs.
+        dedup_lab_runner::footprint::ServerProcs::from_config(&bcfg)
+            .map_err(|e| anyhow::anyhow!("config [systems.{kind}]: {e}"))?;
         out.push(dedup_lab_runner::SystemSpec { kind, variants, replicas, probe, max_bytes, cold_command, settings });
     }
     Ok(out)

@@ -145,6 +145,9 @@ fn execute(
              placement across puts every copy in another container than its original"
         );
     }
+    if let Some(line) = dedup_lab_report::footprint_line(&lines) {
+        println!("{line}");
+    }
     println!("results: {}", dir.path.display());
     super::report::export_run(&dir.path, exports);
     if outcome.interrupted {

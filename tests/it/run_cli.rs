@@ -275,6 +275,8 @@ fn bad_run_input_is_refused_before_anything_starts() {
     std::fs::write(&key_cfg, "[systems.postgresql]\nhots = \"db.example\"\n").unwrap();
     let system_cfg = tmp.path().join("system.toml");
     std::fs::write(&system_cfg, "[systems.oracle]\nhost = \"db.example\"\n").unwrap();
+    let pid_cfg = tmp.path().join("pid.toml");
+    std::fs::write(&pid_cfg, "[systems.sqlite]\nserver_pids = [\"postgres\"]\n").unwrap();
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
         (vec!["run", "--results", &r, "--stages", "perfile_delete"], &["perfile_delete", "perfile_insert"]),
         (vec!["run", "--results", &r, "--systems", "oracle"], &["\"oracle\"", "sqlite"]),
@@ -291,6 +293,10 @@ fn bad_run_input_is_refused_before_anything_starts() {
         (
             vec!["run", "--results", &r, "--config", system_cfg.to_str().unwrap()],
             &["[systems.oracle]", "unknown system", "valid systems:", "postgresql"],
+        ),
+        (
+            vec!["run", "--results", &r, "--systems", "sqlite", "--config", pid_cfg.to_str().unwrap()],
+            &["[systems.sqlite]", "server_pids", "\"postgres\"", "process ids"],
         ),
     ];
     for (args, needles) in cases {

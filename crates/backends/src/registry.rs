@@ -46,6 +46,10 @@ pub const ENGINE_KEYS: &[SettingKey] = &[
     plain("cold_command"),
     plain("cold_timeout"),
     plain("cold_pass_env"),
+    // The server's processes, for the footprint's server CPU time (the runner's `footprint`).
+    plain("server_pids"),
+    plain("server_pid_files"),
+    plain("server_cgroup"),
 ];
 
 /// Where an embedded store lives (`dir`, default `<run>/lab`).
@@ -478,7 +482,7 @@ mod tests {
         let e = entry(SystemKind::Sqlite).check_keys("sqlite", ["host"]).unwrap_err().to_string();
         assert!(
             e.contains(
-                "valid keys: variants, replicas, probe, prometheus, scrape, max_bytes, cold_command, cold_timeout, cold_pass_env, dir"
+                "valid keys: variants, replicas, probe, prometheus, scrape, max_bytes, cold_command, cold_timeout, cold_pass_env, server_pids, server_pid_files, server_cgroup, dir"
             ),
             "{e}"
         );

@@ -22,7 +22,7 @@ pub use backend::{Backend, InternalSizes, MaintenanceReport, Operation, Prefligh
 pub use cell::{CacheState, CellKey, InsertionMode, Placement, Stage};
 pub use error::{BackendError, ErrorClass, ParseError, ResultExt, chain};
 pub use grade::Grade;
-pub use measurement::{CellStatus, JournalLine, LatencySummary, Measurement, Physical};
+pub use measurement::{CellStatus, Footprint, JournalLine, LatencySummary, Measurement, Physical};
 pub use namespace::{LabName, Namespace};
 pub use payload::PayloadType;
 pub use record::{Record, RecordId};

@@ -77,6 +77,52 @@ pub struct Measurement {
     /// volume would store for the lab's files after the stage (see [`crate::storage_sim`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_sim: Option<crate::storage_sim::StorageSim>,
+    /// The instrument's own CPU time during the stage (and the server's, where its processes
+    /// are known): how much dedup-lab may have disturbed what it measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<Footprint>,
+}
+
+/// CPU time spent during one stage, from its first size reading to its read-back, as the
+/// operating system counts it (every thread, C libraries included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// Wall time of that interval.
+    pub wall_ns: u64,
+    /// dedup-lab's user CPU time in the interval (all threads).
+    pub tool_user_ns: u64,
+    /// dedup-lab's system CPU time in the interval.
+    pub tool_sys_ns: u64,
+    /// Cores the machine offers dedup-lab: the interval holds `wall × cores` core-seconds.
+    pub cores: u32,
+    /// The server's CPU time (user + system) in the interval, where its processes are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ns: Option<u64>,
+    /// What the server's figure covers (`pid 123 and its children`, `cgroup …`), or why it
+    /// could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_note: Option<String>,
+}
+
+impl Footprint {
+    /// dedup-lab's CPU time, user + system, in nanoseconds.
+    pub fn tool_cpu_ns(&self) -> u64 {
+        self.tool_user_ns + self.tool_sys_ns
+    }
+
+    /// dedup-lab's share of the machine's core-seconds in the interval (0–1).
+    pub fn tool_share(&self) -> Option<f64> {
+        let capacity = self.wall_ns as f64 * f64::from(self.cores.max(1));
+        (capacity > 0.0).then(|| self.tool_cpu_ns() as f64 / capacity)
+    }
+
+    /// dedup-lab's share of the CPU time it and the server spent together (0–1), where the
+    /// server's is known.
+    pub fn tool_share_of_work(&self) -> Option<f64> {
+        let server = self.server_cpu_ns?;
+        let total = self.tool_cpu_ns() + server;
+        (total > 0).then(|| self.tool_cpu_ns() as f64 / total as f64)
+    }
 }
 
 impl Measurement {

@@ -21,7 +21,7 @@ pub fn analyze(ds: &Dataset, threads: usize) -> Result<Analysis, DatasetError> {
     let mut an = Analyzer::new();
     for h in ds.try_par_records(threads) {
         let h = h?;
-        an.add(&h.record.data, Some(h.sha256), h.record.is_duplicate());
+        an.add(&h.record.data, h.sha256, h.record.is_duplicate());
     }
     let a = an.finish();
     cache().lock().expect("analysis cache").insert(ds.spec().clone(), a.clone());

@@ -19,7 +19,7 @@ pub mod summary;
 pub use aggregate::{MergeError, Options, Source, aggregate};
 pub use export::{Artifact, Exporter, Format};
 pub use model::Report;
-pub use summary::{Ideal, SummaryRow, summarize, summary_table};
+pub use summary::{Ideal, SummaryRow, footprint_line, summarize, summary_table};
 
 use std::path::{Path, PathBuf};
 

@@ -241,6 +241,28 @@ pub const METRICS: &[Metric] = &[
         get: |m| m.storage_sim.as_ref().and_then(|s| s.at(s.report_block_size)).and_then(|b| b.dedup_ratio),
         outliers: false,
     },
+    // The instrument's footprint (after the existing columns, for the same reason).
+    Metric {
+        id: "tool_cpu_s",
+        label: "dedup-lab CPU",
+        unit: Unit::Seconds,
+        get: |m| m.footprint.as_ref().map(|f| f.tool_cpu_ns() as f64 / 1e9),
+        outliers: false,
+    },
+    Metric {
+        id: "tool_cpu_share",
+        label: "dedup-lab CPU share",
+        unit: Unit::Share,
+        get: |m| m.footprint.as_ref().and_then(|f| f.tool_share()),
+        outliers: false,
+    },
+    Metric {
+        id: "server_cpu_s",
+        label: "server CPU",
+        unit: Unit::Seconds,
+        get: |m| m.footprint.as_ref().and_then(|f| f.server_cpu_ns).map(|n| n as f64 / 1e9),
+        outliers: false,
+    },
 ];
 
 /// The metric with this id.

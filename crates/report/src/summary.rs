@@ -205,3 +205,42 @@ pub fn summary_table(rows: &[SummaryRow], ideal: &BTreeMap<(String, String), Ide
     }
     s
 }
+
+/// One line on the instrument's own footprint over every measured stage of `lines`: its CPU
+/// time and share of the machine's core-seconds, and the servers' CPU time where known.
+/// `None` when no stage recorded one (a journal written before footprints existed).
+pub fn footprint_line(lines: &[JournalLine]) -> Option<String> {
+    let fps: Vec<&dedup_lab_core::Footprint> = lines
+        .iter()
+        .filter_map(|l| match l {
+            JournalLine::Stage(m) => m.footprint.as_ref(),
+            _ => None,
+        })
+        .collect();
+    if fps.is_empty() {
+        return None;
+    }
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let tool: u64 = fps.iter().map(|f| f.tool_cpu_ns()).sum();
+    let capacity: f64 = fps.iter().map(|f| secs(f.wall_ns) * f64::from(f.cores.max(1))).sum();
+    let mut s = format!(
+        "instrument: dedup-lab used {:.1} s of CPU in the {} measured stages, {:.1} % of the machine's {:.0} \
+         core-seconds",
+        secs(tool),
+        fps.len(),
+        if capacity > 0.0 { 100.0 * secs(tool) / capacity } else { 0.0 },
+        capacity
+    );
+    let with_server: Vec<&&dedup_lab_core::Footprint> = fps.iter().filter(|f| f.server_cpu_ns.is_some()).collect();
+    if !with_server.is_empty() {
+        let server: u64 = with_server.iter().filter_map(|f| f.server_cpu_ns).sum();
+        let tool_there: u64 = with_server.iter().map(|f| f.tool_cpu_ns()).sum();
+        s.push_str(&format!(
+            "; the servers {:.1} s in the {} stages where their processes are known (dedup-lab {:.0} % of the two)",
+            secs(server),
+            with_server.len(),
+            if tool_there + server > 0 { 100.0 * tool_there as f64 / (tool_there + server) as f64 } else { 0.0 }
+        ));
+    }
+    Some(s)
+}

@@ -4,6 +4,7 @@
 
 pub mod cold;
 pub mod engine;
+pub mod footprint;
 pub mod journal;
 pub mod latency;
 pub mod native;

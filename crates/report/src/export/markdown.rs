@@ -177,7 +177,9 @@ pub fn render(report: &Report) -> String {
     });
 
     o.push_str("## Throughput and latency\n\n");
-    per_stage_table(&mut o, report, &["duration", "MB/s", "ops/s", "p50", "p90", "p99", "p99.9", "max"], |m| {
+    let head =
+        ["duration", "MB/s", "ops/s", "p50", "p90", "p99", "p99.9", "max", "dedup-lab CPU", "CPU share", "server CPU"];
+    per_stage_table(&mut o, report, &head, |m| {
         let mut r = vec![
             mean_ci(Unit::Seconds, m("duration_s"), " ± "),
             mean_ci(Unit::MegabytesPerSecond, m("mb_per_s"), " ± "),
@@ -186,6 +188,11 @@ pub fn render(report: &Report) -> String {
         for id in ["lat_p50_ns", "lat_p90_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns"] {
             r.push(m(id).map_or("–".into(), |st| value(Unit::Nanoseconds, st.mean)));
         }
+        // The instrument's footprint: its CPU time, its share of the machine's core-seconds,
+        // and the server's CPU time where its processes are known.
+        r.push(m("tool_cpu_s").map_or("–".into(), |st| value(Unit::Seconds, st.mean)));
+        r.push(m("tool_cpu_share").map_or("–".into(), |st| value(Unit::Share, st.mean)));
+        r.push(m("server_cpu_s").map_or("–".into(), |st| value(Unit::Seconds, st.mean)));
         r
     });
 

@@ -81,6 +81,8 @@ pub struct Engine<'a> {
     telemetry: Option<Telemetry>,
     /// The stage under way, for the event of a stage that fails.
     current_stage: Option<Stage>,
+    /// The server processes of the current cell's system, when its settings name them.
+    server_procs: Option<crate::footprint::ServerProcs>,
 }
 
 impl<'a> Engine<'a> {
@@ -102,6 +104,7 @@ impl<'a> Engine<'a> {
             observer,
             telemetry: None,
             current_stage: None,
+            server_procs: None,
         }
     }
 
@@ -296,6 +299,14 @@ impl<'a> Engine<'a> {
             self.spec.system(cell.key.system).map_or(&crate::probe::ProbeKind::Auto, |s| &s.probe),
             cell.key.system.name(),
         )?;
+        // Checked when the plan was validated; a failure here (a variable changed since)
+        // fails the cell like any other setting.
+        self.server_procs = crate::footprint::ServerProcs::from_config(&backend_config(
+            &self.spec,
+            cell.key.system,
+            &self.dir.lab_dir(),
+        ))
+        .map_err(|e| RunError::Backend(dedup_lab_core::BackendError::msg(e)))?;
         let n = cell.dataset.records;
         let native = native_format(cell).is_some();
         let fallback = match native_plan(cell) {

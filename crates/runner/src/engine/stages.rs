@@ -100,6 +100,9 @@ impl Engine<'_> {
         probe: &Probe,
         body: impl FnOnce(&mut Self, &mut dyn Backend) -> Result<Work, RunError>,
     ) -> Result<Measured, RunError> {
+        // A copy (a few pids or a path): the stage body borrows the engine mutably.
+        let server = self.server_procs.clone();
+        let meter = crate::footprint::Meter::start(server.as_ref());
         let internal_before: InternalSizes = b.sizes(ns)?;
         let method = probe.method(b, ns)?;
         let before = probe.read(b, ns)?;
@@ -135,6 +138,7 @@ impl Engine<'_> {
                 _ => {}
             }
         }
+        let footprint = meter.finish();
         let delta = after as i64 - before as i64;
         let (edr_replica, edr_cluster, edr_note) = if stage.is_insert() {
             Measurement::edr(work.logical_bytes, delta, cell.replicas)
@@ -172,6 +176,7 @@ impl Engine<'_> {
             invalid_reasons: Vec::new(),
             unsupported: None,
             storage_sim: None,
+            footprint: Some(footprint),
         };
         Ok(Measured { m, collapsed, distinct: work.distinct })
     }
@@ -220,6 +225,7 @@ impl Engine<'_> {
             invalid_reasons: Vec::new(),
             unsupported: Some(reason),
             storage_sim: None,
+            footprint: None,
         })
     }
 

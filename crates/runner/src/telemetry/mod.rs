@@ -102,16 +102,8 @@ fn process_stats() -> (Option<u64>, Duration) {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         // SAFETY: sysconf has no preconditions.
         .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64);
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole rusage into the buffer it is given.
-    let cpu = if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } == 0 {
-        // SAFETY: initialised by the successful call above.
-        let ru = unsafe { ru.assume_init() };
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
-        tv(ru.ru_utime) + tv(ru.ru_stime)
-    } else {
-        Duration::ZERO
-    };
+    let (user, sys) = crate::footprint::own_cpu();
+    let cpu = user + sys;
     (rss, cpu)
 }
 
