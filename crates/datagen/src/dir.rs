@@ -201,7 +201,7 @@ pub struct TotalsBuilder {
 impl TotalsBuilder {
     pub fn add(&mut self, h: &par::HashedRecord) {
         let (t, len) = (&mut self.totals, h.record.data.len() as u64);
-        self.fingerprint.update(h.sha256);
+        self.fingerprint.update(h.digest());
         t.records += 1;
         t.logical_bytes += len;
         if h.record.is_duplicate() {
@@ -311,7 +311,7 @@ fn write_records(
                 key: r.key(),
                 file,
                 size: r.data.len() as u64,
-                sha256: hex::encode(h.sha256),
+                sha256: hex::encode(h.digest()),
                 duplicate_of: r.is_duplicate().then_some(r.source),
                 source: h.origin.as_ref().map(|o| RecordSource {
                     file: o.file.to_string(),

@@ -72,7 +72,7 @@ impl Dataset {
     /// reader thread; a read error panics (use [`Dataset::try_par_records`] to handle it).
     pub fn records(&self) -> Box<dyn Iterator<Item = GeneratedRecord> + Send + '_> {
         if self.is_real_world() {
-            return Box::new(self.par_records(1).map(|h| h.record));
+            return Box::new(par::ParRecords::new(self, 1, false).map(|h| h.record));
         }
         Box::new(self.plan().map(move |e| {
             let mut data = Vec::with_capacity(e.size as usize);
@@ -122,14 +122,21 @@ impl Dataset {
     /// The records in order with their SHA-256, generated on `threads` worker threads.
     /// A real-world dataset's read error panics: use [`Dataset::try_par_records`] for those.
     pub fn par_records(&self, threads: usize) -> par::ParRecords {
-        par::ParRecords::new(self, threads)
+        par::ParRecords::new(self, threads, true)
     }
 
     /// The records in order with their SHA-256 (and, for real-world records, their origin),
     /// or the error that stopped them (a real-world source that cannot be read, changed, or
     /// a signal); nothing follows an error.
     pub fn try_par_records(&self, threads: usize) -> par::TryParRecords {
-        par::TryParRecords::new(self, threads)
+        par::TryParRecords::new(self, threads, true)
+    }
+
+    /// [`Dataset::try_par_records`] without the SHA-256 (`sha256` is `None`): for consumers
+    /// that need only the bytes. The runner's feed hashes just its read-back sample, so a
+    /// stage does not spend a core hashing every record for nothing.
+    pub fn try_par_records_unhashed(&self, threads: usize) -> par::TryParRecords {
+        par::TryParRecords::new(self, threads, false)
     }
 }
 

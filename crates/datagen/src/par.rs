@@ -14,13 +14,21 @@ use std::thread::JoinHandle;
 
 const DEPTH: usize = 2;
 
-/// A generated record with its SHA-256.
+/// A generated record with its SHA-256 (`None` from the unhashed iterators:
+/// [`crate::Dataset::try_par_records_unhashed`]).
 #[derive(Debug, Clone)]
 pub struct HashedRecord {
     pub record: GeneratedRecord,
-    pub sha256: [u8; 32],
+    pub sha256: Option<[u8; 32]>,
     /// Where a real-world record's bytes come from (file, archive entry, offset).
     pub origin: Option<Origin>,
+}
+
+impl HashedRecord {
+    /// The record's SHA-256: the workers' if they computed it, else computed now.
+    pub fn digest(&self) -> [u8; 32] {
+        self.sha256.unwrap_or_else(|| Sha256::digest(&self.record.data).into())
+    }
 }
 
 /// Iterator over a dataset's records, generated and hashed on worker threads.
@@ -41,19 +49,21 @@ pub struct ParRecords {
 type Fill = dyn Fn(&Dataset, &PlanEntry, &mut Vec<u8>) + Send + Sync;
 
 impl ParRecords {
-    pub fn new(ds: &Dataset, threads: usize) -> ParRecords {
+    /// `hash`: whether the workers compute each record's SHA-256.
+    pub fn new(ds: &Dataset, threads: usize, hash: bool) -> ParRecords {
         if ds.is_real_world() {
-            let real = Some(Stream::start(ds.spec(), threads));
+            let real = Some(Stream::start(ds.spec(), threads, hash));
             return ParRecords { receivers: Vec::new(), workers: Vec::new(), next: 0, total: 0, real };
         }
         Self::spawn(
             ds,
             threads,
+            hash,
             Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| ds.fill(e.source, e.size, buf)),
         )
     }
 
-    fn spawn(ds: &Dataset, threads: usize, fill: Arc<Fill>) -> ParRecords {
+    fn spawn(ds: &Dataset, threads: usize, hash: bool, fill: Arc<Fill>) -> ParRecords {
         let threads = threads.max(1);
         let mut receivers = Vec::with_capacity(threads);
         let mut workers = Vec::with_capacity(threads);
@@ -65,7 +75,7 @@ impl ParRecords {
                 for entry in ds.plan().skip(w).step_by(threads) {
                     let mut data = Vec::with_capacity(entry.size as usize);
                     fill(&ds, &entry, &mut data);
-                    let sha256 = Sha256::digest(&data).into();
+                    let sha256 = hash.then(|| Sha256::digest(&data).into());
                     let record = GeneratedRecord { index: entry.index, source: entry.source, data };
                     if tx.send(HashedRecord { record, sha256, origin: None }).is_err() {
                         return; // the consumer stopped early
@@ -131,11 +141,12 @@ pub enum TryParRecords {
 }
 
 impl TryParRecords {
-    pub fn new(ds: &Dataset, threads: usize) -> TryParRecords {
+    /// `hash`: whether each record's SHA-256 is computed.
+    pub fn new(ds: &Dataset, threads: usize, hash: bool) -> TryParRecords {
         if ds.is_real_world() {
-            TryParRecords::RealWorld(Stream::start(ds.spec(), threads))
+            TryParRecords::RealWorld(Stream::start(ds.spec(), threads, hash))
         } else {
-            TryParRecords::Synthetic(ParRecords::new(ds, threads))
+            TryParRecords::Synthetic(ParRecords::new(ds, threads, hash))
         }
     }
 }
@@ -190,13 +201,27 @@ mod tests {
     }
 
     #[test]
+    fn unhashed_records_are_the_same_bytes_and_hash_nothing() {
+        let ds = dataset(23);
+        let hashed: Vec<HashedRecord> = ds.par_records(3).collect();
+        let plain: Vec<HashedRecord> = ds.try_par_records_unhashed(3).map(Result::unwrap).collect();
+        assert_eq!(hashed.len(), plain.len());
+        for (h, p) in hashed.iter().zip(&plain) {
+            assert_eq!(h.record.data, p.record.data, "record {}", h.record.index);
+            assert!(h.sha256.is_some() && p.sha256.is_none(), "record {}", h.record.index);
+            assert_eq!(p.digest(), h.sha256.unwrap(), "digest() computes what the workers would");
+        }
+    }
+
+    #[test]
     fn a_panicking_worker_is_not_the_end_of_the_dataset() {
         let ds = dataset(20);
         let fill: Arc<Fill> = Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| {
             assert!(e.index != 13, "generator failed on record 13");
             ds.fill(e.source, e.size, buf);
         });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ParRecords::spawn(&ds, 3, fill).count()));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ParRecords::spawn(&ds, 3, true, fill).count()));
         let panic = result.expect_err("the dataset must not end quietly after 13 records");
         let msg = panic
             .downcast_ref::<String>()
@@ -212,7 +237,7 @@ mod tests {
         // Each worker holds a clone of `fill` until its thread ends: once the iterator is
         // dropped, only ours may be left, or a worker still runs (or was never joined).
         let fill: Arc<Fill> = Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| ds.fill(e.source, e.size, buf));
-        let first: Vec<u64> = ParRecords::spawn(&ds, 4, Arc::clone(&fill)).take(5).map(|r| r.record.index).collect();
+        let first: Vec<u64> = ParRecords::spawn(&ds, 4, true, Arc::clone(&fill)).take(5).map(|r| r.record.index).collect();
         assert_eq!(first, [0, 1, 2, 3, 4], "records come out in order");
         assert_eq!(Arc::strong_count(&fill), 1, "dropping the iterator must end and join every worker");
     }

@@ -72,7 +72,7 @@ impl NativeFeed {
             let spec = ds.spec().clone();
             let mut batch = Batch::default();
             let mut bytes = 0usize;
-            for h in ParRecords::new(&ds, threads) {
+            for h in ParRecords::new(&ds, threads, false) {
                 let f = h.record;
                 // The file as `dedup-lab generate` would write it.
                 let label = format!(

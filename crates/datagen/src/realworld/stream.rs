@@ -38,7 +38,8 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn start(spec: &DatasetSpec, threads: usize) -> Stream {
+    /// `hash`: whether the workers compute each record's SHA-256.
+    pub(crate) fn start(spec: &DatasetSpec, threads: usize, hash: bool) -> Stream {
         let threads = threads.max(1);
         let mut inputs = Vec::with_capacity(threads);
         let mut outputs = Vec::with_capacity(threads);
@@ -49,7 +50,7 @@ impl Stream {
             handles.push(std::thread::spawn(move || {
                 for job in in_rx {
                     let item = job.map(|(record, origin)| {
-                        let sha256 = sha256(&record.data);
+                        let sha256 = hash.then(|| sha256(&record.data));
                         HashedRecord { record, sha256, origin: Some(origin) }
                     });
                     if out_tx.send(item).is_err() {

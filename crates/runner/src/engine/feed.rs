@@ -48,7 +48,7 @@ impl Engine<'_> {
     pub(super) fn records(&self, cell: &CellPlan, ds: &Dataset) -> RecordSource {
         let feed = match native_format(cell) {
             Some(f) => Feed::Native(self.native_feed(cell, ds, f)),
-            None => Feed::Blob(ds.try_par_records(self.threads)),
+            None => Feed::Blob(ds.try_par_records_unhashed(self.threads)),
         };
         let mut src = RecordSource::new(feed, cell, self.spec.readback);
         src.progress = self.telemetry.as_ref().map(|t| t.progress());
@@ -191,7 +191,7 @@ impl Iterator for RecordSource {
                 let r = h.record;
                 let id = record_id(&self.cell, r.index, r.is_duplicate());
                 if self.sampled(r.index) {
-                    self.sample.push((id.clone(), h.sha256));
+                    self.sample.push((id.clone(), digest(&r.data)));
                 }
                 self.files += 1;
                 Record::blob(id, r.index, r.data)
