@@ -157,6 +157,10 @@ pub struct AnalyzeArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Neither read nor write the analysis cache ($DEDUP_LAB_CACHE_DIR/analysis, default
+    /// ~/.cache/dedup-lab/analysis): compute every dataset's intrinsic analysis afresh.
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }
@@ -224,6 +228,10 @@ pub struct RunArgs {
     /// Storage simulation: compress 1 in N distinct blocks (default auto; 1 = all, exact).
     #[arg(long, value_name = "auto|N")]
     pub storage_sim_sample: Option<String>,
+    /// Neither read nor write the analysis cache ($DEDUP_LAB_CACHE_DIR/analysis, default
+    /// ~/.cache/dedup-lab/analysis): compute every dataset's intrinsic analysis afresh.
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }
@@ -243,6 +251,10 @@ pub struct ReportArgs {
     /// Merge runs of different dedup-lab versions or datasets (flagged; different datasets stay apart).
     #[arg(long)]
     pub allow_mixed: bool,
+    /// Neither read nor write the analysis cache ($DEDUP_LAB_CACHE_DIR/analysis, default
+    /// ~/.cache/dedup-lab/analysis): compute every dataset's intrinsic analysis afresh.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

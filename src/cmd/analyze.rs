@@ -8,6 +8,7 @@ use dedup_lab_core::format_bytes;
 use dedup_lab_datagen::dir::{self, ManifestLine};
 use dedup_lab_datagen::realworld;
 use dedup_lab_datagen::{Analysis, Analyzer, Dataset};
+use dedup_lab_report::intrinsic::Cache;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,11 +19,12 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
         Some(root) => analyze_dir(root)?.into_iter().map(|(k, a)| (k, Ok(a))).collect(),
         None => {
             let plan = dataset_plan(&args.dataset, &cfg.matrix, &cfg.real_world)?;
+            let cache = analysis_cache(args.no_cache);
             let mut out = Vec::new();
             for spec in plan.specs {
                 let label = format!("{}/{}", spec.payload_name(), spec.grade);
                 let real = spec.real_world.is_some();
-                let analysis = Dataset::new(spec).map_err(|e| e.to_string()).and_then(|d| analyze_spec(&d));
+                let analysis = Dataset::new(spec).map_err(|e| e.to_string()).and_then(|d| analyze_spec(&d, &cache));
                 if realworld::interrupted() {
                     eprintln!("interrupted; scratch files removed");
                     return Ok(ExitCode::from(130));
@@ -32,6 +34,7 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
                 }
                 out.push((label, analysis));
             }
+            warn_cache(&cache);
             out
         }
     };
@@ -61,10 +64,25 @@ pub fn run(args: &AnalyzeArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses a dataset, hashing on worker threads (cached per spec, so the summary and the
-/// exports of a run share one analysis); a real-world source may fail to read.
-pub fn analyze_spec(ds: &Dataset) -> Result<Analysis, String> {
-    dedup_lab_report::intrinsic::analyze(ds, dir::default_threads()).map_err(|e| e.to_string())
+/// Analyses a dataset, hashing on worker threads, unless `cache` has it (the summary and
+/// the exports of a run share one cache, later invocations the disk); a real-world source
+/// may fail to read.
+pub fn analyze_spec(ds: &Dataset, cache: &Cache) -> Result<Analysis, String> {
+    cache.analyze(ds, dir::default_threads()).map_err(|e| e.to_string())
+}
+
+/// The analysis cache of one invocation: `$DEDUP_LAB_CACHE_DIR/analysis` (see
+/// `dedup_lab_report::intrinsic`), or memory only with `--no-cache`.
+pub fn analysis_cache(no_cache: bool) -> Cache {
+    if no_cache { Cache::in_memory() } else { Cache::from_env() }
+}
+
+/// Warns about the first problem the disk cache met, once per invocation: it costs time,
+/// never a result.
+pub fn warn_cache(cache: &Cache) {
+    if let Some(note) = cache.take_note() {
+        log::warn!("{note}");
+    }
 }
 
 fn analyze_dir(root: &Path) -> Result<Vec<(String, Analysis)>> {

@@ -4,6 +4,7 @@
 use crate::args::ReportArgs;
 use crate::config::RawConfig;
 use anyhow::{Context, Result};
+use dedup_lab_report::intrinsic::Cache;
 use dedup_lab_report::model::WarningKind;
 use dedup_lab_report::{Format, Options, Report};
 use std::path::{Path, PathBuf};
@@ -17,10 +18,11 @@ pub fn export_formats(cli: Option<&Vec<String>>, cfg: &RawConfig) -> Result<Vec<
     }
 }
 
-/// Loads, analyses and aggregates; prints the loading warnings to stderr.
-fn build(paths: &[PathBuf], allow_mixed: bool) -> Result<Report> {
+/// Loads, analyses (through `cache`) and aggregates; prints the loading warnings to stderr.
+fn build(paths: &[PathBuf], allow_mixed: bool, cache: &Cache) -> Result<Report> {
     let sources = dedup_lab_report::load::load(paths)?;
-    let intrinsic = dedup_lab_report::intrinsic::analyses(&sources, dedup_lab_datagen::dir::default_threads());
+    let intrinsic = cache.analyses(&sources, dedup_lab_datagen::dir::default_threads());
+    super::analyze::warn_cache(cache);
     let report = dedup_lab_report::aggregate(&sources, &intrinsic, &Options { allow_mixed, ..Options::default() })?;
     let mut outliers = 0;
     for w in &report.warnings {
@@ -45,7 +47,7 @@ fn write(report: &Report, out: &Path, formats: &[Format]) -> Result<Vec<PathBuf>
 
 pub fn run(args: &ReportArgs, cfg: &RawConfig) -> Result<ExitCode> {
     let formats = export_formats(args.format.as_ref(), cfg)?;
-    let report = build(&args.dirs, args.allow_mixed)?;
+    let report = build(&args.dirs, args.allow_mixed, &super::analyze::analysis_cache(args.no_cache))?;
     print!(
         "{}",
         dedup_lab_report::summary_table(
@@ -61,13 +63,14 @@ pub fn run(args: &ReportArgs, cfg: &RawConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The exports of a run, into its directory. A failure is reported, not fatal: the
-/// measurements are safe in the journal and `dedup-lab report` can write them again.
-pub fn export_run(dir: &Path, formats: &[Format]) {
+/// The exports of a run, into its directory, with the run's analysis cache. A failure is
+/// reported, not fatal: the measurements are safe in the journal and `dedup-lab report` can
+/// write them again.
+pub fn export_run(dir: &Path, formats: &[Format], cache: &Cache) {
     if formats.is_empty() {
         return;
     }
-    let result = build(&[dir.to_path_buf()], false).and_then(|r| write(&r, dir, formats));
+    let result = build(&[dir.to_path_buf()], false, cache).and_then(|r| write(&r, dir, formats));
     match result {
         Ok(paths) => {
             let names: Vec<String> = paths

@@ -35,7 +35,7 @@ pub fn run(args: &RunArgs, cfg: &RawConfig) -> Result<ExitCode> {
     dir.create(&info)?;
     let journal = Journal::create(&dir)?;
     log::info!("run {run_id}: {} cells, results in {}", plan.spec.cells().len(), dir.path.display());
-    execute(plan.spec, dir, info, journal, args.threads, &exports, telemetry)
+    execute(plan.spec, dir, info, journal, args, &exports, telemetry)
 }
 
 fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> Result<ExitCode> {
@@ -62,7 +62,7 @@ fn resume(args: &RunArgs, cfg: &RawConfig, run_id: &str, exports: &[Format]) -> 
     info.status = "running".into();
     info.finished_at = None;
     dir.write_info(&info)?;
-    execute(info.spec.clone(), dir, info, journal, args.threads, exports, telemetry)
+    execute(info.spec.clone(), dir, info, journal, args, exports, telemetry)
 }
 
 fn execute(
@@ -70,7 +70,7 @@ fn execute(
     dir: RunDir,
     info: dedup_lab_runner::RunInfo,
     journal: Journal,
-    threads: Option<usize>,
+    args: &RunArgs,
     exports: &[Format],
     telemetry: dedup_lab_runner::telemetry::TelemetryOptions,
 ) -> Result<ExitCode> {
@@ -119,7 +119,7 @@ fn execute(
             }
         }
     };
-    let threads = threads.unwrap_or_else(dedup_lab_datagen::dir::default_threads);
+    let threads = args.threads.unwrap_or_else(dedup_lab_datagen::dir::default_threads);
     let engine =
         Engine::new(spec.clone(), dir.clone(), info, journal, threads, &mut observer).with_telemetry(telemetry);
     let outcome = engine.run();
@@ -134,7 +134,10 @@ fn execute(
         log::warn!("{} line {} is unreadable and was skipped: {}", journal::JOURNAL_FILE, b.line, b.error);
     }
     let rows = dedup_lab_report::summarize(&lines);
-    print!("{}", dedup_lab_report::summary_table(&rows, &ideal_ratios(&spec)));
+    // One analysis cache for the summary and the exports: each dataset is analysed (or read
+    // from the disk cache) once.
+    let cache = super::analyze::analysis_cache(args.no_cache);
+    print!("{}", dedup_lab_report::summary_table(&rows, &ideal_ratios(&spec, &cache)));
     println!(
         "EDR = logical bytes ÷ (physical growth ÷ replicas); ideal = the dataset's own dedup × zstd ratio; \
          'frees' = share of the per-record growth given back"
@@ -149,7 +152,8 @@ fn execute(
         println!("{line}");
     }
     println!("results: {}", dir.path.display());
-    super::report::export_run(&dir.path, exports);
+    super::report::export_run(&dir.path, exports, &cache);
+    super::analyze::warn_cache(&cache);
     if outcome.interrupted {
         eprintln!(
             "interrupted: the current cell was torn down; continue with `dedup-lab run --resume {}`",
@@ -202,11 +206,14 @@ fn failure_lines(failed: &[(dedup_lab_core::CellKey, String)]) -> Vec<String> {
 }
 
 /// The intrinsic ideal ratios of every dataset of the run.
-fn ideal_ratios(spec: &RunSpec) -> BTreeMap<(String, String), dedup_lab_report::Ideal> {
+fn ideal_ratios(
+    spec: &RunSpec,
+    cache: &dedup_lab_report::intrinsic::Cache,
+) -> BTreeMap<(String, String), dedup_lab_report::Ideal> {
     let mut out = BTreeMap::new();
     for ds in &spec.datasets {
         if let Ok(a) =
-            Dataset::new(ds.clone()).map_err(|e| e.to_string()).and_then(|d| super::analyze::analyze_spec(&d))
+            Dataset::new(ds.clone()).map_err(|e| e.to_string()).and_then(|d| super::analyze::analyze_spec(&d, cache))
         {
             out.insert((ds.payload_name().to_string(), ds.grade.to_string()), dedup_lab_report::Ideal::of(&a));
         }

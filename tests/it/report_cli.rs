@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    c.env("DEDUP_LAB_CACHE_DIR", crate::support::test_cache_dir());
+    c
 }
 
 fn output(cmd: &mut Command) -> Output {
@@ -211,4 +213,61 @@ fn html_report_of_a_real_run_renders_in_chromium() {
     crate::chromium::assert_renders_well(&r, 20);
     assert!(r.dom.contains("sqlite/default (SQLite"), "server versions are shown");
     eprintln!("screenshot: {}", r.screenshot.display());
+}
+
+/// The datasets of the analysis-cache test: 2 payloads × 2 grades, tiny.
+const TINY_DATASETS: &[&str] = &[
+    "--payload-types",
+    "random_binary,text_document",
+    "--grades",
+    "U0,U50",
+    "--records",
+    "4",
+    "--record-size",
+    "8KiB",
+];
+
+#[test]
+fn no_cache_leaves_the_analysis_cache_alone_and_the_cache_serves_later_invocations() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("cache");
+    let analysis = root.join("analysis");
+    let res = t.path().join("results");
+    let go = |args: &[&str], extra: &[&str]| {
+        let out = output(bin().env("DEDUP_LAB_CACHE_DIR", &root).args(args).args(extra));
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let res_s = res.to_str().unwrap();
+    let (rep_none, rep_cached) = (t.path().join("rep-none"), t.path().join("rep-cached"));
+    let analyze = ["analyze", "--json"];
+
+    // --no-cache on run (summary and exports), report and analyze: nothing written.
+    go(
+        &["run", "--systems", "files", "--runs", "1", "--export", "json", "--no-cache", "--results", res_s],
+        TINY_DATASETS,
+    );
+    let run = std::fs::read_dir(&res).unwrap().next().unwrap().unwrap().path();
+    let report_none = ["report", run.to_str().unwrap(), "--format", "json", "--no-cache", "-o"];
+    go(&report_none, &[rep_none.to_str().unwrap()]);
+    let uncached = go(&["analyze", "--json", "--no-cache"], TINY_DATASETS);
+    assert!(!root.exists(), "--no-cache wrote into the cache: {:?}", std::fs::read_dir(&root).map(|d| d.count()));
+
+    // Without it: one entry per dataset, which the next invocations read; same figures.
+    let cold = go(&analyze, TINY_DATASETS);
+    assert_eq!(std::fs::read_dir(&analysis).unwrap().count(), 4, "one file per dataset");
+    let warm = go(&analyze, TINY_DATASETS);
+    assert_eq!(cold, uncached);
+    assert_eq!(warm, uncached);
+    let report_cached = ["report", run.to_str().unwrap(), "--format", "json", "-o"];
+    go(&report_cached, &[rep_cached.to_str().unwrap()]);
+    assert_eq!(std::fs::read_dir(&analysis).unwrap().count(), 4, "the run's datasets are the analysed ones");
+    let datasets = |dir: &Path| {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        v["datasets"].clone()
+    };
+    let with_cache = datasets(&rep_cached);
+    assert_eq!(with_cache.as_array().unwrap().len(), 4);
+    assert!(with_cache.as_array().unwrap().iter().all(|d| d["intrinsic"]["ideal_ratio"].as_f64().is_some()));
+    assert_eq!(with_cache, datasets(&rep_none), "the report's ideal figures from the cache are the computed ones");
 }

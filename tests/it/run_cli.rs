@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    c.env("DEDUP_LAB_CACHE_DIR", crate::support::test_cache_dir());
+    c
 }
 
 /// A small matrix that still takes a few seconds: 8 cells × 4 stages.

@@ -19,6 +19,14 @@ const CDC_AVG: u32 = 8192;
 const CDC_MAX: u32 = 65_536;
 const ZSTD_LEVEL: i32 = 3;
 
+/// The version of what an analysis of a spec holds, part of the key of the on-disk analysis
+/// cache (dedup-lab-report's `intrinsic`). A spec defines every byte of its dataset, so a
+/// cached analysis stays right until the figures computed from the same spec change: bump
+/// this when the [`Analyzer`]'s output (its fields or how they are computed) or the bytes a
+/// payload generator or a real-world reader yields for the same spec change, so that no
+/// older analysis is reused.
+pub const ANALYSIS_FORMAT: u32 = 1;
+
 /// Duplicate statistics of one chunking method.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkStats {

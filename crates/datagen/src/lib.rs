@@ -17,7 +17,7 @@ pub mod realworld;
 pub mod spec;
 mod words;
 
-pub use analyze::{Analysis, Analyzer, ChunkStats, ContainerStats};
+pub use analyze::{ANALYSIS_FORMAT, Analysis, Analyzer, ChunkStats, ContainerStats};
 pub use plan::{DupPlan, PlanEntry};
 pub use spec::{DatasetError, DatasetSpec, RecordSize};
 

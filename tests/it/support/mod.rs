@@ -31,14 +31,27 @@ use dedup_lab_core::{JournalLine, Measurement};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The analysis cache of the tests' runs (`DEDUP_LAB_CACHE_DIR`), in the target directory:
+/// tests never read or fill the user's `~/.cache`. Shared by the tests, as every invocation
+/// of one user shares theirs.
+pub fn test_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("dedup-lab-cache")
+}
+
 /// Runs `dedup-lab` with `args` (no stdin) and returns what it did.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dedup-lab")).args(args).stdin(Stdio::null()).output().expect("dedup-lab runs")
+    Command::new(env!("CARGO_BIN_EXE_dedup-lab"))
+        .env("DEDUP_LAB_CACHE_DIR", test_cache_dir())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("dedup-lab runs")
 }
 
 /// Runs `dedup-lab` with `args` and extra environment variables `envs` (no stdin).
 pub fn run_env(envs: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dedup-lab"));
+    c.env("DEDUP_LAB_CACHE_DIR", test_cache_dir());
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -156,7 +169,7 @@ pub fn kill_and_resume(results: &Path, args: &[String], extra_lines: &[usize]) -
     };
     let bin = env!("CARGO_BIN_EXE_dedup-lab");
     let mut cmd = Command::new(bin);
-    cmd.args(args);
+    cmd.env("DEDUP_LAB_CACHE_DIR", test_cache_dir()).args(args);
     quiet(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let run = wait_for_lines(results, &mut child, 0).expect("the run started");
@@ -168,7 +181,13 @@ pub fn kill_and_resume(results: &Path, args: &[String], extra_lines: &[usize]) -
     let mut kills = 1;
     let resume = || {
         let mut c = Command::new(bin);
-        c.args(["run", "--results", &results.display().to_string(), "--resume", &run_id]);
+        c.env("DEDUP_LAB_CACHE_DIR", test_cache_dir()).args([
+            "run",
+            "--results",
+            &results.display().to_string(),
+            "--resume",
+            &run_id,
+        ]);
         c
     };
     for extra in extra_lines {

@@ -381,8 +381,8 @@ fn file_change(f: &SourceFile) -> Option<String> {
 }
 
 /// Checks that the files of a dataset are still as planned (sizes and mtimes), before
-/// reading them.
-pub(crate) fn check_files(rw: &RealWorldSpec) -> Result<(), DatasetError> {
+/// reading them, and before reusing an analysis cached from them.
+pub fn check_files(rw: &RealWorldSpec) -> Result<(), DatasetError> {
     for f in &rw.files {
         if let Some(change) = file_change(f) {
             return Err(DatasetError::Invalid(format!(

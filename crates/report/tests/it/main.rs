@@ -7,6 +7,7 @@ mod common;
 mod support;
 
 mod aggregate;
+mod analysis_cache;
 mod browser;
 mod compat;
 mod exporters;
