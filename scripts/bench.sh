@@ -32,6 +32,8 @@
 #   DEDUP_LAB_BENCH_SIM_RSS_GIB  GiB of distinct data `storage-sim` reads while its peak RSS
 #                            is measured (default 10; needs that much free space)
 #   DEDUP_LAB_BENCH_RUN_RSS_GIB  GiB of the dataset `rss` runs on each system (default 2)
+#   DEDUP_LAB_BENCH_BASELINE_BIN  `footprint`: an earlier dedup-lab binary to run the same
+#                            matrices with, for the before/after figures (default: none)
 #
 # Adding a section: write a function bench_<name> that calls `row` for every
 # figure, and `register_section <name> "<description>"`.
@@ -1075,6 +1077,64 @@ PY
       "$cells cell(s), $stages valid stages; $(calc '%.0f' "$t1 - $t0") s wall, $(calc '%.0f' "$cpu") s CPU of dedup-lab"
     rm -rf -- "$dir"
   done
+}
+
+# --- section: footprint -----------------------------------------------------------
+
+register_section footprint "the instrument's own footprint: dedup-lab's CPU time (the kernel's count) as a share of the run's core-seconds, wall time and peak RSS, for the seed-scale PostgreSQL matrix and the embedded default run (and the same with a baseline binary, when given)"
+bench_footprint() {
+  ensure_tool /usr/bin/time time
+  ensure_tool python3 python3
+  bash "$REPO/scripts/services.sh" up postgresql >&2
+  eval "$(bash "$REPO/scripts/services.sh" env postgresql)"
+  local dir="$(scratch)/footprint" cores bins=("$BIN") bin label what
+  cores="$(nproc)"
+  [[ -n "${DEDUP_LAB_BENCH_BASELINE_BIN:-}" ]] && bins+=("$DEDUP_LAB_BENCH_BASELINE_BIN")
+  for what in "postgresql seed" "embedded default"; do
+    for bin in "${bins[@]}"; do
+      [[ -x "$bin" ]] || die "footprint: no binary at $bin"
+      label="this build"
+      [[ "$bin" != "$BIN" ]] && label="baseline $(basename -- "$bin")"
+      rm -rf -- "$dir"
+      mkdir -p -- "$dir/cache"
+      printf 'lab = "dedup_lab_bench_fp"\n' >"$dir/bench.toml"
+      local args=(--config "$dir/bench.toml" run --results "$dir/results" --runs 1)
+      if [[ "$what" == "postgresql seed" ]]; then args+=(--systems postgresql --profile seed); fi
+      # A cold analysis cache: the run analyses every dataset once, as a first run does.
+      local t0 t1
+      t0="$(now)"
+      DEDUP_LAB_CACHE_DIR="$dir/cache" /usr/bin/time -v -o "$dir/time.log" "$bin" "${args[@]}" >"$dir/out.log" 2>&1 ||
+        { tail -n 20 "$dir/out.log" >&2; die "footprint: $what with $bin failed"; }
+      t1="$(now)"
+      local figures
+      figures="$(python3 - "$dir/time.log" "$dir/results" <<'PY'
+import glob, json, sys
+t = dict(l.strip().split(": ", 1) for l in open(sys.argv[1]) if ": " in l)
+stages, server, bad = 0, 0, 0
+for path in glob.glob(sys.argv[2] + "/*/measurements.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m["type"] != "stage":
+            continue
+        stages += 1
+        bad += not m["valid"] and not m.get("unsupported")
+        server += (m.get("footprint") or {}).get("server_cpu_ns") or 0
+cpu = float(t["User time (seconds)"]) + float(t["System time (seconds)"])
+print(cpu, int(t["Maximum resident set size (kbytes)"]), stages, bad, server / 1e9)
+PY
+)"
+      local cpu rss stages bad server wall
+      read -r cpu rss stages bad server <<<"$figures"
+      wall="$(calc '%.1f' "$t1 - $t0")"
+      [[ "$bad" == 0 ]] || die "footprint: $what with $bin: $bad invalid stages"
+      row "$what run, $label: dedup-lab CPU share of the run's core-seconds (target ≤ 5 %)" \
+        "**$(calc '%.1f' "100 * $cpu / ($wall * $cores)") %**" \
+        "$(calc '%.1f' "$cpu") s CPU of $(calc '%.0f' "$wall * $cores") core-s ($wall s wall × $cores cores); $stages stages"
+      row "$what run, $label: wall time / peak RSS (target ≤ 128 MiB)" "$wall s / $(calc '%.1f' "$rss / 1024") MiB" \
+        "server CPU in the stages: $(calc '%.1f' "$server") s (0 where its processes are not named)"
+    done
+  done
+  rm -rf -- "$dir"
 }
 
 # --- main ---------------------------------------------------------------------

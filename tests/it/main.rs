@@ -21,6 +21,7 @@ mod clickhouse;
 mod conformance_mariadb;
 mod conformance_postgresql;
 mod generate_cli;
+mod golden_matrix;
 mod kafka;
 mod mariadb;
 mod native;

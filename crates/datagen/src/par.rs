@@ -237,7 +237,8 @@ mod tests {
         // Each worker holds a clone of `fill` until its thread ends: once the iterator is
         // dropped, only ours may be left, or a worker still runs (or was never joined).
         let fill: Arc<Fill> = Arc::new(|ds: &Dataset, e: &PlanEntry, buf: &mut Vec<u8>| ds.fill(e.source, e.size, buf));
-        let first: Vec<u64> = ParRecords::spawn(&ds, 4, true, Arc::clone(&fill)).take(5).map(|r| r.record.index).collect();
+        let first: Vec<u64> =
+            ParRecords::spawn(&ds, 4, true, Arc::clone(&fill)).take(5).map(|r| r.record.index).collect();
         assert_eq!(first, [0, 1, 2, 3, 4], "records come out in order");
         assert_eq!(Arc::strong_count(&fill), 1, "dropping the iterator must end and join every worker");
     }

@@ -9,8 +9,10 @@
 //!   `$DEDUP_LAB_CACHE_DIR/analysis/` (default `~/.cache/dedup-lab/analysis/`; none without
 //!   `HOME`). The file is named by the SHA-256 of its key — the spec as JSON (a real-world
 //!   spec holds every source file's path, size, mtime and optional SHA-256),
-//!   [`ANALYSIS_FORMAT`] and the version — holds that key, and is used only when the key
-//!   matches (a stale format or a hash collision is a miss).
+//!   [`ANALYSIS_FORMAT`], the version and the running binary's size and mtime (so another
+//!   build never reuses an analysis: a generator changed between commits cannot leave a
+//!   stale ideal ratio behind) — holds that key, and is used only when the key matches (a
+//!   stale format or a hash collision is a miss).
 //! - Before a cached analysis of a real-world dataset is used, its source files are stat'ed
 //!   again ([`realworld::check_files`], the check every read makes): a file gone or changed
 //!   in size or mtime is a miss, and the analysis then fails as it would without the cache.
@@ -52,6 +54,7 @@ pub struct Cache {
 struct Key<'a> {
     format: u32,
     version: &'static str,
+    build: &'static str,
     spec: &'a DatasetSpec,
 }
 
@@ -212,10 +215,25 @@ pub fn default_dir(cache_root: Option<OsString>, home: Option<OsString>) -> Opti
     Some(root.join("analysis"))
 }
 
+/// The running binary's identity: its size and modification time. Every rebuild changes it,
+/// so an analysis cached by another build is never reused, even where a change to a
+/// generator forgot to bump [`ANALYSIS_FORMAT`] (the version stays the same between
+/// commits). One build reuses its own analyses, which is what the cache is for.
+fn build_identity() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .map(|m| format!("{}-{}.{}", m.len(), m.mtime(), m.mtime_nsec()))
+            .unwrap_or_else(|_| "unknown".into())
+    })
+}
+
 /// The canonical key of a dataset's analysis: the spec as JSON (struct fields in their
-/// declared order: deterministic), the analysis format and the version.
+/// declared order: deterministic), the analysis format, the version and the build.
 fn key(spec: &DatasetSpec) -> String {
-    let key = Key { format: ANALYSIS_FORMAT, version: env!("CARGO_PKG_VERSION"), spec };
+    let key = Key { format: ANALYSIS_FORMAT, version: env!("CARGO_PKG_VERSION"), build: build_identity(), spec };
     serde_json::to_string(&key).expect("a dataset spec serialises")
 }
 

@@ -32,7 +32,7 @@ fn uncached(spec: &DatasetSpec) -> Analysis {
     let mut an = Analyzer::new();
     for h in ds(spec).try_par_records(2) {
         let h = h.unwrap();
-        an.add(&h.record.data, Some(h.sha256), h.record.is_duplicate());
+        an.add(&h.record.data, h.sha256, h.record.is_duplicate());
     }
     an.finish()
 }
