@@ -344,7 +344,10 @@ fn status_follows_a_running_run_and_watch_ends_with_it() {
     // Wait until the second cell's per-record stage is under way (one cell done: a pace).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let seen = loop {
-        let text = if results.exists() { status(&[]) } else { String::new() };
+        // Until the run has written its run.json, `status` rightly finds no run: look again.
+        let has_run =
+            std::fs::read_dir(&results).into_iter().flatten().flatten().any(|e| e.path().join("run.json").is_file());
+        let text = if has_run { status(&[]) } else { String::new() };
         if text.contains("current cell 2 of 2")
             && text.contains("stage perfile_insert")
             && text.contains("last sample:")
