@@ -248,18 +248,17 @@ fn uuid_lines(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
         rng.fill_bytes(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40; // version 4
         b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-        let h = hex_lower(&b);
-        writeln!(
-            line,
-            "{}-{}-{}-{}-{},{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32],
-            below(rng, 100_000)
-        )
-        .expect("writing to a Vec cannot fail");
+        // `8-4-4-4-12` hex digits, a comma, the value, a newline: written byte by byte (the
+        // formatting machinery and a String per line cost more than the generator itself).
+        for (i, group) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]].into_iter().enumerate() {
+            if i > 0 {
+                line.push(b'-');
+            }
+            push_hex(&mut line, group);
+        }
+        line.push(b',');
+        push_decimal(&mut line, below(rng, 100_000));
+        line.push(b'\n');
         if buf.len() - start + line.len() > size {
             break;
         }
@@ -278,13 +277,50 @@ fn uuid_lines(rng: &mut Xoshiro256StarStar, size: usize, buf: &mut Vec<u8>) {
     }
 }
 
-fn hex_lower(b: &[u8]) -> String {
-    hex::encode(b)
+/// Appends `b` as lower-case hex digits.
+fn push_hex(out: &mut Vec<u8>, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.push(DIGITS[usize::from(x >> 4)]);
+        out.push(DIGITS[usize::from(x & 0xf)]);
+    }
+}
+
+/// Appends `v` in decimal, as `{}` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_writers_write_what_the_formatting_machinery_writes() {
+        let mut rng = Xoshiro256StarStar::seed_from_u64(7);
+        for _ in 0..2000 {
+            let v = rng.next_u64() >> below(&mut rng, 64);
+            let mut out = Vec::new();
+            push_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+            let mut out = Vec::new();
+            push_hex(&mut out, &v.to_be_bytes());
+            assert_eq!(out, format!("{v:016x}").into_bytes());
+        }
+        let mut out = Vec::new();
+        push_decimal(&mut out, 0);
+        assert_eq!(out, b"0");
+    }
 
     fn gen_one(p: PayloadType, source: u64, size: usize) -> Vec<u8> {
         let mut buf = Vec::new();
